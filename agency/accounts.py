@@ -1,0 +1,120 @@
+"""Registrant accounts: creation, password checks, prefix ownership."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+from sqlalchemy import select
+from sqlalchemy.orm import Session, selectinload
+
+from agency.models import Account, Prefix
+
+PREFIX_PATTERN = re.compile(r"^10\.[0-9]+(\.[0-9]+)*$")
+LOGIN_PATTERN = re.compile(r"^[A-Za-z0-9._@-]{1,128}$")
+EMAIL_PATTERN = re.compile(r"^[^@\s]+@[^@\s]+$")
+
+# A well-formed hash checked when the login is unknown, so that a wrong login
+# costs as much time as a wrong password and logins cannot be probed.
+_DUMMY_PASSWORD = "not-a-real-password"
+
+
+class AccountError(ValueError):
+    """A request to create or change an account that cannot be honoured."""
+
+
+@dataclass(frozen=True)
+class Registrant:
+    """What the rest of the agency needs to know about an authenticated account."""
+
+    id: int
+    login: str
+    email: str
+    prefixes: frozenset[str]
+
+    def owns_prefix(self, prefix: str) -> bool:
+        return prefix.lower() in self.prefixes
+
+
+class PasswordCheck:
+    """Argon2id hashing with a configurable time cost."""
+
+    def __init__(self, time_cost: int = 3) -> None:
+        self._hasher = PasswordHasher(time_cost=time_cost)
+        self._dummy_hash = self._hasher.hash(_DUMMY_PASSWORD)
+
+    def hash(self, password: str) -> str:
+        return self._hasher.hash(password)
+
+    def verify(self, stored_hash: str | None, password: str) -> bool:
+        try:
+            return self._hasher.verify(stored_hash or self._dummy_hash, password) and stored_hash is not None
+        except (VerificationError, InvalidHashError):
+            return False
+
+
+def _registrant(account: Account) -> Registrant:
+    return Registrant(
+        id=account.id,
+        login=account.login,
+        email=account.email,
+        prefixes=frozenset(p.prefix for p in account.prefixes),
+    )
+
+
+def create_account(
+    session: Session, passwords: PasswordCheck, login: str, email: str, password: str, prefixes: list[str]
+) -> Registrant:
+    if not LOGIN_PATTERN.match(login):
+        raise AccountError(f"login {login!r} must be 1-128 letters, digits or . _ @ -")
+    if not EMAIL_PATTERN.match(email):
+        raise AccountError(f"email {email!r} is not an email address")
+    if len(password) < 8:
+        raise AccountError("password must be at least 8 characters")
+    if session.scalar(select(Account).where(Account.login == login)):
+        raise AccountError(f"login {login!r} exists already")
+    account = Account(login=login, email=email, password_hash=passwords.hash(password))
+    session.add(account)
+    session.flush()
+    for prefix in prefixes:
+        add_prefix(session, account, prefix)
+    session.flush()
+    session.refresh(account)
+    return _registrant(account)
+
+
+def add_prefix(session: Session, account: Account, prefix: str) -> None:
+    prefix = prefix.strip().lower()
+    if not PREFIX_PATTERN.match(prefix):
+        raise AccountError(f"prefix {prefix!r} is not a DOI prefix (10.NNNN)")
+    owner = session.get(Prefix, prefix)
+    if owner is not None and owner.account_id != account.id:
+        raise AccountError(f"prefix {prefix} belongs to another account")
+    if owner is None:
+        session.add(Prefix(prefix=prefix, account_id=account.id))
+
+
+def authenticate(session: Session, passwords: PasswordCheck, login: str, password: str) -> Registrant | None:
+    """The registrant for these credentials, or None; timing does not reveal which part was wrong."""
+    account = session.scalar(
+        select(Account).where(Account.login == login).options(selectinload(Account.prefixes))
+    )
+    if not passwords.verify(account.password_hash if account else None, password):
+        return None
+    return _registrant(account)
+
+
+def registrant_by_id(session: Session, account_id: int) -> Registrant:
+    account = session.scalar(
+        select(Account).where(Account.id == account_id).options(selectinload(Account.prefixes))
+    )
+    if account is None:
+        raise LookupError(f"no account {account_id}")
+    return _registrant(account)
+
+
+def prefix_owner(session: Session, prefix: str) -> int | None:
+    owner = session.get(Prefix, prefix.lower())
+    return owner.account_id if owner else None

@@ -1,0 +1,137 @@
+"""The ``agency`` command: accounts, the service, the worker, the metadata load."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import secrets
+import sys
+from pathlib import Path
+
+from sqlalchemy import select
+
+from agency.accounts import AccountError, create_account
+from agency.config import documented_variables, load_settings
+from agency.models import Account
+from agency.services import build_agency
+
+DEMO_LOGIN, DEMO_PREFIX, DEMO_EMAIL = "demo", "10.5555", "demo@example.org"
+
+
+def _read_password() -> str:
+    line = sys.stdin.readline()
+    if not line:
+        raise SystemExit("agency: give the password on standard input (one line)")
+    return line.rstrip("\r\n")
+
+
+def cmd_accounts_create(args) -> int:
+    svc = build_agency(load_settings())
+    password = _read_password()
+    try:
+        with svc.db.transaction() as session:
+            registrant = create_account(session, svc.passwords, args.login, args.email, password, args.prefix)
+    except AccountError as exc:
+        print(f"agency: {exc}", file=sys.stderr)
+        return 2
+    print(f"created account {registrant.login} (id {registrant.id}) with prefixes "
+          f"{', '.join(sorted(registrant.prefixes)) or '(none)'}")
+    return 0
+
+
+def ensure_demo_account(svc) -> tuple[str, str, str]:
+    """Create the demo account once; its password is kept in the data folder."""
+    secret_file: Path = svc.settings.data_dir / "demo-password.txt"
+    with svc.db.transaction() as session:
+        exists = session.scalar(select(Account).where(Account.login == DEMO_LOGIN))
+        if exists is None or not secret_file.exists():
+            password = secrets.token_urlsafe(12)
+            if exists is not None:
+                exists.password_hash = svc.passwords.hash(password)
+            else:
+                create_account(session, svc.passwords, DEMO_LOGIN, DEMO_EMAIL, password, [DEMO_PREFIX])
+            secret_file.write_text(password + "\n")
+            secret_file.chmod(0o600)
+    return DEMO_LOGIN, secret_file.read_text().strip(), DEMO_PREFIX
+
+
+def cmd_serve(args) -> int:
+    from waitress import serve
+
+    from agency.app import create_app
+
+    settings = load_settings(base_url=f"http://{args.host}:{args.port}")
+    svc = build_agency(settings)
+    if args.demo:
+        login, password, prefix = ensure_demo_account(svc)
+        print(f"demo account: login {login!r}, password {password!r}, prefix {prefix}")
+        print(f"  try: curl -u {login}:{password} -H 'Content-Type: application/xml' "
+              f"--data-binary @batch.xml 'http://{args.host}:{args.port}/v1/deposits?wait=10'")
+    app = create_app(agency=svc, start_background=True)
+    print(f"agency serving on http://{args.host}:{args.port} (data {settings.data_dir.resolve()}, "
+          f"batches {settings.batch_dir.resolve()})", flush=True)
+    try:
+        serve(app, host=args.host, port=args.port, threads=args.threads, ident="agency")
+    finally:
+        svc.stop_background()
+    return 0
+
+
+def cmd_worker(args) -> int:
+    settings = load_settings()
+    svc = build_agency(settings)
+    if args.once:
+        svc.worker.run_until_idle(timeout=args.timeout)
+        return 0
+    import threading
+
+    stop = threading.Event()
+    try:
+        svc.worker.run_forever(stop)
+    except KeyboardInterrupt:
+        stop.set()
+    return 0
+
+
+def cmd_config(_args) -> int:
+    for name, default in documented_variables():
+        print(f"{name}={default}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="agency", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    accounts = sub.add_parser("accounts", help="registrant accounts").add_subparsers(dest="action", required=True)
+    create = accounts.add_parser("create", help="create an account; password on standard input")
+    create.add_argument("login")
+    create.add_argument("--email", required=True)
+    create.add_argument("--prefix", action="append", default=[], help="a DOI prefix it owns (repeatable)")
+    create.set_defaults(func=cmd_accounts_create)
+
+    serve = sub.add_parser("serve", help="run the HTTP service with the worker and scheduler in-process")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument("--threads", type=int, default=8)
+    serve.add_argument("--demo", action="store_true", help="create (once) and print a demo account")
+    serve.set_defaults(func=cmd_serve)
+
+    worker = sub.add_parser("worker", help="run a deposit worker process")
+    worker.add_argument("--once", action="store_true", help="stop when there is nothing left to do")
+    worker.add_argument("--timeout", type=float, default=3600)
+    worker.set_defaults(func=cmd_worker)
+
+    config = sub.add_parser("config", help="list the AGENCY_* settings and their defaults")
+    config.set_defaults(func=cmd_config)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    args = build_parser().parse_args(argv)
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,58 @@
+"""DOI name syntax: what a DOI must look like, its case-folded key, its prefix.
+
+DOI names are case-insensitive (ASCII case folding, as the DOI system does it);
+the key upper-cases them so look-ups and uniqueness ignore case while the
+registrant's own spelling is kept for display.
+"""
+
+from __future__ import annotations
+
+import re
+from urllib.parse import urlsplit
+
+MAX_DOI_LENGTH = 2048
+MAX_URL_LENGTH = 2048
+_DOI = re.compile(r"^(10\.[0-9]+(?:\.[0-9]+)*)/(.+)$", re.DOTALL)
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
+def doi_key(doi: str) -> str:
+    return doi.upper()
+
+
+def doi_prefix(doi: str) -> str:
+    return doi.split("/", 1)[0].lower()
+
+
+def doi_problem(doi: str) -> str | None:
+    """Why ``doi`` is not an acceptable DOI name, or None when it is."""
+    if not doi:
+        return "DOI is empty"
+    if len(doi) > MAX_DOI_LENGTH:
+        return f"DOI is {len(doi)} characters long; at most {MAX_DOI_LENGTH} are allowed"
+    if _CONTROL.search(doi):
+        return "DOI contains a control character"
+    if doi != doi.strip() or any(c.isspace() for c in doi):
+        return "DOI contains white space"
+    if not _DOI.match(doi):
+        return "DOI must have the form 10.<digits>[.<digits>...]/<suffix>"
+    return None
+
+
+def url_problem(url: str) -> str | None:
+    """Why ``url`` cannot be a DOI's resolution URL, or None when it can."""
+    if not url:
+        return "URL is empty"
+    if len(url) > MAX_URL_LENGTH:
+        return f"URL is {len(url)} characters long; at most {MAX_URL_LENGTH} are allowed"
+    if _CONTROL.search(url) or any(c.isspace() for c in url):
+        return "URL contains white space or a control character"
+    try:
+        parts = urlsplit(url)
+    except ValueError as exc:
+        return f"URL cannot be parsed: {exc}"
+    if parts.scheme.lower() not in ("http", "https"):
+        return "URL must be absolute and start with http:// or https://"
+    if not parts.hostname:
+        return "URL has no host name"
+    return None

@@ -1,0 +1,237 @@
+"""The handle store: registering DOI names with timestamp precedence, and reading them.
+
+Precedence is decided by the database in one conditional statement per chunk
+(``INSERT … ON CONFLICT (key) DO UPDATE … WHERE stored.version < new.version``),
+never by reading then writing in Python, so concurrent workers on PostgreSQL
+cannot let older data win.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Iterable, Sequence
+
+from sqlalchemy import delete, select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+from agency.accounts import Registrant
+from agency.doi_syntax import doi_key, doi_prefix, doi_problem, url_problem
+from agency.extraction import DepositRecord
+from agency.models import Handle, HandleValue
+
+SUCCESS, WARNING, FAILURE = "Success", "Warning", "Failure"
+URL_INDEX, ADMIN_INDEX = 1, 100
+ADMIN_HANDLE_INDEX = 200
+ADMIN_PERMISSIONS = "111111111111"
+VERSION_DIGITS = 19
+_TIMESTAMP = re.compile(r"^[0-9]{1,19}$")
+
+
+@dataclass(frozen=True)
+class RecordDiagnostic:
+    """What happened to one record: the line of the batch log that reports it."""
+
+    seq: int
+    doi: str
+    status: str
+    message: str
+    outcome: str  # added | updated | stale | prefix | invalid | duplicate
+
+
+@dataclass(frozen=True)
+class HandleValueView:
+    index: int
+    type: str
+    data: str
+    ttl: int
+    timestamp: datetime
+
+
+def version_of(timestamp: str) -> str:
+    """The sortable form of a deposit timestamp: digits, zero-padded to 19."""
+    return timestamp.zfill(VERSION_DIGITS)
+
+
+def shown_version(version: str) -> str:
+    return version.lstrip("0") or "0"
+
+
+def admin_handle(prefix: str) -> str:
+    return f"0.NA/{prefix}"
+
+
+def admin_value_data(prefix: str) -> str:
+    return json.dumps({"handle": admin_handle(prefix), "index": ADMIN_HANDLE_INDEX,
+                       "permissions": ADMIN_PERMISSIONS}, sort_keys=True)
+
+
+def timestamp_problem(timestamp: str | None) -> str | None:
+    if not timestamp:
+        return "Record has no timestamp and the batch head gives none"
+    if not _TIMESTAMP.match(timestamp):
+        return (f"Invalid timestamp {timestamp[:40]!r}: a timestamp must be 1 to 19 digits "
+                "(e.g. YYYYMMDDhhmmss, optionally followed by more digits)")
+    return None
+
+
+def stale_message(submitted: str, stored_version: str) -> str:
+    stored = shown_version(stored_version)
+    message = (f"Record not processed because submitted version: {submitted} is less or equal to "
+               f"previously submitted version {stored}")
+    if len(submitted) in (9, 10, 11, 13) and len(stored) >= 14:
+        message += (" (the submitted timestamp looks like Unix seconds while the stored one looks like "
+                    "YYYYMMDDhhmmss...: send timestamps in the same form as before)")
+    return message
+
+
+class BatchRegistration:
+    """Registers one submission's records, chunk by chunk, remembering what the batch has seen."""
+
+    def __init__(self, registrant: Registrant, submission_id: int, ttl: int,
+                 seen: dict[str, int] | None = None) -> None:
+        self.registrant = registrant
+        self.submission_id = submission_id
+        self.ttl = ttl
+        self.seen: dict[str, int] = dict(seen or {})  # key -> seq of first occurrence
+
+    def register(self, session: Session, records: Sequence[DepositRecord], now: datetime) -> list[RecordDiagnostic]:
+        diagnostics: dict[int, RecordDiagnostic] = {}
+        writable: list[DepositRecord] = []
+        for record in records:
+            refusal = self._precheck(record)
+            if refusal:
+                diagnostics[record.seq] = refusal
+            else:
+                writable.append(record)
+        if writable:
+            for d in self._write(session, writable, now):
+                diagnostics[d.seq] = d
+        return [diagnostics[r.seq] for r in records]
+
+    def _precheck(self, record: DepositRecord) -> RecordDiagnostic | None:
+        def failure(outcome: str, message: str) -> RecordDiagnostic:
+            return RecordDiagnostic(record.seq, record.doi, FAILURE, message, outcome)
+
+        problem = doi_problem(record.doi)
+        if problem:
+            return failure("invalid", f"Invalid DOI: {problem}")
+        prefix = doi_prefix(record.doi)
+        if not self.registrant.owns_prefix(prefix):
+            return failure("prefix", f"User not allowed to add records for prefix: {prefix}")
+        if not record.is_pending:
+            problem = url_problem(record.url or "")
+            if problem:
+                return failure("invalid", f"Invalid resource URL: {problem}")
+        problem = timestamp_problem(record.timestamp)
+        if problem:
+            return failure("invalid", problem)
+        key = doi_key(record.doi)
+        first = self.seen.get(key)
+        if first is not None:
+            return failure("duplicate", f"Duplicate DOI in this batch: {record.doi} was already given "
+                                        f"in record {first}; only the first occurrence is processed")
+        self.seen[key] = record.seq
+        return None
+
+    def _write(self, session: Session, records: list[DepositRecord], now: datetime) -> list[RecordDiagnostic]:
+        rows = sorted(
+            (
+                {
+                    "key": doi_key(r.doi), "name": r.doi, "prefix": doi_prefix(r.doi),
+                    "version": version_of(r.timestamp or ""), "revision": 1,
+                    "account_id": self.registrant.id, "submission_id": self.submission_id,
+                    "created_at": now, "updated_at": now,
+                }
+                for r in records
+            ),
+            key=lambda row: row["key"],  # one lock order for every writer: no deadlocks
+        )
+        written = _conditional_upsert(session, rows)
+        by_key = {doi_key(r.doi): r for r in records}
+        stale_keys = [k for k in by_key if k not in written]
+        stored = dict(session.execute(select(Handle.key, Handle.version).where(Handle.key.in_(stale_keys))).all()) \
+            if stale_keys else {}
+        _write_values(session, [by_key[k] for k in sorted(written)], now, self.ttl)
+        out = []
+        for key, record in by_key.items():
+            if key in written:
+                added = written[key] == 1
+                out.append(RecordDiagnostic(record.seq, record.doi, SUCCESS,
+                                            "Successfully added" if added else "Successfully updated",
+                                            "added" if added else "updated"))
+            else:
+                out.append(RecordDiagnostic(record.seq, record.doi, FAILURE,
+                                            stale_message(record.timestamp or "", stored.get(key, "0")), "stale"))
+        return out
+
+
+def _insert_for(session: Session):
+    return postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
+
+
+def _conditional_upsert(session: Session, rows: list[dict]) -> dict[str, int]:
+    """Insert new names, update older ones; returns key → revision for the rows written."""
+    insert = _insert_for(session)
+    stmt = insert(Handle).values(rows)
+    excluded = stmt.excluded
+    stmt = stmt.on_conflict_do_update(
+        index_elements=[Handle.key],
+        set_={
+            "name": excluded.name, "version": excluded.version, "revision": Handle.revision + 1,
+            "account_id": excluded.account_id, "submission_id": excluded.submission_id,
+            "updated_at": excluded.updated_at,
+        },
+        where=Handle.version < excluded.version,
+    ).returning(Handle.key, Handle.revision)
+    return {key: revision for key, revision in session.execute(stmt)}
+
+
+def _write_values(session: Session, records: list[DepositRecord], now: datetime, ttl: int) -> None:
+    if not records:
+        return
+    values = []
+    for record in records:
+        key = doi_key(record.doi)
+        if record.url is not None:
+            values.append({"handle_key": key, "idx": URL_INDEX, "type": "URL", "data": record.url,
+                           "ttl": ttl, "timestamp": now})
+        values.append({"handle_key": key, "idx": ADMIN_INDEX, "type": "HS_ADMIN",
+                       "data": admin_value_data(doi_prefix(record.doi)), "ttl": ttl, "timestamp": now})
+    pending = [doi_key(r.doi) for r in records if r.url is None]
+    if pending:
+        session.execute(delete(HandleValue).where(HandleValue.handle_key.in_(pending),
+                                                  HandleValue.idx == URL_INDEX))
+    insert = _insert_for(session)
+    stmt = insert(HandleValue).values(values)
+    stmt = stmt.on_conflict_do_update(
+        index_elements=[HandleValue.handle_key, HandleValue.idx],
+        set_={"type": stmt.excluded.type, "data": stmt.excluded.data, "ttl": stmt.excluded.ttl,
+              "timestamp": stmt.excluded.timestamp},
+    )
+    session.execute(stmt)
+
+
+def find_handle(session: Session, name: str) -> Handle | None:
+    return session.get(Handle, doi_key(name))
+
+
+def handle_values(session: Session, name: str, types: Iterable[str] = (), indexes: Iterable[int] = ()
+                  ) -> list[HandleValueView]:
+    """The values of a handle, optionally only those of the given types or indexes."""
+    query = select(HandleValue).where(HandleValue.handle_key == doi_key(name)).order_by(HandleValue.idx)
+    types, indexes = list(types), list(indexes)
+    if types or indexes:
+        from sqlalchemy import or_
+
+        query = query.where(or_(HandleValue.type.in_(types), HandleValue.idx.in_(indexes)))
+    return [HandleValueView(v.idx, v.type, v.data, v.ttl, v.timestamp) for v in session.scalars(query)]
+
+
+def resolve_url(session: Session, name: str) -> str | None:
+    """The URL a DOI resolves to (None when unknown or pending)."""
+    return session.scalar(select(HandleValue.data).where(
+        HandleValue.handle_key == doi_key(name), HandleValue.idx == URL_INDEX))

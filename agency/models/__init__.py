@@ -1,0 +1,16 @@
+"""Tables, one module per domain; importing this package registers them all."""
+
+from agency.models.accounts import Account, Prefix
+from agency.models.handles import Handle, HandleValue
+from agency.models.outbox import OutboxMessage
+from agency.models.submissions import RecordResult, Submission
+
+__all__ = [
+    "Account",
+    "Prefix",
+    "Handle",
+    "HandleValue",
+    "OutboxMessage",
+    "RecordResult",
+    "Submission",
+]

@@ -1,0 +1,74 @@
+"""Submissions (received files: deposits and query jobs) and per-record results."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import ForeignKey, Index, Integer, String, Text
+from sqlalchemy.orm import Mapped, mapped_column
+
+from agency.db import Base
+from agency.models.types import UTCDateTime, utcnow
+
+QUEUED, PROCESSING, COMPLETED, REFUSED = "queued", "processing", "completed", "refused"
+
+
+class Submission(Base):
+    __tablename__ = "submissions"
+    __table_args__ = (
+        Index("ix_submissions_account_received", "account_id", "received_at"),
+        Index("ix_submissions_status", "status"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"))
+    kind: Mapped[str] = mapped_column(String(16), default="deposit")  # deposit | query
+    operation: Mapped[str] = mapped_column(String(32), default="doMDUpload")
+    status: Mapped[str] = mapped_column(String(16), default=QUEUED)
+    file_name: Mapped[str] = mapped_column(String(512), default="")
+    doi_batch_id: Mapped[str | None] = mapped_column(String(255), index=True)
+    namespace: Mapped[str | None] = mapped_column(String(255))
+    depositor_email: Mapped[str | None] = mapped_column(String(320))
+    batch_timestamp: Mapped[str | None] = mapped_column(String(32))
+    storage_path: Mapped[str] = mapped_column(String(1024), default="")
+    byte_size: Mapped[int] = mapped_column(Integer, default=0)
+    sha256: Mapped[str] = mapped_column(String(64), default="")
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    started_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    completed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    record_count: Mapped[int] = mapped_column(Integer, default=0)
+    success_count: Mapped[int] = mapped_column(Integer, default=0)
+    warning_count: Mapped[int] = mapped_column(Integer, default=0)
+    failure_count: Mapped[int] = mapped_column(Integer, default=0)
+    records_done: Mapped[int] = mapped_column(Integer, default=0)
+    refusal_kind: Mapped[str | None] = mapped_column(String(32))
+    refusal: Mapped[str | None] = mapped_column(Text)  # JSON list of errors
+    lease_owner: Mapped[str | None] = mapped_column(String(128))
+    lease_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_slice_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Metadata database load (issue: MDDB): pending | indexed | failed.
+    index_status: Mapped[str | None] = mapped_column(String(16))
+    indexed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    @property
+    def is_finished(self) -> bool:
+        return self.status in (COMPLETED, REFUSED)
+
+
+class RecordResult(Base):
+    """The outcome of one record, committed with the handle writes it caused.
+
+    Committing both together is what lets a restarted worker resume a batch
+    exactly where a crash left it.
+    """
+
+    __tablename__ = "record_results"
+
+    submission_id: Mapped[int] = mapped_column(
+        ForeignKey("submissions.id", ondelete="CASCADE"), primary_key=True
+    )
+    seq: Mapped[int] = mapped_column(Integer, primary_key=True)
+    doi: Mapped[str] = mapped_column(String(2048))
+    status: Mapped[str] = mapped_column(String(16))  # Success | Warning | Failure
+    message: Mapped[str] = mapped_column(Text)
+    outcome: Mapped[str] = mapped_column(String(32))  # added, updated, stale, prefix, invalid, duplicate

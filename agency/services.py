@@ -1,0 +1,60 @@
+"""The running agency: every component built once from the settings and wired together.
+
+Web blueprints, the CLI and tests all use this object; nothing in it knows Flask.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+
+from agency.accounts import PasswordCheck
+from agency.config import Settings
+from agency.db import Database, open_database
+from agency.diagnostics import BatchLogs
+from agency.intake import DepositIntake
+from agency.templating import make_environment
+from agency.validation import DepositValidator, SchemaCatalog
+from agency.worker import DepositRunner, Worker
+
+
+@dataclass
+class Agency:
+    settings: Settings
+    db: Database
+    passwords: PasswordCheck
+    catalog: SchemaCatalog
+    logs: BatchLogs
+    intake: DepositIntake
+    worker: Worker
+    templates: object
+    _stop: threading.Event = field(default_factory=threading.Event)
+    _threads: list[threading.Thread] = field(default_factory=list)
+
+    def start_background(self) -> None:
+        """Start the in-process worker thread (and, where configured, the scheduler)."""
+        if self.settings.run_worker and not self._threads:
+            self._threads.append(self.worker.start_thread(self._stop))
+
+    def stop_background(self) -> None:
+        self._stop.set()
+        self.worker.wakeup.set()
+        for thread in self._threads:
+            thread.join(timeout=10)
+        self._threads.clear()
+
+
+def build_agency(settings: Settings) -> Agency:
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    settings.batch_dir.mkdir(parents=True, exist_ok=True)
+    db = open_database(settings.effective_database_url)
+    db.create_all()
+    templates = make_environment(settings.template_dir)
+    catalog = SchemaCatalog(settings.schema_dir)
+    logs = BatchLogs(templates)
+    worker = Worker(settings, db, runners={})
+    intake = DepositIntake(settings, db, DepositValidator(catalog), logs,
+                           on_accepted=lambda _id: worker.wakeup.set())
+    worker.runners["deposit"] = DepositRunner(settings, db, logs)
+    return Agency(settings=settings, db=db, passwords=PasswordCheck(settings.password_time_cost),
+                  catalog=catalog, logs=logs, intake=intake, worker=worker, templates=templates)

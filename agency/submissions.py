@@ -1,0 +1,104 @@
+"""Following submissions: look-ups scoped to their owner, status summaries, logs, waiting."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from agency.batch_files import BATCH_FILE, LOG_FILE
+from agency.diagnostics import BatchLogs
+from agency.models import RecordResult, Submission
+from agency.models.submissions import COMPLETED, PROCESSING, QUEUED, REFUSED
+from agency.services import Agency
+
+LOG_STATUS = {QUEUED: "queued", PROCESSING: "in_process", COMPLETED: "completed", REFUSED: "completed"}
+
+
+def own_submission(session: Session, account_id: int, submission_id: int) -> Submission | None:
+    """The submission if it belongs to this account; another account's is as good as absent."""
+    submission = session.get(Submission, submission_id)
+    if submission is None or submission.account_id != account_id:
+        return None
+    return submission
+
+
+def list_own(session: Session, account_id: int, doi_batch_id: str | None = None,
+             file_name: str | None = None, kind: str | None = None, limit: int = 100) -> list[Submission]:
+    query = select(Submission).where(Submission.account_id == account_id)
+    if doi_batch_id:
+        query = query.where(Submission.doi_batch_id == doi_batch_id)
+    if file_name:
+        query = query.where(Submission.file_name == file_name)
+    if kind:
+        query = query.where(Submission.kind == kind)
+    return list(session.scalars(query.order_by(Submission.received_at.desc(), Submission.id.desc())
+                                .limit(limit)))
+
+
+def links(base: str, submission: Submission) -> dict[str, str]:
+    root = f"{base}/v1/deposits/{submission.id}"
+    return {"self": root, "log": f"{root}/log", "file": f"{root}/file"}
+
+
+def summary(submission: Submission, base: str = "") -> dict:
+    body = {
+        "submission_id": submission.id,
+        "status": submission.status,
+        "kind": submission.kind,
+        "file_name": submission.file_name,
+        "doi_batch_id": submission.doi_batch_id,
+        "received_at": submission.received_at.isoformat(),
+        "completed_at": submission.completed_at.isoformat() if submission.completed_at else None,
+        "counts": {
+            "record_count": submission.record_count, "success_count": submission.success_count,
+            "warning_count": submission.warning_count, "failure_count": submission.failure_count,
+            "records_done": submission.records_done,
+        },
+        "index_status": submission.index_status,
+        "links": links(base, submission),
+    }
+    if submission.status == REFUSED:
+        refusal = json.loads(submission.refusal or "{}")
+        body["refusal"] = {"kind": submission.refusal_kind, "summary": refusal.get("summary"),
+                           "errors": refusal.get("issues", [])}
+    return body
+
+
+def record_results(session: Session, submission_id: int) -> list[dict]:
+    rows = session.execute(select(RecordResult).where(RecordResult.submission_id == submission_id)
+                           .order_by(RecordResult.seq)).scalars()
+    return [{"seq": r.seq, "doi": r.doi, "status": r.status, "msg": r.message} for r in rows]
+
+
+def wait_until_finished(svc: Agency, submission_id: int, seconds: float) -> Submission:
+    """Poll until the submission is completed or refused, or the time is up."""
+    deadline = time.monotonic() + seconds
+    delay = 0.02
+    while True:
+        with svc.db.sessions() as session:
+            submission = session.get(Submission, submission_id)
+        if submission.is_finished or time.monotonic() >= deadline:
+            return submission
+        svc.worker.wakeup.set()
+        time.sleep(min(delay, max(0.0, deadline - time.monotonic())))
+        delay = min(delay * 2, 0.25)
+
+
+def submission_file(svc: Agency, submission: Submission, name: str = BATCH_FILE) -> Path:
+    return svc.settings.batch_dir / submission.storage_path / name
+
+
+def log_document(svc: Agency, submission: Submission | None) -> str:
+    """The XML log: the file once finished, else a status-only document as Crossref gives."""
+    logs: BatchLogs = svc.logs
+    if submission is None:
+        return logs.render(None, "unknown_submission")
+    if submission.is_finished:
+        path = submission_file(svc, submission, LOG_FILE)
+        if path.exists():
+            return path.read_text(encoding="utf-8")
+    return logs.render(submission, LOG_STATUS.get(submission.status, "queued"))

@@ -1,0 +1,254 @@
+"""Is this file a deposit we accept? Hardened parsing and XSD validation (libxml2).
+
+The schema is chosen by the root element's namespace from ``schemas/crossref/
+catalog.json``; ``xsi:schemaLocation`` is never fetched. Every refusal carries
+errors a person can act on: line, column, element path and message.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from lxml import etree
+
+# Below this size a refused file is re-read as a tree so that every schema
+# error gets its line and element path; above it, streaming keeps memory flat.
+DETAILED_ERRORS_MAX_BYTES = 32 * 1024 * 1024
+MAX_REPORTED_ERRORS = 200
+
+RESOURCE_NAMESPACE_PREFIX = "http://www.crossref.org/doi_resources_schema/"
+
+MALFORMED = "malformed"  # not well-formed XML: 400
+HOSTILE = "hostile"  # DTDs, entities: 400
+INVALID = "invalid"  # breaks the schema: 422
+UNSUPPORTED = "unsupported"  # a format we do not take (yet): 422
+
+
+@dataclass(frozen=True)
+class XmlIssue:
+    message: str
+    line: int | None = None
+    column: int | None = None
+    path: str | None = None
+
+    def as_dict(self) -> dict:
+        return {"line": self.line, "column": self.column, "path": self.path, "message": self.message}
+
+    def __str__(self) -> str:
+        where = []
+        if self.line:
+            where.append(f"line {self.line}")
+        if self.column:
+            where.append(f"column {self.column}")
+        if self.path:
+            where.append(self.path)
+        return (", ".join(where) + ": " if where else "") + self.message
+
+
+@dataclass(frozen=True)
+class BatchHead:
+    namespace: str
+    version: str
+    doi_batch_id: str | None
+    timestamp: str | None
+    depositor_email: str | None
+
+
+@dataclass
+class Verdict:
+    """The outcome of validating one file: accepted with its head, or refused."""
+
+    head: BatchHead | None = None
+    kind: str | None = None
+    issues: list[XmlIssue] = field(default_factory=list)
+
+    @property
+    def accepted(self) -> bool:
+        return self.kind is None
+
+    @property
+    def summary(self) -> str:
+        titles = {
+            MALFORMED: "The file is not well-formed XML",
+            HOSTILE: "The file uses XML features that are refused for safety",
+            INVALID: "The file does not conform to the deposit schema",
+            UNSUPPORTED: "The file is not a deposit format this agency takes",
+        }
+        return titles.get(self.kind or "", "Accepted")
+
+
+class RefusedFile(Exception):
+    def __init__(self, kind: str, issues: list[XmlIssue]):
+        super().__init__(issues[0].message if issues else kind)
+        self.kind = kind
+        self.issues = issues
+
+
+def hardened_parser_options() -> dict:
+    """No DTD loading, no entity expansion, no network, libxml2's size guards on."""
+    return dict(resolve_entities=False, load_dtd=False, no_network=True, huge_tree=False, dtd_validation=False)
+
+
+def hardened_parser() -> etree.XMLParser:
+    return etree.XMLParser(**hardened_parser_options())
+
+
+class SchemaCatalog:
+    """Namespace → compiled XMLSchema, compiled once per thread (lxml objects are not shared)."""
+
+    def __init__(self, schema_dir: Path) -> None:
+        self.crossref_dir = schema_dir / "crossref"
+        catalog_file = self.crossref_dir / "catalog.json"
+        self.entries: dict[str, str] = json.loads(catalog_file.read_text()) if catalog_file.exists() else {}
+        self._local = threading.local()
+
+    def knows(self, namespace: str) -> bool:
+        return namespace in self.entries
+
+    def schema_for(self, namespace: str) -> etree.XMLSchema:
+        cache = self._local.__dict__.setdefault("schemas", {})
+        if namespace not in cache:
+            path = self.crossref_dir / self.entries[namespace]
+            cache[namespace] = etree.XMLSchema(etree.parse(str(path), etree.XMLParser(no_network=True)))
+        return cache[namespace]
+
+    def supported_namespaces(self) -> list[str]:
+        return sorted(self.entries)
+
+
+def _issue_from_syntax_error(exc: etree.XMLSyntaxError) -> XmlIssue:
+    line, column = (exc.position if exc.position else (exc.lineno, None))
+    return XmlIssue(message=exc.msg or str(exc), line=line or None, column=column or None)
+
+
+def _root_namespace(path: Path) -> tuple[str, str]:
+    """(namespace, local name) of the root element; refuses DTDs on the way."""
+    with open(path, "rb") as fh:
+        context = etree.iterparse(fh, events=("start",), **hardened_parser_options())
+        try:
+            for _event, element in context:
+                if element.getroottree().docinfo.doctype:
+                    raise RefusedFile(
+                        HOSTILE,
+                        [XmlIssue("A DOCTYPE declaration was found: DTDs and entity declarations are not "
+                                  "accepted in deposits. Remove the <!DOCTYPE ...> line.", line=1)],
+                    )
+                qname = etree.QName(element)
+                return qname.namespace or "", qname.localname
+        except etree.XMLSyntaxError as exc:
+            raise RefusedFile(MALFORMED, [_issue_from_syntax_error(exc)]) from None
+    raise RefusedFile(MALFORMED, [XmlIssue("The file is empty: no root element")])
+
+
+def _check_well_formed(path: Path) -> None:
+    try:
+        with open(path, "rb") as fh:
+            for _event, element in etree.iterparse(fh, events=("end",), **hardened_parser_options()):
+                element.clear()
+    except etree.XMLSyntaxError as exc:
+        raise RefusedFile(MALFORMED, [_issue_from_syntax_error(exc)]) from None
+
+
+def _text(element: etree._Element | None) -> str | None:
+    if element is None or element.text is None:
+        return None
+    return element.text.strip() or None
+
+
+def _head_from(element: etree._Element, namespace: str) -> BatchHead:
+    ns = {"c": namespace}
+    head = element.find("c:head", ns)
+    get = (lambda p: _text(head.find(p, ns))) if head is not None else (lambda p: None)
+    return BatchHead(
+        namespace=namespace,
+        version=element.get("version") or namespace.rsplit("/", 1)[-1],
+        doi_batch_id=get("c:doi_batch_id"),
+        timestamp=get("c:timestamp"),
+        depositor_email=get("c:depositor/c:email_address"),
+    )
+
+
+def _schema_issues(error_log) -> list[XmlIssue]:
+    issues = []
+    for entry in list(error_log)[:MAX_REPORTED_ERRORS]:
+        issues.append(XmlIssue(message=entry.message, line=entry.line or None,
+                               column=entry.column or None, path=entry.path or None))
+    return issues
+
+
+class DepositValidator:
+    """Validates deposit files against our schemas, streaming when files are large."""
+
+    def __init__(self, catalog: SchemaCatalog) -> None:
+        self.catalog = catalog
+
+    def check(self, path: Path) -> Verdict:
+        try:
+            return Verdict(head=self._check(path))
+        except RefusedFile as refusal:
+            return Verdict(kind=refusal.kind, issues=refusal.issues)
+
+    def _check(self, path: Path) -> BatchHead:
+        namespace, localname = _root_namespace(path)
+        try:
+            self._check_format(namespace, localname)
+        except RefusedFile:
+            _check_well_formed(path)  # a parse error is the more useful thing to report
+            raise
+        schema = self.catalog.schema_for(namespace)
+        if path.stat().st_size <= DETAILED_ERRORS_MAX_BYTES:
+            return self._check_tree(path, schema, namespace)
+        return self._check_stream(path, schema, namespace)
+
+    def _check_format(self, namespace: str, localname: str) -> None:
+        if namespace.startswith(RESOURCE_NAMESPACE_PREFIX):
+            raise RefusedFile(UNSUPPORTED, [XmlIssue(
+                f"Resource-only deposits ({namespace}) are not supported yet; nothing was processed. "
+                "Deposit the full metadata record (doi_batch in a http://www.crossref.org/schema/... namespace) instead.",
+                line=1, path=f"/{localname}")])
+        if not self.catalog.knows(namespace):
+            supported = ", ".join(self.catalog.supported_namespaces()[-3:])
+            raise RefusedFile(UNSUPPORTED if namespace else INVALID, [XmlIssue(
+                f"The root element's namespace {namespace or '(none)'!r} is not a deposit schema this agency "
+                f"knows. Use a Crossref deposit namespace, e.g. {supported}.", line=1, path=f"/{localname}")])
+        if localname != "doi_batch":
+            raise RefusedFile(INVALID, [XmlIssue(
+                f"The root element is <{localname}>; a deposit's root element must be <doi_batch> "
+                "with <head> and <body>.", line=1, path=f"/{localname}")])
+
+    def _check_tree(self, path: Path, schema: etree.XMLSchema, namespace: str) -> BatchHead:
+        try:
+            tree = etree.parse(str(path), hardened_parser())
+        except etree.XMLSyntaxError as exc:
+            raise RefusedFile(MALFORMED, [_issue_from_syntax_error(exc)]) from None
+        if not schema.validate(tree):
+            raise RefusedFile(INVALID, _schema_issues(schema.error_log))
+        return _head_from(tree.getroot(), namespace)
+
+    def _check_stream(self, path: Path, schema: etree.XMLSchema, namespace: str) -> BatchHead:
+        head: BatchHead | None = None
+        ns_head, ns_body = f"{{{namespace}}}head", f"{{{namespace}}}body"
+        try:
+            with open(path, "rb") as fh:
+                for _event, element in etree.iterparse(fh, events=("end",), schema=schema,
+                                                       **hardened_parser_options()):
+                    parent = element.getparent()
+                    if element.tag == ns_head:
+                        head = _head_from(parent, namespace)
+                    elif parent is not None and parent.tag == ns_body:
+                        element.clear()  # keep memory flat: body items are not needed here
+                        while element.getprevious() is not None:
+                            del parent[0]
+        except etree.XMLSyntaxError as exc:
+            kinds = {entry.domain_name for entry in exc.error_log}
+            if "SCHEMASV" in kinds and "PARSER" not in kinds:
+                issues = _schema_issues(exc.error_log)
+                issues.append(XmlIssue("(This file is too large for line numbers in schema errors; "
+                                       "validate it locally for positions.)"))
+                raise RefusedFile(INVALID, issues) from None
+            raise RefusedFile(MALFORMED, [_issue_from_syntax_error(exc)]) from None
+        if head is None:
+            raise RefusedFile(INVALID, [XmlIssue("The batch has no <head>")])
+        return head

@@ -1,0 +1,130 @@
+"""The plain deposit API: ``/v1/deposits`` with HTTP Basic auth and JSON answers."""
+
+from __future__ import annotations
+
+from flask import Blueprint, Response, jsonify, request, send_file, url_for
+
+from agency import submissions as subs
+from agency.intake import IntakeError
+from agency.models import Submission
+from agency.validation import Verdict
+from agency.web.common import agency, basic_auth_registrant, json_error
+
+bp = Blueprint("deposits_api", __name__, url_prefix="/v1/deposits")
+
+XML_TYPES = {"application/xml", "text/xml"}
+REFUSAL_STATUS = {"malformed": 400, "hostile": 400, "invalid": 422, "unsupported": 422}
+
+
+def refusal_status(verdict: Verdict) -> int:
+    return REFUSAL_STATUS.get(verdict.kind or "", 422)
+
+
+def base_url() -> str:
+    return request.host_url.rstrip("/")
+
+
+@bp.post("")
+def create() -> Response:
+    registrant = basic_auth_registrant()
+    if registrant is None:
+        return json_error(401, "Login and password required (HTTP Basic), or they are wrong.")
+    mimetype = request.mimetype
+    if mimetype in XML_TYPES:
+        source, file_name = request.stream, request.args.get("file_name", "batch.xml")
+    elif mimetype == "multipart/form-data":
+        upload = request.files.get("file")
+        if upload is None:
+            return json_error(400, "The multipart body has no part named 'file'.")
+        source, file_name = upload.stream, upload.filename or "batch.xml"
+    else:
+        return json_error(415, f"Content type {mimetype or '(none)'!r} is not accepted: send "
+                               "application/xml, or multipart/form-data with a 'file' part.")
+    svc = agency()
+    try:
+        submission, verdict = svc.intake.receive(registrant, source, file_name, operation="api")
+    except IntakeError as exc:
+        response = json_error(exc.status, exc.message)
+        if exc.retry_after:
+            response.headers["Retry-After"] = str(exc.retry_after)
+        return response
+    if not verdict.accepted:
+        body = subs.summary(submission, base_url())
+        body["error"] = verdict.summary
+        response = jsonify(body)
+        response.status_code = refusal_status(verdict)
+        return response
+    wait = _wait_seconds(svc.settings.max_wait_seconds)
+    if wait:
+        submission = subs.wait_until_finished(svc, submission.id, wait)
+    return _submission_response(submission, created=True)
+
+
+def _wait_seconds(maximum: int) -> float:
+    raw = request.args.get("wait")
+    if not raw:
+        return 0.0
+    try:
+        value = float(raw)
+    except ValueError:
+        return 0.0
+    return max(0.0, min(value, float(maximum)))
+
+
+def _submission_response(submission: Submission, created: bool = False) -> Response:
+    body = subs.summary(submission, base_url())
+    if submission.is_finished:
+        with agency().db.sessions() as session:
+            body["records"] = subs.record_results(session, submission.id)
+    response = jsonify(body)
+    location = url_for("deposits_api.show", submission_id=submission.id)
+    if created:
+        response.status_code = 200 if submission.is_finished else 202
+        response.headers["Location"] = location
+    return response
+
+
+def _owned(submission_id: int) -> tuple[Submission | None, Response | None]:
+    registrant = basic_auth_registrant()
+    if registrant is None:
+        return None, json_error(401, "Login and password required (HTTP Basic), or they are wrong.")
+    with agency().db.sessions() as session:
+        submission = subs.own_submission(session, registrant.id, submission_id)
+    if submission is None:
+        return None, json_error(404, f"No submission {submission_id} for this account.")
+    return submission, None
+
+
+@bp.get("")
+def index() -> Response:
+    registrant = basic_auth_registrant()
+    if registrant is None:
+        return json_error(401, "Login and password required (HTTP Basic), or they are wrong.")
+    with agency().db.sessions() as session:
+        found = subs.list_own(session, registrant.id, request.args.get("doi_batch_id"),
+                              request.args.get("file_name"), kind="deposit",
+                              limit=min(request.args.get("limit", 100, type=int), 1000))
+    return jsonify({"submissions": [subs.summary(s, base_url()) for s in found]})
+
+
+@bp.get("/<int:submission_id>")
+def show(submission_id: int) -> Response:
+    submission, error = _owned(submission_id)
+    return error or _submission_response(submission)
+
+
+@bp.get("/<int:submission_id>/log")
+def log(submission_id: int) -> Response:
+    submission, error = _owned(submission_id)
+    if error:
+        return error
+    return Response(subs.log_document(agency(), submission), mimetype="application/xml")
+
+
+@bp.get("/<int:submission_id>/file")
+def original(submission_id: int) -> Response:
+    submission, error = _owned(submission_id)
+    if error:
+        return error
+    return send_file(subs.submission_file(agency(), submission), mimetype="application/xml",
+                     download_name=submission.file_name, as_attachment=False)

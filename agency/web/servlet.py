@@ -1,0 +1,99 @@
+"""Crossref-compatible HTTP interface: ``/servlet/deposit`` and ``/servlet/submissionDownload``.
+
+Existing clients look for HTTP 200 and a page titled SUCCESS with the sentence
+"Your batch submission was successfully received."; that is kept word for word.
+"""
+
+from __future__ import annotations
+
+from flask import Blueprint, Response, render_template, request, send_file
+
+from agency import submissions as subs
+from agency.intake import IntakeError
+from agency.models import Submission
+from agency.web.common import agency, check_credentials
+from agency.web.deposits_api import refusal_status
+
+bp = Blueprint("servlet", __name__, url_prefix="/servlet")
+
+DEPOSIT_OPERATIONS = ("doMDUpload",)
+SUPPORTED_OPERATIONS = ["doMDUpload", "doQueryUpload", "doDOIQueryUpload"]
+# Other operations (query uploads) are registered by their own modules.
+OPERATION_HANDLERS: dict = {}
+
+
+def _field(*names: str) -> str | None:
+    for name in names:
+        value = request.values.get(name)
+        if value is not None:
+            return value
+    return None
+
+
+def page(title: str, status: int, reason: str = "", issues=(), submission: Submission | None = None) -> Response:
+    base = request.host_url.rstrip("/")
+    html = render_template(
+        "pages/servlet_result.html.j2", title=title, reason=reason, issues=[str(i) for i in issues],
+        submission=submission,
+        status_url=f"{base}/v1/deposits/{submission.id}" if submission else "",
+        log_url=f"{base}/v1/deposits/{submission.id}/log" if submission else "",
+    )
+    response = Response(html, status=status, mimetype="text/html")
+    if submission is not None:
+        response.headers["X-Submission-Id"] = str(submission.id)
+    return response
+
+
+def failure(status: int, reason: str, **kwargs) -> Response:
+    return page("FAILURE", status, reason, **kwargs)
+
+
+@bp.route("/deposit", methods=["POST"])
+def deposit() -> Response:
+    registrant = check_credentials(_field("login_id", "usr"), _field("login_passwd", "pwd"))
+    if registrant is None:
+        return failure(401, "Login failed: login_id/login_passwd (or usr/pwd) missing or wrong.")
+    operation = _field("operation") or "doMDUpload"
+    if operation in OPERATION_HANDLERS:
+        return OPERATION_HANDLERS[operation](registrant)
+    if operation not in DEPOSIT_OPERATIONS:
+        return failure(400, f"Unknown operation {operation!r}. Supported operations: "
+                            + ", ".join(SUPPORTED_OPERATIONS) + ".")
+    upload = request.files.get("fname") or request.files.get("mdFile")
+    if upload is None:
+        return failure(400, "No file: send the batch as multipart/form-data in the part 'fname' (or 'mdFile').")
+    svc = agency()
+    try:
+        submission, verdict = svc.intake.receive(registrant, upload.stream, upload.filename or "batch.xml",
+                                                 operation=operation)
+    except IntakeError as exc:
+        response = failure(exc.status, exc.message)
+        if exc.retry_after:
+            response.headers["Retry-After"] = str(exc.retry_after)
+        return response
+    if not verdict.accepted:
+        return failure(refusal_status(verdict), verdict.summary + ".", issues=verdict.issues,
+                       submission=submission)
+    return page("SUCCESS", 200, submission=submission)
+
+
+@bp.route("/submissionDownload", methods=["GET", "POST"])
+def submission_download() -> Response:
+    registrant = check_credentials(_field("usr", "login_id"), _field("pwd", "login_passwd"))
+    if registrant is None:
+        return failure(401, "Login failed: usr/pwd missing or wrong.")
+    file_name, batch_id = _field("file_name"), _field("doi_batch_id")
+    if not file_name and not batch_id:
+        return failure(400, "Give file_name or doi_batch_id.")
+    kind = (_field("type") or "result").lower()
+    if kind not in ("result", "contents"):
+        return failure(400, "type must be 'result' or 'contents'.")
+    svc = agency()
+    with svc.db.sessions() as session:
+        found = subs.list_own(session, registrant.id, doi_batch_id=batch_id, file_name=file_name, limit=1)
+    submission = found[0] if found else None
+    if kind == "contents":
+        if submission is None:
+            return failure(404, "unknown_submission: no such file for this account.")
+        return send_file(subs.submission_file(svc, submission), mimetype="application/xml")
+    return Response(subs.log_document(svc, submission), mimetype="text/xml")

@@ -1,0 +1,254 @@
+"""The worker: claims queued submissions and runs them, slice by slice, fairly.
+
+A claim is a lease on the submission row (``SELECT … FOR UPDATE SKIP LOCKED`` on
+PostgreSQL). Every chunk of records is committed together with its results and
+the submission's progress, fenced by the lease: a worker that lost its lease
+cannot commit, and a restarted worker resumes after the last committed chunk.
+After each slice the lease is released, and the next claim prefers the
+submission served least recently, so one registrant's huge batch cannot hold
+up another's small one.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import os
+import socket
+import threading
+import time
+from dataclasses import dataclass, field
+from datetime import timedelta
+from pathlib import Path
+from typing import Iterator, Protocol
+
+from sqlalchemy import and_, insert, or_, select, update
+from sqlalchemy.orm import Session
+
+from agency.accounts import registrant_by_id
+from agency.batch_files import BATCH_FILE, LOG_FILE
+from agency.config import Settings
+from agency.db import Database
+from agency.diagnostics import BatchCounts, BatchLogs
+from agency.doi_syntax import doi_key
+from agency.extraction import DepositRecord, iter_records
+from agency.handles import FAILURE, SUCCESS, WARNING, BatchRegistration, RecordDiagnostic
+from agency.models import RecordResult, Submission
+from agency.models.submissions import COMPLETED, PROCESSING, QUEUED
+from agency.models.types import utcnow
+
+log = logging.getLogger(__name__)
+
+
+class LostLease(Exception):
+    """Another worker owns the submission now; this worker's chunk was rolled back."""
+
+
+class SliceRunner(Protocol):
+    def run_slice(self, submission_id: int, owner: str) -> bool:
+        """Process part of a claimed submission; True when it is finished."""
+
+
+def default_worker_id() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}:{threading.get_ident()}"
+
+
+def fenced_progress(session: Session, submission: Submission, owner: str, settings: Settings, **changes) -> None:
+    """Record progress only while still holding the lease (raises LostLease otherwise)."""
+    result = session.execute(
+        update(Submission)
+        .where(Submission.id == submission.id, Submission.lease_owner == owner,
+               Submission.records_done == submission.records_done)
+        .values(**{"lease_expires_at": utcnow() + timedelta(seconds=settings.lease_seconds), **changes})
+        .execution_options(synchronize_session=False)
+    )
+    if result.rowcount != 1:
+        raise LostLease(f"submission {submission.id}: lease lost")
+
+
+def release(db: Database, submission_id: int, owner: str) -> None:
+    with db.transaction() as session:
+        session.execute(update(Submission)
+                        .where(Submission.id == submission_id, Submission.lease_owner == owner)
+                        .values(lease_owner=None, lease_expires_at=None, last_slice_at=utcnow())
+                        .execution_options(synchronize_session=False))
+
+
+@dataclass
+class _OpenBatch:
+    """A batch being read: its record stream and what it has seen, kept between slices."""
+
+    records: Iterator[DepositRecord]
+    registration: BatchRegistration
+    records_done: int
+
+
+@dataclass
+class DepositRunner:
+    """Registers a deposit's records in chunks and writes its log when done."""
+
+    settings: Settings
+    db: Database
+    logs: BatchLogs
+    on_completed: object = None  # callable(session, submission) or None
+    _open: dict[int, _OpenBatch] = field(default_factory=dict)
+
+    def run_slice(self, submission_id: int, owner: str) -> bool:
+        with self.db.sessions() as session:
+            submission = session.get(Submission, submission_id)
+            batch = self._batch_for(session, submission)
+        done_in_slice = 0
+        while done_in_slice < self.settings.worker_slice_records:
+            chunk = list(itertools.islice(batch.records, self.settings.chunk_records))
+            if not chunk:
+                self._finish(submission_id, owner)
+                return True
+            self._register_chunk(submission_id, owner, batch, chunk)
+            done_in_slice += len(chunk)
+        return False
+
+    def _batch_for(self, session: Session, submission: Submission) -> _OpenBatch:
+        batch = self._open.get(submission.id)
+        if batch is not None and batch.records_done == submission.records_done:
+            return batch
+        registrant = registrant_by_id(session, submission.account_id)
+        seen = {doi_key(doi): seq for doi, seq in session.execute(
+            select(RecordResult.doi, RecordResult.seq).where(
+                RecordResult.submission_id == submission.id,
+                RecordResult.outcome.in_(("added", "updated", "stale"))))}
+        path = self.settings.batch_dir / submission.storage_path / BATCH_FILE
+        batch = _OpenBatch(
+            records=iter_records(path, submission.batch_timestamp, skip=submission.records_done),
+            registration=BatchRegistration(registrant, submission.id, self.settings.handle_ttl, seen),
+            records_done=submission.records_done,
+        )
+        self._open[submission.id] = batch
+        return batch
+
+    def _register_chunk(self, submission_id: int, owner: str, batch: _OpenBatch,
+                        chunk: list[DepositRecord]) -> None:
+        seen_before = dict(batch.registration.seen)
+        try:
+            with self.db.transaction() as session:
+                submission = session.get(Submission, submission_id)
+                diagnostics = batch.registration.register(session, chunk, utcnow())
+                session.execute(insert(RecordResult), [
+                    {"submission_id": submission_id, "seq": d.seq, "doi": d.doi[:2048], "status": d.status,
+                     "message": d.message, "outcome": d.outcome} for d in diagnostics])
+                statuses = [d.status for d in diagnostics]
+                fenced_progress(
+                    session, submission, owner, self.settings,
+                    records_done=submission.records_done + len(chunk),
+                    record_count=submission.record_count + len(chunk),
+                    success_count=submission.success_count + statuses.count(SUCCESS),
+                    warning_count=submission.warning_count + statuses.count(WARNING),
+                    failure_count=submission.failure_count + statuses.count(FAILURE),
+                )
+        except BaseException:
+            batch.registration.seen = seen_before
+            self._open.pop(submission_id, None)  # re-read from the file on the next claim
+            raise
+        batch.records_done += len(chunk)
+
+    def _finish(self, submission_id: int, owner: str) -> None:
+        self._open.pop(submission_id, None)
+        with self.db.sessions() as session:
+            submission = session.get(Submission, submission_id)
+            results = session.execute(
+                select(RecordResult.seq, RecordResult.doi, RecordResult.status, RecordResult.message,
+                       RecordResult.outcome)
+                .where(RecordResult.submission_id == submission_id).order_by(RecordResult.seq)
+                .execution_options(yield_per=2000))
+            diagnostics = (RecordDiagnostic(*row) for row in results)
+            log_path = self.settings.batch_dir / submission.storage_path / LOG_FILE
+            self.logs.write(log_path, submission, diagnostics, BatchCounts.of(submission))
+        with self.db.transaction() as session:
+            submission = session.get(Submission, submission_id)
+            fenced_progress(session, submission, owner, self.settings, status=COMPLETED,
+                            completed_at=utcnow(), lease_owner=None, lease_expires_at=None,
+                            index_status="pending")
+            if self.on_completed:
+                self.on_completed(session, submission)
+
+
+class Worker:
+    """Claims runnable submissions of the kinds it has runners for and runs one slice at a time."""
+
+    def __init__(self, settings: Settings, db: Database, runners: dict[str, SliceRunner],
+                 worker_id: str | None = None) -> None:
+        self.settings = settings
+        self.db = db
+        self.runners = runners
+        self.worker_id = worker_id or default_worker_id()
+        self.wakeup = threading.Event()
+
+    def claim(self) -> tuple[int, str] | None:
+        now = utcnow()
+        runnable = and_(
+            Submission.kind.in_(list(self.runners)),
+            or_(Submission.status == QUEUED,
+                and_(Submission.status == PROCESSING,
+                     or_(Submission.lease_owner.is_(None), Submission.lease_expires_at < now))))
+        with self.db.transaction() as session:
+            query = (select(Submission.id, Submission.kind).where(runnable)
+                     .order_by(Submission.last_slice_at.asc().nulls_first(), Submission.id).limit(1))
+            if self.db.dialect == "postgresql":
+                query = query.with_for_update(skip_locked=True)
+            row = session.execute(query).first()
+            if row is None:
+                return None
+            claimed = session.execute(
+                update(Submission).where(Submission.id == row.id, runnable)
+                .values(status=PROCESSING, lease_owner=self.worker_id,
+                        lease_expires_at=now + timedelta(seconds=self.settings.lease_seconds))
+                .execution_options(synchronize_session=False))
+            if claimed.rowcount != 1:
+                return None
+            session.execute(update(Submission).where(Submission.id == row.id, Submission.started_at.is_(None))
+                            .values(started_at=now).execution_options(synchronize_session=False))
+        return row.id, row.kind
+
+    def run_once(self) -> bool:
+        """Run one slice of one submission; False when there was nothing to do."""
+        claimed = self.claim()
+        if claimed is None:
+            return False
+        submission_id, kind = claimed
+        try:
+            finished = self.runners[kind].run_slice(submission_id, self.worker_id)
+        except LostLease as exc:
+            log.warning("%s", exc)
+            return True
+        except Exception:
+            log.exception("submission %s failed in this slice; it will be retried", submission_id)
+            release(self.db, submission_id, self.worker_id)
+            raise
+        if not finished:
+            release(self.db, submission_id, self.worker_id)
+        return True
+
+    def run_until_idle(self, timeout: float = 300.0) -> None:
+        deadline = time.monotonic() + timeout
+        while self.run_once():
+            if time.monotonic() > deadline:
+                raise TimeoutError("worker still busy")
+
+    def run_forever(self, stop: threading.Event) -> None:
+        while not stop.is_set():
+            try:
+                busy = self.run_once()
+            except Exception:
+                busy = False
+                stop.wait(1.0)
+            if not busy:
+                self.wakeup.wait(self.settings.worker_poll_seconds)
+                self.wakeup.clear()
+
+    def start_thread(self, stop: threading.Event) -> threading.Thread:
+        thread = threading.Thread(target=self.run_forever, args=(stop,), name="agency-worker", daemon=True)
+        thread.start()
+        return thread
+
+
+def batch_path(settings: Settings, submission: Submission) -> Path:
+    return settings.batch_dir / submission.storage_path / BATCH_FILE

@@ -1,0 +1,62 @@
+"""Small Crossref-style deposits written for tests (journal articles, any namespace version)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from xml.sax.saxutils import escape
+
+
+@dataclass
+class Article:
+    doi: str
+    url: str = ""
+    timestamp: str | None = None
+    title: str = "A study of things"
+    surname: str = "Smith"
+    first_page: str = "1"
+
+    def __post_init__(self):
+        if not self.url:
+            self.url = "https://example.org/articles/" + self.doi.split("/", 1)[-1]
+
+
+def deposit_xml(articles: list[Article], timestamp: str = "20240101000000", version: str = "5.3.0",
+                batch_id: str = "batch-1", email: str = "depositor@example.org",
+                issn: str = "1234-5679", journal: str = "Journal of Tests") -> bytes:
+    items = []
+    for a in articles:
+        ts = f"\n          <timestamp>{escape(a.timestamp)}</timestamp>" if a.timestamp is not None else ""
+        items.append(f"""      <journal_article publication_type="full_text">
+        <titles><title>{escape(a.title)}</title></titles>
+        <contributors>
+          <person_name contributor_role="author" sequence="first"><given_name>Ann</given_name><surname>{escape(a.surname)}</surname></person_name>
+        </contributors>
+        <publication_date media_type="online"><year>2024</year></publication_date>
+        <pages><first_page>{escape(a.first_page)}</first_page></pages>
+        <doi_data>
+          <doi>{escape(a.doi)}</doi>{ts}
+          <resource>{escape(a.url)}</resource>
+        </doi_data>
+      </journal_article>""")
+    body = "\n".join(items)
+    return f"""<?xml version="1.0" encoding="UTF-8"?>
+<doi_batch xmlns="http://www.crossref.org/schema/{version}" version="{version}">
+  <head>
+    <doi_batch_id>{escape(batch_id)}</doi_batch_id>
+    <timestamp>{timestamp}</timestamp>
+    <depositor><depositor_name>Test Press</depositor_name><email_address>{escape(email)}</email_address></depositor>
+    <registrant>Test Press</registrant>
+  </head>
+  <body>
+    <journal>
+      <journal_metadata language="en"><full_title>{escape(journal)}</full_title><issn media_type="electronic">{issn}</issn></journal_metadata>
+      <journal_issue><publication_date media_type="online"><year>2024</year></publication_date><journal_volume><volume>1</volume></journal_volume><issue>1</issue></journal_issue>
+{body}
+    </journal>
+  </body>
+</doi_batch>
+""".encode()
+
+
+def many(prefix: str, count: int, start: int = 1, **kwargs) -> list[Article]:
+    return [Article(f"{prefix}/test.{i}", **kwargs) for i in range(start, start + count)]
