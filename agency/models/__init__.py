@@ -2,6 +2,9 @@
 
 from agency.models.accounts import Account, Prefix
 from agency.models.handles import Handle, HandleValue
+from agency.models.metadata import (
+    JobLock, JobRun, MddbLoad, MetadataContributor, MetadataIdentifier, MetadataRecord,
+)
 from agency.models.outbox import OutboxMessage
 from agency.models.submissions import RecordResult, Submission
 
@@ -10,6 +13,12 @@ __all__ = [
     "Prefix",
     "Handle",
     "HandleValue",
+    "JobLock",
+    "JobRun",
+    "MddbLoad",
+    "MetadataContributor",
+    "MetadataIdentifier",
+    "MetadataRecord",
     "OutboxMessage",
     "RecordResult",
     "Submission",

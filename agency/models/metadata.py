@@ -1,0 +1,216 @@
+"""The metadata database (MDDB): what queries match against, loaded from batches/ on a schedule.
+
+One row per registered DOI in ``metadata_records`` (its newest successful
+deposit wins, by the same 19-digit version as the handle store), with its
+contributors and ISSN/ISBN identifiers in their own tables. Every text a query
+compares is stored twice: as deposited (for answers) and as a ``*_key``
+computed by ``agency.text_keys`` (for look-ups), so the matcher computes the
+same keys from the query and meets the index with plain equality.
+
+The load's own bookkeeping lives here too: which batch folders were loaded
+(``mddb_loads``), a lease lock so one load runs at a time across processes
+(``job_locks``) and each scheduled job's last run (``job_runs``).
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+
+from sqlalchemy import Boolean, ForeignKey, Index, Integer, String, Text, event, text
+from sqlalchemy.orm import Mapped, mapped_column
+
+from agency.db import Base
+from agency.models.types import UTCDateTime, utcnow
+
+log = logging.getLogger(__name__)
+
+KEY = 512  # normalized keys are cut to this length (agency.text_keys.MAX_KEY_LENGTH)
+
+
+class MetadataRecord(Base):
+    """The indexed metadata of one DOI, from the newest batch that registered it."""
+
+    __tablename__ = "metadata_records"
+    __table_args__ = (
+        # Journal look-ups: title (full or abbreviated) + volume + first page; ISSN goes
+        # through metadata_identifiers and then narrows by volume/page here.
+        Index("ix_mdrec_journal_vol_page", "journal_title_key", "volume_key", "first_page_key"),
+        Index("ix_mdrec_abbrev_vol_page", "journal_abbrev_key", "volume_key", "first_page_key"),
+        Index("ix_mdrec_page_vol", "first_page_key", "volume_key"),
+        # Article/chapter title, book/proceedings (volume) and series titles.
+        Index("ix_mdrec_title", "title_key"),
+        Index("ix_mdrec_volume_title", "volume_title_key"),
+        Index("ix_mdrec_series_title", "series_title_key"),
+        # Author + year, the usual fallback when titles are abbreviated differently.
+        Index("ix_mdrec_author_year", "first_author_key", "year"),
+        Index("ix_mdrec_prefix", "prefix"),
+        Index("ix_mdrec_submission", "submission_id"),
+    )
+
+    doi_key: Mapped[str] = mapped_column(String(2048), primary_key=True)  # agency.doi_syntax.doi_key
+    doi: Mapped[str] = mapped_column(String(2048))  # as deposited
+    prefix: Mapped[str] = mapped_column(String(64))
+    url: Mapped[str | None] = mapped_column(Text)  # None for pending_publication
+    content_type: Mapped[str] = mapped_column(String(64))  # element carrying doi_data: journal_article, ...
+    body_type: Mapped[str] = mapped_column(String(64))  # child of <body>: journal, book, conference, ...
+    publication_type: Mapped[str | None] = mapped_column(String(64))  # book_type, publication_type attr, ...
+    title: Mapped[str | None] = mapped_column(Text)  # article / chapter / item title
+    title_key: Mapped[str | None] = mapped_column(String(KEY))
+    journal_title: Mapped[str | None] = mapped_column(Text)
+    journal_title_key: Mapped[str | None] = mapped_column(String(KEY))
+    journal_abbrev: Mapped[str | None] = mapped_column(Text)
+    journal_abbrev_key: Mapped[str | None] = mapped_column(String(KEY))
+    series_title: Mapped[str | None] = mapped_column(Text)
+    series_title_key: Mapped[str | None] = mapped_column(String(KEY))
+    volume_title: Mapped[str | None] = mapped_column(Text)  # book title / proceedings title
+    volume_title_key: Mapped[str | None] = mapped_column(String(KEY))
+    volume: Mapped[str | None] = mapped_column(String(255))
+    volume_key: Mapped[str | None] = mapped_column(String(255))
+    issue: Mapped[str | None] = mapped_column(String(255))
+    issue_key: Mapped[str | None] = mapped_column(String(255))
+    first_page: Mapped[str | None] = mapped_column(String(255))
+    first_page_key: Mapped[str | None] = mapped_column(String(255))
+    last_page: Mapped[str | None] = mapped_column(String(255))
+    edition_number: Mapped[str | None] = mapped_column(String(64))
+    component_number: Mapped[str | None] = mapped_column(String(255))
+    year: Mapped[int | None] = mapped_column(Integer)
+    publisher: Mapped[str | None] = mapped_column(Text)  # publisher_name, else the batch head's registrant
+    registrant: Mapped[str | None] = mapped_column(Text)  # <registrant> of the batch head
+    depositor_login: Mapped[str] = mapped_column(String(255))  # the account folder under batches/
+    first_author_surname: Mapped[str | None] = mapped_column(Text)
+    first_author_key: Mapped[str | None] = mapped_column(String(KEY))
+    version: Mapped[str] = mapped_column(String(19))  # deposit timestamp, zero-padded to 19 digits
+    submission_id: Mapped[int | None] = mapped_column(Integer)
+    batch_folder: Mapped[str] = mapped_column(String(1024))  # <login>/<yyyy>/<mm>/<id>
+    indexed_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class MetadataContributor(Base):
+    """One contributor of a record, in deposit order (position 1 is listed first)."""
+
+    __tablename__ = "metadata_contributors"
+    __table_args__ = (Index("ix_mdcontrib_surname", "surname_key"),)
+
+    doi_key: Mapped[str] = mapped_column(
+        String(2048), ForeignKey("metadata_records.doi_key", ondelete="CASCADE"), primary_key=True)
+    position: Mapped[int] = mapped_column(Integer, primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16))  # person | organization
+    role: Mapped[str | None] = mapped_column(String(64))  # author, editor, chair, translator, ...
+    sequence: Mapped[str | None] = mapped_column(String(16))  # first | additional, as deposited
+    is_first_author: Mapped[bool] = mapped_column(Boolean, default=False)
+    surname: Mapped[str | None] = mapped_column(Text)  # or the organization's name
+    given_name: Mapped[str | None] = mapped_column(Text)
+    surname_key: Mapped[str | None] = mapped_column(String(KEY))  # agency.text_keys.name_key
+    orcid: Mapped[str | None] = mapped_column(String(255))
+
+
+class MetadataIdentifier(Base):
+    """An ISSN or ISBN of a record, canonical (ISSN ``NNNN-NNNC``, ISBN 13 digits)."""
+
+    __tablename__ = "metadata_identifiers"
+    __table_args__ = (Index("ix_mdident_value", "kind", "value"),)
+
+    doi_key: Mapped[str] = mapped_column(
+        String(2048), ForeignKey("metadata_records.doi_key", ondelete="CASCADE"), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(8), primary_key=True)  # issn | isbn
+    value: Mapped[str] = mapped_column(String(32), primary_key=True)
+    media_type: Mapped[str | None] = mapped_column(String(16))  # print | electronic
+    valid_check_digit: Mapped[bool] = mapped_column(Boolean)
+    raw: Mapped[str] = mapped_column(String(255))  # as deposited
+
+
+class MddbLoad(Base):
+    """One batch folder's load: keyed by the folder, remembering the log it loaded (sha256).
+
+    Kept apart from ``submissions`` so a copy of batches/ loads into an empty
+    database, and so a reload of the same log is recognized and skipped.
+    """
+
+    __tablename__ = "mddb_loads"
+
+    folder: Mapped[str] = mapped_column(String(1024), primary_key=True)  # <login>/<yyyy>/<mm>/<id>
+    log_sha256: Mapped[str] = mapped_column(String(64))
+    status: Mapped[str] = mapped_column(String(16), index=True)  # loaded | failed
+    submission_id: Mapped[int | None] = mapped_column(Integer)
+    batch_id: Mapped[str | None] = mapped_column(String(255))
+    record_count: Mapped[int] = mapped_column(Integer, default=0)  # records in the deposit log
+    registered_count: Mapped[int] = mapped_column(Integer, default=0)  # Success/Warning in the log
+    indexed_count: Mapped[int] = mapped_column(Integer, default=0)
+    warning_count: Mapped[int] = mapped_column(Integer, default=0)
+    failure_count: Mapped[int] = mapped_column(Integer, default=0)
+    error: Mapped[str | None] = mapped_column(Text)  # why the folder could not be loaded
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    loaded_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class JobLock(Base):
+    """A named lease: whoever holds an unexpired row runs the job; others skip it."""
+
+    __tablename__ = "job_locks"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    owner: Mapped[str | None] = mapped_column(String(255))
+    acquired_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class JobRun(Base):
+    """The last run of a scheduled job, so a restarted scheduler knows whether a run was missed."""
+
+    __tablename__ = "job_runs"
+
+    job_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    last_started_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_status: Mapped[str | None] = mapped_column(String(16))  # ok | failed | skipped
+    last_summary: Mapped[str | None] = mapped_column(Text)
+
+
+TRIGRAM_COLUMNS = ("title_key", "journal_title_key", "volume_title_key")
+
+
+def _trigram_schema(connection) -> str | None:
+    """The schema holding pg_trgm, creating the extension when allowed; None when unavailable."""
+    found = connection.execute(text(
+        "SELECT n.nspname FROM pg_extension e JOIN pg_namespace n ON n.oid = e.extnamespace "
+        "WHERE e.extname = 'pg_trgm'")).scalar()
+    if found:
+        return found
+    # In public, not the current schema: dropping an application schema must not drop it.
+    has_public = connection.execute(text("SELECT 1 FROM pg_namespace WHERE nspname = 'public'")).scalar()
+    clause = " WITH SCHEMA public" if has_public else ""
+    connection.execute(text(f"CREATE EXTENSION IF NOT EXISTS pg_trgm{clause}"))
+    return connection.execute(text(
+        "SELECT n.nspname FROM pg_extension e JOIN pg_namespace n ON n.oid = e.extnamespace "
+        "WHERE e.extname = 'pg_trgm'")).scalar()
+
+
+@event.listens_for(MetadataRecord.__table__, "after_create")
+def _add_trigram_indexes(table, connection, **_kw) -> None:
+    """On PostgreSQL, GIN trigram indexes for fuzzy title search; skipped quietly when pg_trgm is missing."""
+    if connection.dialect.name != "postgresql":
+        return
+    savepoint = connection.begin_nested()
+    try:
+        schema = _trigram_schema(connection)
+        if schema is None:
+            savepoint.rollback()
+            return
+        for column in TRIGRAM_COLUMNS:
+            connection.execute(text(
+                f'CREATE INDEX IF NOT EXISTS ix_mdrec_{column}_trgm ON {table.name} '
+                f'USING gin ({column} "{schema}".gin_trgm_ops)'))
+        savepoint.commit()
+    except Exception as exc:  # no privilege, extension not installed: plain btree indexes remain
+        savepoint.rollback()
+        log.info("pg_trgm indexes not created (%s); fuzzy title search falls back to btree keys", exc)
+
+
+def has_trigram_indexes(connection) -> bool:
+    """True when the trigram indexes exist (the query matcher may then use ``%`` / similarity())."""
+    if connection.dialect.name != "postgresql":
+        return False
+    return bool(connection.execute(text(
+        "SELECT 1 FROM pg_indexes WHERE indexname = 'ix_mdrec_title_key_trgm' "
+        "AND schemaname = current_schema()")).scalar())

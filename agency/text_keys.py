@@ -1,0 +1,83 @@
+"""Normalized keys for matching metadata: one definition for indexing and querying.
+
+The metadata load stores these keys beside the deposited text and the query
+matcher computes them from the query the same way, so "Journal of Física,"
+and "journal of fisica" meet in one index look-up. Keys are lower-case ASCII
+where the text allows it: accents are stripped (NFKD, combining marks
+dropped), punctuation becomes a space, runs of white space become one space.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+
+_NOT_WORD = re.compile(r"[\W_]+", re.UNICODE)
+_LEADING_ZEROS = re.compile(r"^0+(?=\d)")
+_PAGE_PREFIX = re.compile(r"^[a-z]+(?=\d)")
+_VOLUME_WORD = re.compile(r"^(?:vol(?:ume)?|no|nr|issue|iss|num(?:ber)?|v|n)\b\.?\s*", re.IGNORECASE)
+_LEADING_ARTICLE = re.compile(r"^(?:the|a|an) ")
+_YEAR = re.compile(r"(?<!\d)(\d{4})(?!\d)")
+
+MAX_KEY_LENGTH = 512
+
+
+def fold(text: str) -> str:
+    """Lower-case, accents stripped, ligatures expanded (ﬁ → fi, æ stays æ)."""
+    decomposed = unicodedata.normalize("NFKD", text)
+    stripped = "".join(c for c in decomposed if not unicodedata.combining(c))
+    return stripped.casefold()
+
+
+def text_key(text: str | None) -> str | None:
+    """The comparable form of a title or name; None when nothing comparable is left."""
+    if not text:
+        return None
+    key = _NOT_WORD.sub(" ", fold(text)).strip()
+    return key[:MAX_KEY_LENGTH] or None
+
+
+def title_key(text: str | None) -> str | None:
+    """A title's key: like ``text_key`` and a leading "the", "a" or "an" dropped."""
+    key = text_key(text)
+    if key is None:
+        return None
+    return _LEADING_ARTICLE.sub("", key) or key
+
+
+def name_key(text: str | None) -> str | None:
+    """A person's surname key: ``text_key`` with the spaces removed too ("Van der Berg" = "vanderberg")."""
+    key = text_key(text)
+    return key.replace(" ", "") if key else None
+
+
+def _number_key(text: str | None) -> str | None:
+    key = text_key(text)
+    if key is None:
+        return None
+    return " ".join(_LEADING_ZEROS.sub("", part) for part in key.split(" "))
+
+
+def volume_key(text: str | None) -> str | None:
+    """A volume or issue key: "Vol. 012" = "12"; words like "Suppl 2" stay, folded."""
+    if not text:
+        return None
+    return _number_key(_VOLUME_WORD.sub("", text.strip()))
+
+
+def page_key(text: str | None) -> str | None:
+    """A page key: letter prefixes stripped ("e15743" = "15743", "S12" = "12"), leading zeros dropped."""
+    key = text_key(text)
+    if key is None:
+        return None
+    key = key.replace(" ", "")
+    key = _PAGE_PREFIX.sub("", key)
+    return _LEADING_ZEROS.sub("", key) or key
+
+
+def year_of(text: str | None) -> int | None:
+    """The four-digit year in a date or year text, or None."""
+    if not text:
+        return None
+    match = _YEAR.search(text)
+    return int(match.group(1)) if match else None
