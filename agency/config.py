@@ -46,6 +46,13 @@ class Settings:
     smtp_url: str = ""  # empty: write .eml files to data_dir/maildir
     mail_from: str = "agency@localhost"
     mail_max_attempts: int = 12
+    mail_retry_base_seconds: int = 60  # first retry after this, then doubling ...
+    mail_retry_max_seconds: int = 6 * 3600  # ... up to this delay between attempts
+    mail_lease_seconds: int = 600  # a sender's claim on a message; must outlast one send
+    mail_batch_size: int = 200  # messages looked up per round of a delivery run
+    mail_max_attachment_bytes: int = 20 * 1024 * 1024  # larger files are not attached (the mail says so)
+    smtp_timeout_seconds: float = 60.0
+    smtp_ca_file: str = ""  # extra CA certificates (PEM) to trust for smtps:// and starttls
     # Metadata database load (APScheduler).
     run_scheduler: bool = True
     mddb_hour: int = 2  # daily at this hour (UTC) ...
