@@ -13,6 +13,8 @@ from agency.config import Settings
 from agency.db import Database, open_database
 from agency.diagnostics import BatchLogs
 from agency.intake import DepositIntake
+from agency.mail import MailSender
+from agency.notices import RefusalNotices
 from agency.templating import make_environment
 from agency.validation import DepositValidator, SchemaCatalog
 from agency.worker import DepositRunner, Worker
@@ -28,6 +30,7 @@ class Agency:
     intake: DepositIntake
     worker: Worker
     templates: object
+    mail: MailSender
     _stop: threading.Event = field(default_factory=threading.Event)
     _threads: list[threading.Thread] = field(default_factory=list)
 
@@ -53,8 +56,11 @@ def build_agency(settings: Settings) -> Agency:
     catalog = SchemaCatalog(settings.schema_dir)
     logs = BatchLogs(templates)
     worker = Worker(settings, db, runners={})
+    mail = MailSender(settings, db)
     intake = DepositIntake(settings, db, DepositValidator(catalog), logs,
+                           on_refused=RefusalNotices(settings, templates).on_refused,
                            on_accepted=lambda _id: worker.wakeup.set())
     worker.runners["deposit"] = DepositRunner(settings, db, logs)
     return Agency(settings=settings, db=db, passwords=PasswordCheck(settings.password_time_cost),
-                  catalog=catalog, logs=logs, intake=intake, worker=worker, templates=templates)
+                  catalog=catalog, logs=logs, intake=intake, worker=worker, templates=templates,
+                  mail=mail)
