@@ -99,6 +99,42 @@ def cmd_config(_args) -> int:
     return 0
 
 
+def cmd_mail_send(_args) -> int:
+    from agency.mail import outbox_counts
+
+    svc = build_agency(load_settings())
+    delivered = svc.mail.deliver_due()
+    counts = outbox_counts(svc.db)
+    print(f"delivered {delivered} via {svc.mail.transport.describe()}; "
+          f"{counts['pending']} pending, {counts['dead']} dead")
+    return 0
+
+
+def cmd_mail_list(args) -> int:
+    from agency.mail import describe_message, list_messages
+
+    svc = build_agency(load_settings())
+    statuses = args.status or ["pending", "dead"]
+    rows = list_messages(svc.db, statuses, limit=args.limit)
+    for row in rows:
+        print(describe_message(row))
+    if not rows:
+        print(f"no {' or '.join(statuses)} messages")
+    return 0
+
+
+def cmd_mail_retry(args) -> int:
+    from agency.mail import retry_dead
+
+    if not args.ids and not args.all_dead:
+        print("agency: give message ids, or --all-dead", file=sys.stderr)
+        return 2
+    svc = build_agency(load_settings())
+    revived = retry_dead(svc.db, None if args.all_dead else args.ids)
+    print(f"{revived} dead message(s) will be tried again")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="agency", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -124,13 +160,32 @@ def build_parser() -> argparse.ArgumentParser:
 
     config = sub.add_parser("config", help="list the AGENCY_* settings and their defaults")
     config.set_defaults(func=cmd_config)
+
+    mail = sub.add_parser("mail", help="the outbox: deliver and inspect mail").add_subparsers(
+        dest="action", required=True)
+    mail.add_parser("send", help="deliver the messages that are due now").set_defaults(func=cmd_mail_send)
+    listing = mail.add_parser("list", help="list pending and dead messages")
+    listing.add_argument("--status", action="append", choices=["pending", "dead", "sent"],
+                         help="only these states (repeatable; default pending and dead)")
+    listing.add_argument("--limit", type=int, default=100)
+    listing.set_defaults(func=cmd_mail_list)
+    retry = mail.add_parser("retry", help="try dead messages again, with a fresh set of attempts")
+    retry.add_argument("ids", nargs="*", type=int)
+    retry.add_argument("--all-dead", action="store_true")
+    retry.set_defaults(func=cmd_mail_retry)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     args = build_parser().parse_args(argv)
-    return args.func(args)
+    from agency.mail import MailConfigError
+
+    try:
+        return args.func(args)
+    except MailConfigError as exc:  # a wrong AGENCY_SMTP_URL: say so instead of a traceback
+        print(f"agency: {exc}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

@@ -37,7 +37,7 @@ from pathlib import Path, PurePosixPath
 from typing import Iterable, Protocol
 from urllib.parse import parse_qs, unquote, urlsplit
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -641,3 +641,23 @@ def retry_dead(db: Database, ids: Iterable[int] | None = None, now: datetime | N
                                                   claimed_by=None, claimed_until=None)
                                  .execution_options(synchronize_session=False))
     return result.rowcount
+
+
+def outbox_counts(db: Database) -> dict[str, int]:
+    """How many messages are in each state."""
+    with db.sessions() as session:
+        rows = session.execute(select(OutboxMessage.status, func.count()).group_by(OutboxMessage.status))
+        return {PENDING: 0, SENT: 0, DEAD: 0, **{status: count for status, count in rows}}
+
+
+def describe_message(row: OutboxMessage) -> str:
+    """One message as an operator reads it in `agency mail list`."""
+    when = (f"sent {row.sent_at:%Y-%m-%d %H:%M:%S}" if row.status == SENT
+            else f"next {row.next_attempt_at:%Y-%m-%d %H:%M:%S}" if row.status == PENDING else "given up")
+    lines = [f"#{row.id} {row.status} attempts={row.attempts} {when} UTC key={row.key}",
+             f"    to: {row.recipients or '(nobody)'}  subject: {row.subject}"]
+    if row.attachment_path:
+        lines.append(f"    attachment: {row.attachment_path} as {row.attachment_name}")
+    if row.last_error:
+        lines.append(f"    last error: {row.last_error}")
+    return "\n".join(lines)
