@@ -110,9 +110,13 @@ class SchemaCatalog:
     def schema_for(self, namespace: str) -> etree.XMLSchema:
         cache = self._local.__dict__.setdefault("schemas", {})
         if namespace not in cache:
-            path = self.crossref_dir / self.entries[namespace]
-            cache[namespace] = etree.XMLSchema(etree.parse(str(path), etree.XMLParser(no_network=True)))
+            cache[namespace] = self.fresh_schema(namespace)
         return cache[namespace]
+
+    def fresh_schema(self, namespace: str) -> etree.XMLSchema:
+        """A newly compiled schema: streaming validation needs one whose error log holds only its own errors."""
+        path = self.crossref_dir / self.entries[namespace]
+        return etree.XMLSchema(etree.parse(str(path), etree.XMLParser(no_network=True)))
 
     def supported_namespaces(self) -> list[str]:
         return sorted(self.entries)
@@ -178,6 +182,27 @@ def _schema_issues(error_log) -> list[XmlIssue]:
     return issues
 
 
+def _with_readable_path(tree: etree._ElementTree, issue: XmlIssue) -> XmlIssue:
+    """Replace libxml2's ``/*/*[2]`` paths with local names: ``/doi_batch/body/journal[1]``."""
+    if not issue.path:
+        return issue
+    try:
+        found = tree.xpath(issue.path)
+    except etree.XPathError:
+        return issue
+    if not found or not isinstance(found[0], etree._Element):
+        return issue
+    steps = []
+    for element in [found[0], *found[0].iterancestors()]:
+        name = etree.QName(element).localname
+        parent = element.getparent()
+        if parent is not None and len([c for c in parent if c.tag == element.tag]) > 1:
+            position = [c for c in parent if c.tag == element.tag].index(element) + 1
+            name = f"{name}[{position}]"
+        steps.append(name)
+    return XmlIssue(issue.message, issue.line, issue.column, "/" + "/".join(reversed(steps)))
+
+
 class DepositValidator:
     """Validates deposit files against our schemas, streaming when files are large."""
 
@@ -197,10 +222,9 @@ class DepositValidator:
         except RefusedFile:
             _check_well_formed(path)  # a parse error is the more useful thing to report
             raise
-        schema = self.catalog.schema_for(namespace)
         if path.stat().st_size <= DETAILED_ERRORS_MAX_BYTES:
-            return self._check_tree(path, schema, namespace)
-        return self._check_stream(path, schema, namespace)
+            return self._check_tree(path, self.catalog.schema_for(namespace), namespace)
+        return self._check_stream(path, self.catalog.fresh_schema(namespace), namespace)
 
     def _check_format(self, namespace: str, localname: str) -> None:
         if namespace.startswith(RESOURCE_NAMESPACE_PREFIX):
@@ -219,12 +243,17 @@ class DepositValidator:
                 "with <head> and <body>.", line=1, path=f"/{localname}")])
 
     def _check_tree(self, path: Path, schema: etree.XMLSchema, namespace: str) -> BatchHead:
+        parser = hardened_parser()
         try:
-            tree = etree.parse(str(path), hardened_parser())
+            with open(path, "rb") as fh:
+                tree = etree.parse(fh, parser)
         except etree.XMLSyntaxError as exc:
             raise RefusedFile(MALFORMED, [_issue_from_syntax_error(exc)]) from None
+        except OSError as exc:  # libxml2 reports encoding errors this way
+            issues = [XmlIssue(e.message, e.line or None, e.column or None) for e in parser.error_log]
+            raise RefusedFile(MALFORMED, issues[:1] or [XmlIssue(str(exc).split(": ", 1)[-1])]) from None
         if not schema.validate(tree):
-            raise RefusedFile(INVALID, _schema_issues(schema.error_log))
+            raise RefusedFile(INVALID, [_with_readable_path(tree, i) for i in _schema_issues(schema.error_log)])
         return _head_from(tree.getroot(), namespace)
 
     def _check_stream(self, path: Path, schema: etree.XMLSchema, namespace: str) -> BatchHead:
@@ -242,13 +271,12 @@ class DepositValidator:
                         while element.getprevious() is not None:
                             del parent[0]
         except etree.XMLSyntaxError as exc:
-            kinds = {entry.domain_name for entry in exc.error_log}
-            if "SCHEMASV" in kinds and "PARSER" not in kinds:
-                issues = _schema_issues(exc.error_log)
-                issues.append(XmlIssue("(This file is too large for line numbers in schema errors; "
-                                       "validate it locally for positions.)"))
-                raise RefusedFile(INVALID, issues) from None
-            raise RefusedFile(MALFORMED, [_issue_from_syntax_error(exc)]) from None
+            _check_well_formed(path)  # raises MALFORMED when the parser, not the schema, failed
+            schema_entries = [e for e in exc.error_log if e.domain_name == "SCHEMASV"]
+            issues = list(dict.fromkeys(_schema_issues(schema_entries))) or [XmlIssue(str(exc))]
+            issues.append(XmlIssue("(This file is too large for line numbers in schema errors; "
+                                   "validate it locally for positions.)"))
+            raise RefusedFile(INVALID, issues) from None
         if head is None:
             raise RefusedFile(INVALID, [XmlIssue("The batch has no <head>")])
         return head
