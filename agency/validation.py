@@ -110,13 +110,9 @@ class SchemaCatalog:
     def schema_for(self, namespace: str) -> etree.XMLSchema:
         cache = self._local.__dict__.setdefault("schemas", {})
         if namespace not in cache:
-            cache[namespace] = self.fresh_schema(namespace)
+            path = self.crossref_dir / self.entries[namespace]
+            cache[namespace] = etree.XMLSchema(etree.parse(str(path), etree.XMLParser(no_network=True)))
         return cache[namespace]
-
-    def fresh_schema(self, namespace: str) -> etree.XMLSchema:
-        """A newly compiled schema: streaming validation needs one whose error log holds only its own errors."""
-        path = self.crossref_dir / self.entries[namespace]
-        return etree.XMLSchema(etree.parse(str(path), etree.XMLParser(no_network=True)))
 
     def supported_namespaces(self) -> list[str]:
         return sorted(self.entries)
@@ -222,9 +218,10 @@ class DepositValidator:
         except RefusedFile:
             _check_well_formed(path)  # a parse error is the more useful thing to report
             raise
+        schema = self.catalog.schema_for(namespace)
         if path.stat().st_size <= DETAILED_ERRORS_MAX_BYTES:
-            return self._check_tree(path, self.catalog.schema_for(namespace), namespace)
-        return self._check_stream(path, self.catalog.fresh_schema(namespace), namespace)
+            return self._check_tree(path, schema, namespace)
+        return self._check_stream(path, schema, namespace)
 
     def _check_format(self, namespace: str, localname: str) -> None:
         if namespace.startswith(RESOURCE_NAMESPACE_PREFIX):
@@ -259,6 +256,7 @@ class DepositValidator:
     def _check_stream(self, path: Path, schema: etree.XMLSchema, namespace: str) -> BatchHead:
         head: BatchHead | None = None
         ns_head, ns_body = f"{{{namespace}}}head", f"{{{namespace}}}body"
+        etree.clear_error_log()  # the thread's log would otherwise leak earlier files' errors in here
         try:
             with open(path, "rb") as fh:
                 for _event, element in etree.iterparse(fh, events=("end",), schema=schema,
