@@ -101,3 +101,27 @@ def corpus_dir(name: str) -> Path:
     if not path.is_dir():
         pytest.skip(f"../shared corpus not present ({path}): conformance test skipped")
     return path
+
+
+def basic_headers(login: str, password: str, content_type: str | None = "application/xml") -> dict:
+    import base64
+
+    headers = {"Authorization": "Basic " + base64.b64encode(f"{login}:{password}".encode()).decode()}
+    if content_type:
+        headers["Content-Type"] = content_type
+    return headers
+
+
+@pytest.fixture
+def deposit(svc, client, alice):
+    """POST a batch as alice (or as given), run the worker, return (submission json, records)."""
+
+    def run(data: bytes, login: str = "alice", password: str = "alice-password"):
+        headers = basic_headers(login, password)
+        response = client.post("/v1/deposits", data=data, headers=headers)
+        assert response.status_code == 202, response.get_json()
+        svc.worker.run_until_idle()
+        body = client.get(response.headers["Location"], headers=headers).get_json()
+        return body, body["records"]
+
+    return run
