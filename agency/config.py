@@ -57,6 +57,9 @@ class Settings:
     run_scheduler: bool = True
     mddb_hour: int = 2  # daily at this hour (UTC) ...
     mddb_interval_minutes: int = 0  # ... or every N minutes when > 0
+    mddb_misfire_grace_seconds: int = 3600  # a run this late still runs (else the next one catches up)
+    mddb_mail: bool = True  # email each loaded batch's combined diagnostic to its depositor
+    mail_poll_seconds: int = 30  # the scheduler delivers due mail this often
     # Queries.
     query_sync_lines: int = 30
     query_max_lines: int = 100_000
