@@ -35,7 +35,7 @@ from email.message import EmailMessage
 from functools import cache
 from pathlib import Path, PurePosixPath
 from typing import Iterable, Protocol
-from urllib.parse import parse_qs, unquote, urlsplit
+from urllib.parse import parse_qs, quote, unquote, urlsplit
 
 from sqlalchemy import func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
@@ -298,7 +298,7 @@ class SmtpTarget:
     def describe(self) -> str:
         """The URL without the password, for logs and error messages."""
         scheme = "smtps" if self.security == "tls" else "smtp"
-        user = f"{self.username}@" if self.username else ""
+        user = f"{quote(self.username, safe='')}@" if self.username else ""
         host = f"[{self.host}]" if ":" in self.host else self.host
         query = "?starttls=1" if self.security == "starttls" else ""
         return f"{scheme}://{user}{host}:{self.port}{query}"
