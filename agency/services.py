@@ -33,13 +33,32 @@ class Agency:
     mail: MailSender
     _stop: threading.Event = field(default_factory=threading.Event)
     _threads: list[threading.Thread] = field(default_factory=list)
+    _mddb: object | None = None
+    _scheduler: object | None = None
+
+    @property
+    def mddb(self):
+        """The metadata database loader (agency.mddb.MddbLoader), built on first use."""
+        if self._mddb is None:
+            from agency.mddb import MddbLoader
+
+            self._mddb = MddbLoader(self.settings, self.db, self.templates)
+        return self._mddb
 
     def start_background(self) -> None:
         """Start the in-process worker thread (and, where configured, the scheduler)."""
         if self.settings.run_worker and not self._threads:
             self._threads.append(self.worker.start_thread(self._stop))
+        if self.settings.run_scheduler and self._scheduler is None:
+            from agency.scheduling import build_scheduler
+
+            self._scheduler = build_scheduler(self)
+            self._scheduler.start()
 
     def stop_background(self) -> None:
+        if self._scheduler is not None:
+            self._scheduler.shutdown(wait=True)
+            self._scheduler = None
         self._stop.set()
         self.worker.wakeup.set()
         for thread in self._threads:

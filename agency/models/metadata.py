@@ -17,7 +17,7 @@ from __future__ import annotations
 import logging
 from datetime import datetime
 
-from sqlalchemy import Boolean, ForeignKey, Index, Integer, String, Text, event, text
+from sqlalchemy import BigInteger, Boolean, ForeignKey, Index, Integer, String, Text, event, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from agency.db import Base
@@ -131,7 +131,9 @@ class MddbLoad(Base):
 
     folder: Mapped[str] = mapped_column(String(1024), primary_key=True)  # <login>/<yyyy>/<mm>/<id>
     log_sha256: Mapped[str] = mapped_column(String(64))
-    status: Mapped[str] = mapped_column(String(16), index=True)  # loaded | failed
+    log_size: Mapped[int] = mapped_column(BigInteger, default=0)  # with log_mtime_ns: skip re-hashing
+    log_mtime_ns: Mapped[int] = mapped_column(BigInteger, default=0)  # unchanged logs on every run
+    status: Mapped[str] = mapped_column(String(16), index=True)  # loaded | refused | failed
     submission_id: Mapped[int | None] = mapped_column(Integer)
     batch_id: Mapped[str | None] = mapped_column(String(255))
     record_count: Mapped[int] = mapped_column(Integer, default=0)  # records in the deposit log
