@@ -81,7 +81,7 @@ def cmd_worker(args) -> int:
     settings = load_settings()
     svc = build_agency(settings)
     if args.once:
-        svc.worker.run_until_idle(timeout=args.timeout)
+        svc.worker.drain(timeout=args.timeout)
         return 0
     import threading
 
@@ -154,7 +154,8 @@ def build_parser() -> argparse.ArgumentParser:
     serve.set_defaults(func=cmd_serve)
 
     worker = sub.add_parser("worker", help="run a deposit worker process")
-    worker.add_argument("--once", action="store_true", help="stop when there is nothing left to do")
+    worker.add_argument("--once", action="store_true",
+                        help="stop when nothing is queued or processing (waits out dead workers' leases)")
     worker.add_argument("--timeout", type=float, default=3600)
     worker.set_defaults(func=cmd_worker)
 

@@ -233,6 +233,24 @@ class Worker:
             if time.monotonic() > deadline:
                 raise TimeoutError("worker still busy")
 
+    def unfinished(self) -> int:
+        """How many submissions of this worker's kinds are queued or processing."""
+        from sqlalchemy import func
+
+        with self.db.sessions() as session:
+            return session.scalar(select(func.count()).select_from(Submission).where(
+                Submission.kind.in_(list(self.runners)), Submission.status.in_((QUEUED, PROCESSING))))
+
+    def drain(self, timeout: float) -> None:
+        """Work until nothing is left, waiting out leases that a dead worker left behind."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if not self.run_once():
+                if not self.unfinished():
+                    return
+                time.sleep(min(0.5, self.settings.lease_seconds / 4))
+        raise TimeoutError("worker still busy")
+
     def run_forever(self, stop: threading.Event) -> None:
         while not stop.is_set():
             try:
