@@ -135,6 +135,34 @@ def cmd_mail_retry(args) -> int:
     return 0
 
 
+def cmd_mddb_load(args) -> int:
+    svc = build_agency(load_settings())
+    report = svc.mddb.run(mail=False if args.no_mail else None)
+    for folder in report.folders:
+        print(folder.line())
+    print(report.summary())
+    if report.skipped_because:
+        return 3
+    return 1 if report.failed else 0
+
+
+def _utc(when) -> str:
+    return f"{when:%Y-%m-%d %H:%M:%S} UTC" if when else "never"
+
+
+def cmd_mddb_status(_args) -> int:
+    svc = build_agency(load_settings())
+    status = svc.mddb.status()
+    print(f"indexed records: {status.records}")
+    print("batch folders: " + (", ".join(f"{n} {s}" for s, n in sorted(status.loads.items())) or "none loaded yet"))
+    print(f"last load: started {_utc(status.last_started_at)}, finished {_utc(status.last_finished_at)}: "
+          f"{status.last_status or '-'}, {status.last_summary or ''}")
+    print(f"running now: {status.lease_holder or 'no'}")
+    for load in status.failed:
+        print(f"FAILED  {load.folder} (attempt {load.attempts}, {load.loaded_at:%Y-%m-%d %H:%M} UTC): {load.error}")
+    return 1 if status.failed else 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="agency", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -161,6 +189,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     config = sub.add_parser("config", help="list the AGENCY_* settings and their defaults")
     config.set_defaults(func=cmd_config)
+
+    mddb = sub.add_parser("mddb", help="the metadata database: load completed batches, show status").add_subparsers(
+        dest="action", required=True)
+    load = mddb.add_parser("load", help="load every completed batch not loaded yet, now (exit 1 if any failed)")
+    load.add_argument("--no-mail", action="store_true",
+                      help="do not email combined diagnostics (e.g. rebuilding the index from a copy of batches/)")
+    load.set_defaults(func=cmd_mddb_load)
+    mddb.add_parser("status", help="counts, the last load, failed batch folders").set_defaults(func=cmd_mddb_status)
 
     mail = sub.add_parser("mail", help="the outbox: deliver and inspect mail").add_subparsers(
         dest="action", required=True)
