@@ -22,7 +22,6 @@ from __future__ import annotations
 import email.utils
 import hashlib
 import logging
-import mailbox
 import os
 import re
 import smtplib
@@ -453,7 +452,8 @@ class MaildirTransport:
 
     def connect(self) -> "MaildirTransport":
         try:
-            mailbox.Maildir(str(self.folder), create=True)  # tmp/, new/, cur/
+            for sub in ("tmp", "new", "cur"):  # the maildir layout, private to the agency's user
+                (self.folder / sub).mkdir(parents=True, exist_ok=True, mode=0o700)
         except OSError as exc:
             raise DeliveryFailure(f"cannot create the maildir {self.folder}: {exc}") from None
         return self
