@@ -20,6 +20,8 @@ DEPOSIT_OPERATIONS = ("doMDUpload",)
 SUPPORTED_OPERATIONS = ["doMDUpload", "doQueryUpload", "doDOIQueryUpload"]
 # Other operations (query uploads) are registered by their own modules.
 OPERATION_HANDLERS: dict = {}
+# submissionDownload for submissions of another kind (kind -> handler(submission, type)).
+KIND_DOWNLOADS: dict = {}
 
 
 def _field(*names: str) -> str | None:
@@ -32,11 +34,13 @@ def _field(*names: str) -> str | None:
 
 def page(title: str, status: int, reason: str = "", issues=(), submission: Submission | None = None) -> Response:
     base = request.host_url.rstrip("/")
+    is_query = submission is not None and submission.kind == "query"
+    root = f"{base}/v1/{'queries' if is_query else 'deposits'}/{submission.id}" if submission else ""
     html = render_template(
         "pages/servlet_result.html.j2", title=title, reason=reason, issues=[str(i) for i in issues],
         submission=submission,
-        status_url=f"{base}/v1/deposits/{submission.id}" if submission else "",
-        log_url=f"{base}/v1/deposits/{submission.id}/log" if submission else "",
+        status_url=root,
+        log_url=f"{root}/{'result' if is_query else 'log'}" if submission else "",
     )
     response = Response(html, status=status, mimetype="text/html")
     if submission is not None:
@@ -92,6 +96,8 @@ def submission_download() -> Response:
     with svc.db.sessions() as session:
         found = subs.list_own(session, registrant.id, doi_batch_id=batch_id, file_name=file_name, limit=1)
     submission = found[0] if found else None
+    if submission is not None and submission.kind in KIND_DOWNLOADS:
+        return KIND_DOWNLOADS[submission.kind](submission, kind)
     if kind == "contents":
         if submission is None:
             return failure(404, "unknown_submission: no such file for this account.")
