@@ -15,6 +15,8 @@ from agency.diagnostics import BatchLogs
 from agency.intake import DepositIntake
 from agency.mail import MailSender
 from agency.notices import RefusalNotices
+from agency.query import QueryMatcher
+from agency.query_jobs import QueryIntake, QueryRunner
 from agency.templating import make_environment
 from agency.validation import DepositValidator, SchemaCatalog
 from agency.worker import DepositRunner, Worker
@@ -31,6 +33,7 @@ class Agency:
     worker: Worker
     templates: object
     mail: MailSender
+    queries: QueryIntake | None = None
     _stop: threading.Event = field(default_factory=threading.Event)
     _threads: list[threading.Thread] = field(default_factory=list)
     _mddb: object | None = None
@@ -80,6 +83,9 @@ def build_agency(settings: Settings) -> Agency:
                            on_refused=RefusalNotices(settings, templates).on_refused,
                            on_accepted=lambda _id: worker.wakeup.set())
     worker.runners["deposit"] = DepositRunner(settings, db, logs)
+    matcher = QueryMatcher(db)
+    queries = QueryIntake(settings, db, intake, matcher, on_accepted=lambda _id: worker.wakeup.set())
+    worker.runners["query"] = QueryRunner(settings, db, matcher, templates)
     return Agency(settings=settings, db=db, passwords=PasswordCheck(settings.password_time_cost),
                   catalog=catalog, logs=logs, intake=intake, worker=worker, templates=templates,
-                  mail=mail)
+                  mail=mail, queries=queries)
