@@ -66,7 +66,7 @@ def path_problem(path: str) -> str | None:
                 "characters.")
     if "\ufffd" in path:
         return "The address is not valid UTF-8: a DOI is Unicode text, percent-encoded as UTF-8."
-    if _CONTROL.search(path):
+    if _CONTROL.search(path.strip(" \t\r\n")):  # a pasted line break around the DOI is only a slip
         return "The address contains a control character, which no DOI contains."
     return None
 

@@ -35,7 +35,7 @@ RESERVED = ("v1", "servlet", "api", "static")
 class DoiPathConverter(PathConverter):
     """Any path except those of the other blueprints (leading slashes tolerated, as links get doubled)."""
 
-    regex = r"(?!/*(?:" + "|".join(RESERVED) + r")(?:/|$)).+?"
+    regex = r"(?!/*(?:" + "|".join(RESERVED) + r")(?:/|$))[\s\S]+?"  # [\s\S]: line breaks too
     part_isolating = False
 
 
