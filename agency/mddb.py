@@ -41,6 +41,7 @@ from agency.metadata_extraction import BatchHead, BatchMetadataReader, RecordMet
 from agency.metadata_index import SKIPPED, IndexResult, LoadSource, MetadataWriter, PreparedRecord, prepare
 from agency.models import Account, MddbLoad, MetadataRecord, Submission
 from agency.models.submissions import COMPLETED
+from agency.models.submissions import REFUSED as REFUSED_SUBMISSION
 from agency.models.types import utcnow
 from agency.scheduling import MDDB_JOB, JobLease, LeaseLost, last_run, record_finish, record_start
 from agency.validation import hardened_parser_options
@@ -363,7 +364,7 @@ class MddbLoader:
 
     def _row_state(self, folder: BatchFolder) -> str:
         """"files" when no submission row speaks for the folder (a copy of batches/: the files decide),
-        else "completed", "unfinished" (not completed yet) or "other" (not a deposit)."""
+        else "finished" (completed or refused), "unfinished" or "other" (not a deposit)."""
         if folder.number is None:
             return "files"
         with self.db.sessions() as session:
@@ -372,7 +373,7 @@ class MddbLoader:
                 return "files"
             if submission.kind != "deposit":
                 return "other"
-            return "completed" if submission.status == COMPLETED else "unfinished"
+            return "finished" if submission.status in (COMPLETED, REFUSED_SUBMISSION) else "unfinished"
 
     def _index_folder(self, lease: JobLease, folder: BatchFolder, deposit_log: DepositLog, sha: str,
                       stat: os.stat_result, mail: bool) -> FolderReport:
