@@ -53,6 +53,7 @@ MAX_KEY_CHARS = 255
 MAX_SUBJECT_CHARS = 250
 ADDRESS_PATTERN = re.compile(r"^[A-Za-z0-9!#$%&'*+/=?^_`{|}~.-]{1,64}@[A-Za-z0-9.-]{1,253}$")
 MIME_TYPE_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]*/[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]*$")
+LEFT_OUT_NOTE = "left out unusable recipient address(es): "
 TRUE_WORDS, FALSE_WORDS = {"1", "true", "yes", "on"}, {"0", "false", "no", "off", ""}
 
 
@@ -114,7 +115,7 @@ def enqueue_mail(session: Session, *, key: str, recipients: list[str], subject: 
     good, bad = _split_addresses(recipients)
     problems = []
     if bad:
-        problems.append("left out unusable recipient address(es): " + ", ".join(repr(b) for b in bad))
+        problems.append(LEFT_OUT_NOTE + ", ".join(repr(b) for b in bad))
     if not good:
         problems.append("no usable recipient address, so nothing can be sent")
     now = utcnow()
@@ -371,9 +372,10 @@ class SmtpTransport:
         client: smtplib.SMTP | None = None
         try:
             if target.security == "tls":
-                client = smtplib.SMTP_SSL(target.host, target.port, timeout=timeout, context=self.tls_context())
+                client = smtplib.SMTP_SSL(target.host, target.port, local_hostname=_helo_name(), timeout=timeout,
+                                          context=self.tls_context())
             else:
-                client = smtplib.SMTP(target.host, target.port, timeout=timeout)
+                client = smtplib.SMTP(target.host, target.port, local_hostname=_helo_name(), timeout=timeout)
             client.ehlo()
             if target.security == "starttls":
                 client.starttls(context=self.tls_context())
@@ -385,6 +387,12 @@ class SmtpTransport:
                 _quietly_close(client)
             raise DeliveryFailure(f"cannot submit to {self.describe()}: {_describe_error(exc)}") from None
         return SmtpConnection(client, self.envelope_from, self.describe())
+
+
+@cache
+def _helo_name() -> str:
+    """This host's name for EHLO, looked up once (smtplib would ask DNS on every connection)."""
+    return socket.getfqdn() or "localhost"
 
 
 class SmtpConnection:
@@ -502,23 +510,30 @@ class MailSender:
     """Delivers due outbox rows; any number of senders may run at once, in any processes."""
 
     def __init__(self, settings: Settings, db: Database, transport: Transport | None = None) -> None:
+        if clean_address(email.utils.parseaddr(settings.mail_from)[1]) is None:
+            raise MailConfigError(f"AGENCY_MAIL_FROM {settings.mail_from!r} is not an address like "
+                                  "agency@ra.example.org or 'DOI Agency <agency@ra.example.org>'")
         self.settings = settings
         self.db = db
         self.transport = transport or transport_for(settings)
-        self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self.name = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 
     def deliver_due(self, now: datetime | None = None) -> int:
-        """Try every message due at ``now`` once; returns how many were delivered."""
-        now = now or utcnow()
-        run = _DeliveryRun(self.transport)
+        """Try every message due now (or at ``now``, for tests) once; returns how many were delivered.
+
+        Without ``now`` the clock is read afresh for every claim, so a long run
+        never hands out leases that have already expired.
+        """
+        clock = (lambda: now) if now is not None else utcnow
+        run = _DeliveryRun(self.transport, owner=f"{self.name}:{uuid.uuid4().hex[:8]}")
         delivered, tried = 0, set()
         try:
-            while batch := [i for i in self._due_ids(now) if i not in tried]:
+            while batch := [i for i in self._due_ids(clock()) if i not in tried]:
                 for message_id in batch:
                     tried.add(message_id)
-                    row = self._claim(message_id, now)
+                    row = self._claim(message_id, clock(), run.owner)
                     if row is not None:
-                        delivered += self._deliver(run, row, now)
+                        delivered += self._deliver(run, row, clock)
         finally:
             run.close()
         return delivered
@@ -532,28 +547,32 @@ class MailSender:
                 .order_by(OutboxMessage.next_attempt_at, OutboxMessage.id)
                 .limit(self.settings.mail_batch_size)))
 
-    def _claim(self, message_id: int, now: datetime) -> OutboxMessage | None:
-        """Take the lease on one message; None when another sender was first."""
+    def _claim(self, message_id: int, now: datetime, owner: str | None = None) -> OutboxMessage | None:
+        """Take the lease on one message (a compare-and-set UPDATE); None when another sender was first."""
         with self.db.transaction() as session:
             taken = session.execute(
                 update(OutboxMessage)
                 .where(OutboxMessage.id == message_id, OutboxMessage.status == PENDING,
                        OutboxMessage.next_attempt_at <= now,
                        or_(OutboxMessage.claimed_until.is_(None), OutboxMessage.claimed_until < now))
-                .values(claimed_by=self.owner,
+                .values(claimed_by=owner or self.name,
                         claimed_until=now + timedelta(seconds=self.settings.mail_lease_seconds))
                 .execution_options(synchronize_session=False))
             if taken.rowcount != 1:
                 return None
             return session.get(OutboxMessage, message_id)
 
-    def _deliver(self, run: "_DeliveryRun", row: OutboxMessage, now: datetime) -> int:
+    def _deliver(self, run: "_DeliveryRun", row: OutboxMessage, clock) -> int:
         try:
             note = run.send(row, build_message(row, self.settings))
         except DeliveryFailure as failure:
-            self._record_failure(row, failure, now)
+            self._record_failure(row, failure, clock())
             return 0
-        self._record_sent(row, note, now)
+        except Exception as exc:  # a bug must cost an attempt, not loop silently on lease expiry
+            log.exception("outbox %s: unexpected error while delivering", row.id)
+            self._record_failure(row, DeliveryFailure(f"unexpected error: {exc!r}"), clock())
+            return 0
+        self._record_sent(row, note, clock())
         return 1
 
     def _record_sent(self, row: OutboxMessage, note: str | None, now: datetime) -> None:
@@ -581,22 +600,26 @@ class MailSender:
                     "; giving up (dead)" if give_up else f"; next try at {changes['next_attempt_at']:%H:%M:%S}",
                     failure)
 
-    def _fenced(self, row: OutboxMessage):
+    @staticmethod
+    def _fenced(row: OutboxMessage):
+        """An UPDATE that only applies while the claim that loaded ``row`` still holds."""
         return (update(OutboxMessage)
-                .where(OutboxMessage.id == row.id, OutboxMessage.claimed_by == self.owner)
+                .where(OutboxMessage.id == row.id, OutboxMessage.claimed_by == row.claimed_by)
                 .execution_options(synchronize_session=False))
 
 
 def _enqueue_note(row: OutboxMessage) -> str | None:
     """What enqueueing noted (left-out addresses) stays visible once the message is sent."""
-    return row.last_error if row.attempts == 0 else None
+    note = row.last_error or ""
+    return note if note.startswith(LEFT_OUT_NOTE) else None
 
 
 class _DeliveryRun:
     """One connection shared by a run; after a failed connect, the run does not hammer the server."""
 
-    def __init__(self, transport: Transport) -> None:
+    def __init__(self, transport: Transport, owner: str) -> None:
         self.transport = transport
+        self.owner = owner
         self.connection: Connection | None = None
         self.connect_failure: DeliveryFailure | None = None
 
@@ -610,10 +633,15 @@ class _DeliveryRun:
                 self.connect_failure = failure
                 raise
         try:
-            return self.connection.send(row, message)
-        finally:
+            note = self.connection.send(row, message)
+        except DeliveryFailure:
             if getattr(self.connection, "broken", False):
                 self.close()
+            raise
+        except BaseException:
+            self.close()  # state unknown: never reuse it
+            raise
+        return note
 
     def close(self) -> None:
         if self.connection is not None:

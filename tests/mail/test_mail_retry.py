@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+import pytest
 from sqlalchemy import select
 
 from agency.mail import DeliveryFailure, MailSender, enqueue_mail, list_messages, retry_dead, retry_delay
@@ -157,3 +158,51 @@ def test_an_attachment_link_leading_out_of_the_batch_folder_is_refused(svc, tmp_
     row = row_of(svc)
     assert row.status == "dead" and "outside the batch folder" in row.last_error
     assert transport.sent == []
+
+
+class BrokenTransport(ScriptedTransport):
+    def send(self, row, message) -> None:
+        raise RuntimeError("a bug in a transport")
+
+
+def test_an_unexpected_error_costs_an_attempt_instead_of_looping_silently(svc):
+    enqueue(svc)
+    assert MailSender(svc.settings, svc.db, BrokenTransport()).deliver_due() == 0
+    row = row_of(svc)
+    assert (row.status, row.attempts, row.claimed_by) == ("pending", 1, None)
+    assert "unexpected error: RuntimeError('a bug in a transport')" in row.last_error
+
+
+class LeaseRecorder(ScriptedTransport):
+    def send(self, row, message) -> None:
+        self.sent.append(row.claimed_until)
+
+
+def test_a_long_run_takes_each_lease_from_the_clock_at_claim_time(svc, monkeypatch):
+    import agency.mail
+
+    start = utcnow()
+    ticks = iter(range(0, 100_000, 500))
+    monkeypatch.setattr(agency.mail, "utcnow", lambda: start + timedelta(seconds=next(ticks)))
+    for n in range(3):
+        enqueue(svc, f"combined-{n}")
+    transport = LeaseRecorder()
+    assert MailSender(svc.settings, svc.db, transport).deliver_due() == 3
+    first, second, third = transport.sent
+    assert first < second < third  # each lease starts when its message is claimed
+
+
+def test_left_out_addresses_stay_noted_after_sending(svc):
+    with svc.db.transaction() as session:
+        enqueue_mail(session, key="k", recipients=["dep@example.org", "junk"], subject="s", text="t")
+    assert MailSender(svc.settings, svc.db, ScriptedTransport()).deliver_due() == 1
+    row = row_of(svc, "k")
+    assert row.status == "sent" and "'junk'" in row.last_error
+
+
+def test_an_unusable_sender_address_is_refused_at_start_up(svc):
+    from agency.mail import MailConfigError
+
+    with pytest.raises(MailConfigError, match="AGENCY_MAIL_FROM 'agency' is not an address"):
+        MailSender(svc.settings.replace(mail_from="agency"), svc.db)
+    MailSender(svc.settings.replace(mail_from="DOI Agency <agency@ra.example.org>"), svc.db)
