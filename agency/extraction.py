@@ -41,30 +41,45 @@ def _child_text(element: etree._Element, name: str) -> str | None:
 
 
 def iter_records(path: Path, batch_timestamp: str | None, skip: int = 0) -> Iterator[DepositRecord]:
-    """Yield the batch's records in document order, after the first ``skip``."""
+    """Yield the batch's records in document order, after the first ``skip``.
+
+    Only ``doi_data`` and ``pending_publication`` ends reach Python (lxml filters
+    the rest in C); after each record, everything before it in the document is
+    dropped, so memory stays flat however large the batch.
+    """
     seq = 0
-    done_parents: set[str] = set()
     with open(path, "rb") as fh:
-        context = etree.iterparse(fh, events=("end",), **hardened_parser_options())
+        context = etree.iterparse(fh, events=("end",), tag=("{*}doi_data", "{*}pending_publication"),
+                                  **hardened_parser_options())
         for _event, element in context:
-            tag = element.tag
-            if not isinstance(tag, str):
-                continue
-            name = _local(tag)
             parent = element.getparent()
-            record_source = name == "doi_data" or (name == "doi" and parent is not None
-                                                   and _local(parent.tag) == "pending_publication")
-            if record_source:
-                seq += 1
-                if seq > skip:
-                    yield _record(seq, element, parent, batch_timestamp)
-                if parent is not None:
-                    done_parents.add(parent.tag)
-            elif tag in done_parents or (parent is not None and _local(parent.tag) == "body"):
-                # Content items whose DOI was read: drop them and what came before.
-                element.clear()
-                while element.getprevious() is not None:
-                    del parent[0]
+            if _local(element.tag) == "pending_publication":
+                element, parent = _pending_doi(element), element
+                if element is None:
+                    continue
+            seq += 1
+            if seq > skip:
+                yield _record(seq, element, parent, batch_timestamp)
+            _drop_preceding(parent if parent is not None else element)
+
+
+def _pending_doi(pending: etree._Element) -> etree._Element | None:
+    for child in pending:
+        if isinstance(child.tag, str) and _local(child.tag) == "doi":
+            return child
+    return None
+
+
+def _drop_preceding(element: etree._Element) -> None:
+    """Delete the finished siblings before ``element`` and before each of its ancestors."""
+    node = element
+    while node is not None:
+        parent = node.getparent()
+        if parent is None:
+            return
+        while node.getprevious() is not None:
+            del parent[0]
+        node = parent
 
 
 def _record(seq: int, element: etree._Element, parent, batch_timestamp: str | None) -> DepositRecord:

@@ -169,25 +169,40 @@ class BatchRegistration:
         return out
 
 
-def _insert_for(session: Session):
+def _dialect_insert(session: Session):
     return postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
+
+
+def _handle_upsert(insert):
+    """One statement, executed for many rows: the database keeps the newer version of each name."""
+    table = Handle.__table__
+    stmt = insert(table)
+    excluded = stmt.excluded
+    return stmt.on_conflict_do_update(
+        index_elements=[table.c.key],
+        set_={
+            "name": excluded.name, "version": excluded.version, "revision": table.c.revision + 1,
+            "account_id": excluded.account_id, "submission_id": excluded.submission_id,
+            "updated_at": excluded.updated_at,
+        },
+        where=table.c.version < excluded.version,
+    ).returning(table.c.key, table.c.revision)
+
+
+def _value_upsert(insert):
+    table = HandleValue.__table__
+    stmt = insert(table)
+    return stmt.on_conflict_do_update(
+        index_elements=[table.c.handle_key, table.c.idx],
+        set_={"type": stmt.excluded.type, "data": stmt.excluded.data, "ttl": stmt.excluded.ttl,
+              "timestamp": stmt.excluded.timestamp},
+    )
 
 
 def _conditional_upsert(session: Session, rows: list[dict]) -> dict[str, int]:
     """Insert new names, update older ones; returns key → revision for the rows written."""
-    insert = _insert_for(session)
-    stmt = insert(Handle).values(rows)
-    excluded = stmt.excluded
-    stmt = stmt.on_conflict_do_update(
-        index_elements=[Handle.key],
-        set_={
-            "name": excluded.name, "version": excluded.version, "revision": Handle.revision + 1,
-            "account_id": excluded.account_id, "submission_id": excluded.submission_id,
-            "updated_at": excluded.updated_at,
-        },
-        where=Handle.version < excluded.version,
-    ).returning(Handle.key, Handle.revision)
-    return {key: revision for key, revision in session.execute(stmt)}
+    result = session.connection().execute(_handle_upsert(_dialect_insert(session)), rows)
+    return {key: revision for key, revision in result}
 
 
 def _write_values(session: Session, records: list[DepositRecord], now: datetime, ttl: int) -> None:
@@ -202,17 +217,11 @@ def _write_values(session: Session, records: list[DepositRecord], now: datetime,
         values.append({"handle_key": key, "idx": ADMIN_INDEX, "type": "HS_ADMIN",
                        "data": admin_value_data(doi_prefix(record.doi)), "ttl": ttl, "timestamp": now})
     pending = [doi_key(r.doi) for r in records if r.url is None]
+    connection = session.connection()
     if pending:
-        session.execute(delete(HandleValue).where(HandleValue.handle_key.in_(pending),
-                                                  HandleValue.idx == URL_INDEX))
-    insert = _insert_for(session)
-    stmt = insert(HandleValue).values(values)
-    stmt = stmt.on_conflict_do_update(
-        index_elements=[HandleValue.handle_key, HandleValue.idx],
-        set_={"type": stmt.excluded.type, "data": stmt.excluded.data, "ttl": stmt.excluded.ttl,
-              "timestamp": stmt.excluded.timestamp},
-    )
-    session.execute(stmt)
+        connection.execute(delete(HandleValue.__table__).where(HandleValue.handle_key.in_(pending),
+                                                               HandleValue.idx == URL_INDEX))
+    connection.execute(_value_upsert(_dialect_insert(session)), values)
 
 
 def find_handle(session: Session, name: str) -> Handle | None:

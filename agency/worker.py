@@ -132,7 +132,7 @@ class DepositRunner:
             with self.db.transaction() as session:
                 submission = session.get(Submission, submission_id)
                 diagnostics = batch.registration.register(session, chunk, utcnow())
-                session.execute(insert(RecordResult), [
+                session.connection().execute(insert(RecordResult.__table__), [
                     {"submission_id": submission_id, "seq": d.seq, "doi": d.doi[:2048], "status": d.status,
                      "message": d.message, "outcome": d.outcome} for d in diagnostics])
                 statuses = [d.status for d in diagnostics]
