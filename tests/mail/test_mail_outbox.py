@@ -137,3 +137,17 @@ def test_count_stays_one_per_key_across_many_attempts(svc):
         enqueue(svc, key="refused-3")
     with svc.db.sessions() as session:
         assert session.scalar(select(func.count()).select_from(OutboxMessage)) == 1
+
+
+def test_concurrent_enqueues_of_one_key_keep_one_row(svc):
+    import threading
+
+    results = []
+    with svc.db.transaction() as session:
+        assert enqueue_mail(session, key="combined-5", recipients=["a@example.org"], subject="s", text="t")
+        other = threading.Thread(target=lambda: results.append(enqueue(svc, key="combined-5")))
+        other.start()
+        other.join(0.3)  # the other transaction now waits on ours (or has not started yet)
+    other.join(60)
+    assert results == [None]
+    assert [r.key for r in outbox_rows(svc)] == ["combined-5"]
