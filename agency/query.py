@@ -63,7 +63,8 @@ class Thresholds:
     accept: float = 6.0  # e.g. page + volume + journal, or page + volume + author
     margin: float = 1.5  # a runner-up this close makes the line ambiguous
     author_floor: float = 0.72  # surname similarity below this rules a candidate out
-    title_floor: float = 0.6  # title similarity below this counts against a candidate
+    title_floor: float = 0.6  # title similarity below this counts against a candidate ...
+    title_reject: float = 0.45  # ... and below this rules it out (another journal or book)
 
 
 RECORD_COLUMNS = (
@@ -141,8 +142,7 @@ def abbreviation_score(short: str, full: str) -> float:
             i += len(word)
             continue
         return 0.0
-    unused = len(f_words) - i
-    return 1.0 if unused == 0 else len(s_words) / (len(s_words) + unused)
+    return i / len(f_words)
 
 
 @lru_cache(maxsize=65536)
@@ -269,31 +269,44 @@ def _author(keys: QueryKeys, c: Candidate, thresholds: Thresholds) -> float | No
     return 3 * similarity
 
 
-def _source(keys: QueryKeys, c: Candidate, thresholds: Thresholds) -> float:
-    """Points for naming the right journal or book: an identifier, else a title."""
+def _source(keys: QueryKeys, c: Candidate, thresholds: Thresholds) -> float | None:
+    """Points for naming the right journal or book: an identifier, else a title (None: another one)."""
     if keys.isbns & c.isbns:
         return 3.0
     if keys.issns & c.issns:
-        return 3.0 if not keys.is_book else 2.0
+        return (3.0 if not keys.is_book else 2.0) + _title_agreement(keys, c, thresholds)
     if not keys.titles:
-        return 0.0
+        # Only an ISSN that is not the record's: perhaps the other medium's, perhaps another
+        # journal. Numbers and author alone must then not be enough.
+        return -4.5 if keys.issns and c.issns else 0.0
     record_titles = c.container_title_keys
     if not record_titles:
         return -1.0
     similarity = max(title_similarity(q, r) for q in keys.titles for r in record_titles)
+    if similarity < thresholds.title_reject:
+        return None
     if similarity < thresholds.title_floor:
         return -3.0
     return 3 * similarity
 
 
+def _title_agreement(keys: QueryKeys, c: Candidate, thresholds: Thresholds) -> float:
+    """With the identifier agreeing, a title adds a little or, when unlike, costs a little."""
+    if not keys.titles or not c.container_title_keys:
+        return 0.0
+    similarity = max(title_similarity(q, r) for q in keys.titles for r in c.container_title_keys)
+    if similarity >= 0.9:
+        return 0.5
+    return -1.5 if similarity < thresholds.title_floor else 0.0
+
+
 def _book_shape(keys: QueryKeys, c: Candidate) -> float | None:
-    """A book query without page or component wants the book; with one, a chapter or paper."""
+    """A book query with a page or component wants a chapter or paper; without, rather the book."""
     wants_item = bool(keys.page or keys.component)
-    if wants_item and c.content_type in BOOK_LEVEL_TYPES:
+    is_book_level = c.content_type in BOOK_LEVEL_TYPES
+    if wants_item and is_book_level:
         return -2.0
-    if not wants_item and c.content_type not in BOOK_LEVEL_TYPES:
-        return None
-    points = 0.0
+    points = 1.0 if not wants_item and is_book_level else 0.0
     if keys.component and c.component_number:
         points += 2 if text_key(c.component_number) == keys.component else -1
     if keys.edition and c.edition_number:
@@ -317,7 +330,10 @@ def score(keys: QueryKeys, c: Candidate, thresholds: Thresholds) -> float | None
     shape = _book_shape(keys, c) if keys.is_book else 0.0
     if shape is None:
         return None
-    return numbers + author + shape + _source(keys, c, thresholds)
+    source = _source(keys, c, thresholds)
+    if source is None:
+        return None
+    return numbers + author + shape + source
 
 
 def decide(scored: list[tuple[float, Candidate]], thresholds: Thresholds) -> Outcome:
