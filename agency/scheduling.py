@@ -70,6 +70,9 @@ class JobLease:
     def acquire(self) -> bool:
         """Claim the lease if it is free or expired; False when another holder is alive."""
         now = utcnow()
+        holder, _until = self.holder()
+        if holder is not None and holder != self.owner:
+            return False  # decided by a read: on SQLite a write would queue behind the holder's transaction
         with self.db.transaction() as session:
             session.execute(_insert_for(session)(JobLock).values(name=self.name)
                             .on_conflict_do_nothing(index_elements=[JobLock.name]))
@@ -169,15 +172,15 @@ def run_mail_job(agency) -> None:
 def build_scheduler(agency) -> BackgroundScheduler:
     """A scheduler with the load and mail jobs; a missed load is scheduled for right now."""
     settings: Settings = agency.settings
-    scheduler = BackgroundScheduler(timezone=timezone.utc, job_defaults={
-        "coalesce": True, "max_instances": 1, "misfire_grace_time": settings.mddb_misfire_grace_seconds})
+    scheduler = BackgroundScheduler(timezone=timezone.utc)
+    once = {"coalesce": True, "max_instances": 1, "misfire_grace_time": settings.mddb_misfire_grace_seconds}
     now = datetime.now(timezone.utc)
     previous = last_run(agency.db, MDDB_JOB)
     catch_up = missed_since(settings, previous.last_started_at if previous else None, now)
     job_options = {"next_run_time": now} if catch_up else {}
     scheduler.add_job(run_mddb_job, mddb_trigger(settings), args=[agency], id=MDDB_JOB,
-                      name="metadata database load", replace_existing=True, **job_options)
+                      name="metadata database load", replace_existing=True, **once, **job_options)
     scheduler.add_job(run_mail_job, IntervalTrigger(seconds=settings.mail_poll_seconds, timezone=timezone.utc),
                       args=[agency], id=MAIL_JOB, name="mail delivery", replace_existing=True,
-                      next_run_time=now)
+                      next_run_time=now, **once)
     return scheduler
