@@ -34,10 +34,14 @@ def _local(tag: str) -> str:
 
 
 def _child_text(element: etree._Element, name: str) -> str | None:
-    for child in element:
-        if isinstance(child.tag, str) and _local(child.tag) == name:
-            return (child.text or "").strip()
-    return None
+    """Text of the first child ``name`` in the element's own namespace (lxml's C search)."""
+    tag = element.tag
+    namespace = tag[: tag.index("}") + 1] if tag.startswith("{") else ""
+    text = element.findtext(namespace + name)
+    return text.strip() if text is not None else None
+
+
+RECORD_TAGS = ("{*}doi_data", "{*}pending_publication")
 
 
 def iter_records(path: Path, batch_timestamp: str | None, skip: int = 0) -> Iterator[DepositRecord]:
@@ -47,27 +51,36 @@ def iter_records(path: Path, batch_timestamp: str | None, skip: int = 0) -> Iter
     the rest in C); after each record, everything before it in the document is
     dropped, so memory stays flat however large the batch.
     """
-    seq = 0
     with open(path, "rb") as fh:
-        context = etree.iterparse(fh, events=("end",), tag=("{*}doi_data", "{*}pending_publication"),
-                                  **hardened_parser_options())
-        for _event, element in context:
-            parent = element.getparent()
-            if _local(element.tag) == "pending_publication":
-                element, parent = _pending_doi(element), element
-                if element is None:
-                    continue
-            seq += 1
-            if seq > skip:
-                yield _record(seq, element, parent, batch_timestamp)
+        context = etree.iterparse(fh, events=("end",), tag=RECORD_TAGS, **hardened_parser_options())
+        elements = (element for _event, element in context)
+        yield from _records(elements, batch_timestamp, skip, drop_preceding=True)
+
+
+def records_from_tree(tree: etree._ElementTree, batch_timestamp: str | None) -> list[DepositRecord]:
+    """The same records, from a document already parsed whole (by validation)."""
+    return list(_records(tree.getroot().iter(*RECORD_TAGS), batch_timestamp, 0, drop_preceding=False))
+
+
+def _records(elements: Iterator[etree._Element], batch_timestamp: str | None, skip: int,
+             drop_preceding: bool) -> Iterator[DepositRecord]:
+    seq = 0
+    for element in elements:
+        parent = element.getparent()
+        if _local(element.tag) == "pending_publication":
+            element, parent = _pending_doi(element), element
+            if element is None:
+                continue
+        seq += 1
+        if seq > skip:
+            yield _record(seq, element, parent, batch_timestamp)
+        if drop_preceding:
             _drop_preceding(parent if parent is not None else element)
 
 
 def _pending_doi(pending: etree._Element) -> etree._Element | None:
-    for child in pending:
-        if isinstance(child.tag, str) and _local(child.tag) == "doi":
-            return child
-    return None
+    tag = pending.tag
+    return pending.find(tag[: tag.index("}") + 1] + "doi" if tag.startswith("{") else "doi")
 
 
 def _drop_preceding(element: etree._Element) -> None:

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Iterable, Sequence
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -27,6 +27,7 @@ SUCCESS, WARNING, FAILURE = "Success", "Warning", "Failure"
 URL_INDEX, ADMIN_INDEX = 1, 100
 ADMIN_HANDLE_INDEX = 200
 ADMIN_PERMISSIONS = "111111111111"
+DEFAULT_TTL = 86400
 VERSION_DIGITS = 19
 _TIMESTAMP = re.compile(r"^[0-9]{1,19}$")
 
@@ -139,23 +140,16 @@ class BatchRegistration:
 
     def _write(self, session: Session, records: list[DepositRecord], now: datetime) -> list[RecordDiagnostic]:
         rows = sorted(
-            (
-                {
-                    "key": doi_key(r.doi), "name": r.doi, "prefix": doi_prefix(r.doi),
-                    "version": version_of(r.timestamp or ""), "revision": 1,
-                    "account_id": self.registrant.id, "submission_id": self.submission_id,
-                    "created_at": now, "updated_at": now,
-                }
-                for r in records
-            ),
+            ({"key": doi_key(r.doi), "name": r.doi, "prefix": doi_prefix(r.doi), "version": version_of(r.timestamp or "")}
+             for r in records),
             key=lambda row: row["key"],  # one lock order for every writer: no deadlocks
         )
-        written = _conditional_upsert(session, rows)
+        written = _conditional_upsert(session, rows, self.registrant.id, self.submission_id, now)
         by_key = {doi_key(r.doi): r for r in records}
         stale_keys = [k for k in by_key if k not in written]
         stored = dict(session.execute(select(Handle.key, Handle.version).where(Handle.key.in_(stale_keys))).all()) \
             if stale_keys else {}
-        _write_values(session, [by_key[k] for k in sorted(written)], now, self.ttl)
+        _write_values(session, [by_key[k] for k in sorted(written)], self.ttl)
         out = []
         for key, record in by_key.items():
             if key in written:
@@ -173,10 +167,11 @@ def _dialect_insert(session: Session):
     return postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
 
 
-def _handle_upsert(insert):
+def _handle_upsert(insert, account_id: int, submission_id: int, now: datetime):
     """One statement, executed for many rows: the database keeps the newer version of each name."""
     table = Handle.__table__
-    stmt = insert(table)
+    stmt = insert(table).values(revision=1, account_id=account_id, submission_id=submission_id,
+                                created_at=now, updated_at=now)
     excluded = stmt.excluded
     return stmt.on_conflict_do_update(
         index_elements=[table.c.key],
@@ -189,9 +184,9 @@ def _handle_upsert(insert):
     ).returning(table.c.key, table.c.revision)
 
 
-def _value_upsert(insert):
+def _value_upsert(insert, ttl: int):
     table = HandleValue.__table__
-    stmt = insert(table)
+    stmt = insert(table).values(idx=URL_INDEX, type="URL", ttl=ttl, timestamp=func.current_timestamp())
     return stmt.on_conflict_do_update(
         index_elements=[table.c.handle_key, table.c.idx],
         set_={"type": stmt.excluded.type, "data": stmt.excluded.data, "ttl": stmt.excluded.ttl,
@@ -199,29 +194,24 @@ def _value_upsert(insert):
     )
 
 
-def _conditional_upsert(session: Session, rows: list[dict]) -> dict[str, int]:
+def _conditional_upsert(session: Session, rows: list[dict], account_id: int, submission_id: int,
+                        now: datetime) -> dict[str, int]:
     """Insert new names, update older ones; returns key → revision for the rows written."""
-    result = session.connection().execute(_handle_upsert(_dialect_insert(session)), rows)
+    statement = _handle_upsert(_dialect_insert(session), account_id, submission_id, now)
+    result = session.connection().execute(statement, rows)
     return {key: revision for key, revision in result}
 
 
-def _write_values(session: Session, records: list[DepositRecord], now: datetime, ttl: int) -> None:
-    if not records:
-        return
-    values = []
-    for record in records:
-        key = doi_key(record.doi)
-        if record.url is not None:
-            values.append({"handle_key": key, "idx": URL_INDEX, "type": "URL", "data": record.url,
-                           "ttl": ttl, "timestamp": now})
-        values.append({"handle_key": key, "idx": ADMIN_INDEX, "type": "HS_ADMIN",
-                       "data": admin_value_data(doi_prefix(record.doi)), "ttl": ttl, "timestamp": now})
-    pending = [doi_key(r.doi) for r in records if r.url is None]
+def _write_values(session: Session, records: list[DepositRecord], ttl: int) -> None:
+    """Write each record's URL value (index 1); a pending publication has none."""
     connection = session.connection()
+    pending = [doi_key(r.doi) for r in records if r.url is None]
     if pending:
         connection.execute(delete(HandleValue.__table__).where(HandleValue.handle_key.in_(pending),
                                                                HandleValue.idx == URL_INDEX))
-    connection.execute(_value_upsert(_dialect_insert(session)), values)
+    urls = [{"handle_key": doi_key(r.doi), "data": r.url} for r in records if r.url is not None]
+    if urls:
+        connection.execute(_value_upsert(_dialect_insert(session), ttl), urls)
 
 
 def find_handle(session: Session, name: str) -> Handle | None:
@@ -230,14 +220,24 @@ def find_handle(session: Session, name: str) -> Handle | None:
 
 def handle_values(session: Session, name: str, types: Iterable[str] = (), indexes: Iterable[int] = ()
                   ) -> list[HandleValueView]:
-    """The values of a handle, optionally only those of the given types or indexes."""
-    query = select(HandleValue).where(HandleValue.handle_key == doi_key(name)).order_by(HandleValue.idx)
-    types, indexes = list(types), list(indexes)
-    if types or indexes:
-        from sqlalchemy import or_
+    """The values of a handle, optionally only those of the given types or indexes.
 
-        query = query.where(or_(HandleValue.type.in_(types), HandleValue.idx.in_(indexes)))
-    return [HandleValueView(v.idx, v.type, v.data, v.ttl, v.timestamp) for v in session.scalars(query)]
+    HS_ADMIN is the same for every handle of a prefix (the prefix's admin group),
+    so it is derived from the handle row rather than stored once per DOI: that
+    keeps registration to one value row per record.
+    """
+    handle = session.get(Handle, doi_key(name))
+    if handle is None:
+        return []
+    stored = [HandleValueView(v.idx, v.type, v.data, v.ttl, v.timestamp) for v in session.scalars(
+        select(HandleValue).where(HandleValue.handle_key == handle.key).order_by(HandleValue.idx))]
+    ttl = stored[0].ttl if stored else DEFAULT_TTL
+    admin = HandleValueView(ADMIN_INDEX, "HS_ADMIN", admin_value_data(handle.prefix), ttl, handle.created_at)
+    values = sorted([*stored, admin], key=lambda v: v.index)
+    types, indexes = set(types), set(indexes)
+    if types or indexes:
+        values = [v for v in values if v.type in types or v.index in indexes]
+    return values
 
 
 def resolve_url(session: Session, name: str) -> str | None:

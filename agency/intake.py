@@ -23,6 +23,7 @@ from agency.batch_files import BATCH_FILE, LOG_FILE, fsync_dir, submission_folde
 from agency.config import Settings
 from agency.db import Database
 from agency.diagnostics import BatchCounts, BatchLogs, Refusal
+from agency.extraction import DepositRecord, records_from_tree
 from agency.models import Submission
 from agency.models.submissions import PROCESSING, QUEUED, REFUSED
 from agency.models.types import utcnow
@@ -66,7 +67,8 @@ OnRefused = Callable[[Session, Submission, Registrant], None]
 
 class DepositIntake:
     def __init__(self, settings: Settings, db: Database, validator: DepositValidator, logs: BatchLogs,
-                 on_refused: OnRefused | None = None, on_accepted: Callable[[int], None] | None = None) -> None:
+                 on_refused: OnRefused | None = None,
+                 on_accepted: Callable[[int, list[DepositRecord] | None], None] | None = None) -> None:
         self.settings = settings
         self.db = db
         self.validator = validator
@@ -119,11 +121,17 @@ class DepositIntake:
         spooled = self.spool(source)
         try:
             verdict = self.validator.check(spooled.path)
+            records = None
+            if verdict.accepted and verdict.tree is not None:
+                records = records_from_tree(verdict.tree, verdict.head.timestamp)
+            verdict.tree = None  # the tree can be large: keep it no longer than needed
             submission = self._record(registrant, spooled, file_name, operation, verdict)
         finally:
             spooled.path.unlink(missing_ok=True)
         if verdict.accepted and self.on_accepted:
-            self.on_accepted(submission.id)
+            # An in-process worker may take these records instead of parsing the file
+            # again; the file stays the durable source should this process die.
+            self.on_accepted(submission.id, records)
         return submission, verdict
 
     def _record(self, registrant: Registrant, spooled: SpooledFile, file_name: str, operation: str,

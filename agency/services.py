@@ -69,6 +69,12 @@ class Agency:
         self._threads.clear()
 
 
+def _hand_over(worker: Worker, submission_id: int, records) -> None:
+    """Give an accepted deposit's extracted records to the in-process worker and wake it."""
+    worker.runners["deposit"].prime(submission_id, records)
+    worker.wakeup.set()
+
+
 def build_agency(settings: Settings) -> Agency:
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     settings.batch_dir.mkdir(parents=True, exist_ok=True)
@@ -81,7 +87,7 @@ def build_agency(settings: Settings) -> Agency:
     mail = MailSender(settings, db)
     intake = DepositIntake(settings, db, DepositValidator(catalog), logs,
                            on_refused=RefusalNotices(settings, templates).on_refused,
-                           on_accepted=lambda _id: worker.wakeup.set())
+                           on_accepted=lambda sid, records: _hand_over(worker, sid, records))
     worker.runners["deposit"] = DepositRunner(settings, db, logs)
     matcher = QueryMatcher(db)
     queries = QueryIntake(settings, db, intake, matcher, on_accepted=lambda _id: worker.wakeup.set())

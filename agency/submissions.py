@@ -75,17 +75,20 @@ def record_results(session: Session, submission_id: int) -> list[dict]:
 
 
 def wait_until_finished(svc: Agency, submission_id: int, seconds: float) -> Submission:
-    """Poll until the submission is completed or refused, or the time is up."""
+    """Wait until the submission is completed or refused, or the time is up.
+
+    An in-process worker wakes waiters after every slice; a worker in another
+    process is noticed by re-reading the row at least every half second.
+    """
     deadline = time.monotonic() + seconds
-    delay = 0.02
     while True:
-        with svc.db.sessions() as session:
-            submission = session.get(Submission, submission_id)
-        if submission.is_finished or time.monotonic() >= deadline:
-            return submission
-        svc.worker.wakeup.set()
-        time.sleep(min(delay, max(0.0, deadline - time.monotonic())))
-        delay = min(delay * 2, 0.25)
+        with svc.worker.progress:  # read under the lock: a notification cannot slip in between
+            with svc.db.sessions() as session:
+                submission = session.get(Submission, submission_id)
+            remaining = deadline - time.monotonic()
+            if submission.is_finished or remaining <= 0:
+                return submission
+            svc.worker.progress.wait(timeout=min(0.5, remaining))
 
 
 def submission_file(svc: Agency, submission: Submission, name: str = BATCH_FILE) -> Path:

@@ -63,6 +63,9 @@ class Verdict:
     head: BatchHead | None = None
     kind: str | None = None
     issues: list[XmlIssue] = field(default_factory=list)
+    # The validated document, when it was read whole (small files): lets intake
+    # extract records without parsing the file again.
+    tree: etree._ElementTree | None = field(default=None, repr=False)
 
     @property
     def accepted(self) -> bool:
@@ -207,11 +210,12 @@ class DepositValidator:
 
     def check(self, path: Path) -> Verdict:
         try:
-            return Verdict(head=self._check(path))
+            head, tree = self._check(path)
+            return Verdict(head=head, tree=tree)
         except RefusedFile as refusal:
             return Verdict(kind=refusal.kind, issues=refusal.issues)
 
-    def _check(self, path: Path) -> BatchHead:
+    def _check(self, path: Path) -> tuple[BatchHead, etree._ElementTree | None]:
         namespace, localname = _root_namespace(path)
         try:
             self._check_format(namespace, localname)
@@ -221,7 +225,7 @@ class DepositValidator:
         schema = self.catalog.schema_for(namespace)
         if path.stat().st_size <= DETAILED_ERRORS_MAX_BYTES:
             return self._check_tree(path, schema, namespace)
-        return self._check_stream(path, schema, namespace)
+        return self._check_stream(path, schema, namespace), None
 
     def _check_format(self, namespace: str, localname: str) -> None:
         if namespace.startswith(RESOURCE_NAMESPACE_PREFIX):
@@ -239,7 +243,8 @@ class DepositValidator:
                 f"The root element is <{localname}>; a deposit's root element must be <doi_batch> "
                 "with <head> and <body>.", line=1, path=f"/{localname}")])
 
-    def _check_tree(self, path: Path, schema: etree.XMLSchema, namespace: str) -> BatchHead:
+    def _check_tree(self, path: Path, schema: etree.XMLSchema, namespace: str
+                    ) -> tuple[BatchHead, etree._ElementTree]:
         parser = hardened_parser()
         try:
             with open(path, "rb") as fh:
@@ -251,7 +256,7 @@ class DepositValidator:
             raise RefusedFile(MALFORMED, issues[:1] or [XmlIssue(str(exc).split(": ", 1)[-1])]) from None
         if not schema.validate(tree):
             raise RefusedFile(INVALID, [_with_readable_path(tree, i) for i in _schema_issues(schema.error_log)])
-        return _head_from(tree.getroot(), namespace)
+        return _head_from(tree.getroot(), namespace), tree
 
     def _check_stream(self, path: Path, schema: etree.XMLSchema, namespace: str) -> BatchHead:
         head: BatchHead | None = None

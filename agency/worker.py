@@ -38,6 +38,7 @@ from agency.models.submissions import COMPLETED, PROCESSING, QUEUED
 from agency.models.types import utcnow
 
 log = logging.getLogger(__name__)
+MAX_PRIMED_BATCHES = 32
 
 
 class LostLease(Exception):
@@ -92,6 +93,15 @@ class DepositRunner:
     logs: BatchLogs
     on_completed: object = None  # callable(session, submission) or None
     _open: dict[int, _OpenBatch] = field(default_factory=dict)
+    _primed: dict[int, list[DepositRecord]] = field(default_factory=dict)
+
+    def prime(self, submission_id: int, records: list[DepositRecord] | None) -> None:
+        """Records already extracted at intake: used instead of re-reading the file, if still fresh."""
+        if records is None:
+            return
+        self._primed[submission_id] = records
+        while len(self._primed) > MAX_PRIMED_BATCHES:  # another process may be doing the work
+            self._primed.pop(next(iter(self._primed)))
 
     def run_slice(self, submission_id: int, owner: str) -> bool:
         with self.db.sessions() as session:
@@ -116,9 +126,14 @@ class DepositRunner:
             select(RecordResult.doi, RecordResult.seq).where(
                 RecordResult.submission_id == submission.id,
                 RecordResult.outcome.in_(("added", "updated", "stale"))))}
-        path = self.settings.batch_dir / submission.storage_path / BATCH_FILE
+        primed = self._primed.pop(submission.id, None)
+        if primed is not None and submission.records_done == 0:
+            records = iter(primed)
+        else:
+            path = self.settings.batch_dir / submission.storage_path / BATCH_FILE
+            records = iter_records(path, submission.batch_timestamp, skip=submission.records_done)
         batch = _OpenBatch(
-            records=iter_records(path, submission.batch_timestamp, skip=submission.records_done),
+            records=records,
             registration=BatchRegistration(registrant, submission.id, self.settings.handle_ttl, seen),
             records_done=submission.records_done,
         )
@@ -181,6 +196,8 @@ class Worker:
         self.runners = runners
         self.worker_id = worker_id or default_worker_id()
         self.wakeup = threading.Event()
+        # Notified after every slice, so in-process waiters learn of completion at once.
+        self.progress = threading.Condition()
 
     def claim(self) -> tuple[int, str] | None:
         now = utcnow()
@@ -225,6 +242,8 @@ class Worker:
             raise
         if not finished:
             release(self.db, submission_id, self.worker_id)
+        with self.progress:
+            self.progress.notify_all()
         return True
 
     def run_until_idle(self, timeout: float = 300.0) -> None:
