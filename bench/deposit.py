@@ -1,0 +1,163 @@
+"""Deposit throughput: the whole path against a real server, next to a bare floor.
+
+Whole path: POST a generated batch to a running `agency serve` (started here),
+wait until the log is written and every handle committed, records/s.
+Floor, measured in the same run on the same kind of database: bare lxml parse
++ XSD validation + field extraction + one bulk insert of the same rows into the
+same handles table.
+
+    python bench/deposit.py                       # 10,000 records, SQLite
+    python bench/deposit.py --database-url postgresql+psycopg://postgres@127.0.0.1:5432/test
+    python bench/deposit.py --scale               # also 100,000 records: linearity and peak memory
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+import requests
+from lxml import etree
+from sqlalchemy import create_engine, insert, text
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "tests" / "e2e"))
+sys.path.insert(0, str(ROOT / "bench"))
+
+from agency.db import Base  # noqa: E402
+from agency.doi_syntax import doi_key  # noqa: E402
+from agency.handles import version_of  # noqa: E402
+from agency.models import Handle  # noqa: E402
+from agency.models.types import utcnow  # noqa: E402
+from agency.validation import SchemaCatalog, hardened_parser  # noqa: E402
+from generate import write_batch  # noqa: E402
+from live_server import agency_env, start_server  # noqa: E402
+
+NAMESPACE = "http://www.crossref.org/schema/5.3.0"
+
+
+class Scratch:
+    """A fresh database of the requested kind: a new SQLite file, or a new PostgreSQL schema."""
+
+    def __init__(self, base_url: str | None, folder: Path, name: str) -> None:
+        self.base_url = base_url
+        self.schema = f"bench_{uuid.uuid4().hex[:10]}"
+        if base_url:
+            with create_engine(base_url, isolation_level="AUTOCOMMIT").connect() as conn:
+                conn.execute(text(f"CREATE SCHEMA {self.schema}"))
+            sep = "&" if "?" in base_url else "?"
+            self.url = f"{base_url}{sep}options=-csearch_path%3D{self.schema}"
+        else:
+            self.url = f"sqlite:///{folder / (name + '.db')}"
+
+    def drop(self) -> None:
+        if self.base_url:
+            with create_engine(self.base_url, isolation_level="AUTOCOMMIT").connect() as conn:
+                conn.execute(text(f"DROP SCHEMA {self.schema} CASCADE"))
+
+
+def floor(batch: Path, url: str) -> float:
+    """Seconds for parse + validate + extract + one bulk insert."""
+    from agency.db import make_engine
+
+    import agency.models  # noqa: F401  (every table, so foreign keys resolve)
+    from agency.models import Account
+
+    engine = make_engine(url)
+    Base.metadata.create_all(engine)
+    with engine.begin() as conn:
+        conn.execute(insert(Account.__table__).values(id=1, login="floor", email="f@example.org", password_hash="x",
+                                                      created_at=utcnow()))
+    schema = SchemaCatalog(ROOT / "schemas").schema_for(NAMESPACE)
+    start = time.perf_counter()
+    with open(batch, "rb") as fh:
+        tree = etree.parse(fh, hardened_parser())
+    assert schema.validate(tree)
+    ns = {"c": NAMESPACE}
+    now = utcnow()
+    rows = []
+    for doi_data in tree.iterfind(".//c:doi_data", ns):
+        doi = doi_data.findtext("c:doi", namespaces=ns)
+        rows.append({"key": doi_key(doi), "name": doi, "prefix": "10.5555", "version": version_of("20240101000000"),
+                     "revision": 1, "account_id": 1, "submission_id": 1, "created_at": now, "updated_at": now,
+                     "url": doi_data.findtext("c:resource", namespaces=ns)})
+    with engine.begin() as conn:
+        conn.execute(insert(Handle.__table__), [{k: v for k, v in r.items() if k != "url"} for r in rows])
+    elapsed = time.perf_counter() - start
+    engine.dispose()
+    return elapsed
+
+
+def peak_rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def whole_path(batch: Path, records: int, url: str, folder: Path) -> tuple[float, float]:
+    """Seconds from POST to completed (log written, handles committed), and the server's peak RSS."""
+    env = agency_env(folder, url, AGENCY_MAX_BATCH_BYTES=str(2 * 1024**3), AGENCY_RUN_SCHEDULER="0")
+    server = start_server(env)
+    try:
+        subprocess.run([sys.executable, "-m", "agency.cli", "accounts", "create", "bench", "--email",
+                        "bench@example.org", "--prefix", "10.5555"], input="bench-password\n", text=True,
+                       env=env, check=True, capture_output=True)
+        auth = ("bench", "bench-password")
+        start = time.perf_counter()
+        with open(batch, "rb") as fh:
+            response = requests.post(server.url + "/v1/deposits?wait=60", data=fh, auth=auth,
+                                     headers={"Content-Type": "application/xml"}, timeout=3600)
+        body = response.json()
+        while body["status"] not in ("completed", "refused"):
+            time.sleep(0.05)
+            body = requests.get(server.url + f"/v1/deposits/{body['submission_id']}", auth=auth, timeout=60).json()
+        elapsed = time.perf_counter() - start
+        assert body["counts"]["success_count"] == records, body["counts"]
+        return elapsed, peak_rss_mb(server.process.pid)
+    finally:
+        server.stop()
+
+
+def run(records: int, base_url: str | None) -> float:
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        batch = folder / "batch.xml"
+        write_batch(batch, records)
+        size = batch.stat().st_size / 1e6
+        floor_db, path_db = Scratch(base_url, folder, "floor"), Scratch(base_url, folder, "path")
+        try:
+            floor_s = floor(batch, floor_db.url)
+            path_s, rss = whole_path(batch, records, path_db.url, folder)
+        finally:
+            floor_db.drop()
+            path_db.drop()
+    kind = "PostgreSQL" if base_url else "SQLite"
+    print(f"{kind:10} {records:>7} records ({size:.0f} MB): whole path {records / path_s:8.0f} rec/s "
+          f"({path_s:.2f} s), floor {records / floor_s:8.0f} rec/s ({floor_s:.2f} s), "
+          f"ratio {floor_s / path_s:.0%}, server peak RSS {rss:.0f} MB", flush=True)
+    return path_s
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--records", type=int, default=10_000)
+    parser.add_argument("--database-url", default=os.environ.get("AGENCY_BENCH_DATABASE_URL"))
+    parser.add_argument("--scale", action="store_true", help="also run 10x the records and report linearity")
+    args = parser.parse_args()
+    small = run(args.records, args.database_url)
+    if args.scale:
+        large = run(args.records * 10, args.database_url)
+        print(f"linearity: {args.records * 10} records took {large / small:.1f}x the time of {args.records} "
+              "(10x would be linear)")
+
+
+if __name__ == "__main__":
+    main()
