@@ -273,6 +273,12 @@ def _apply_own(element, record: RecordMetadata) -> None:
     if pages is not None:
         record.first_page = _text(pages, "first_page")
         record.last_page = _text(pages, "last_page")
+    if record.first_page is None:  # page-less journals (eLife e00666): the article number stands for the page
+        item = _child(element, "publisher_item")
+        for number in _children(item, "item_number") if item is not None else ():
+            if number.get("item_number_type") == "article_number":
+                record.first_page = _clean(number.text)
+                break
     record.component_number = _text(element, "component_number")
     record.year = _year(element) or record.year
     record.contributors = _contributors(element)

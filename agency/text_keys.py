@@ -15,6 +15,7 @@ import unicodedata
 _NOT_WORD = re.compile(r"[\W_]+", re.UNICODE)
 _LEADING_ZEROS = re.compile(r"^0+(?=\d)")
 _PAGE_PREFIX = re.compile(r"^[a-z]+(?=\d)")
+_PAGE_RANGE = re.compile(r"\s*[-\u2010-\u2015\u2212]\s*")
 _VOLUME_WORD = re.compile(r"^(?:vol(?:ume)?|no|nr|issue|iss|num(?:ber)?|v|n)\b\.?\s*", re.IGNORECASE)
 _LEADING_ARTICLE = re.compile(r"^(?:the|a|an) ")
 _YEAR = re.compile(r"(?<!\d)(\d{4})(?!\d)")
@@ -66,7 +67,10 @@ def volume_key(text: str | None) -> str | None:
 
 
 def page_key(text: str | None) -> str | None:
-    """A page key: letter prefixes stripped ("e15743" = "15743", "S12" = "12"), leading zeros dropped."""
+    """A page key: letter prefixes stripped ("e15743" = "15743", "S12" = "12"), leading zeros dropped;
+    of a range deposited as a first page ("239-245") only its first page."""
+    if text:
+        text = _PAGE_RANGE.split(text.strip(), maxsplit=1)[0] or text
     key = text_key(text)
     if key is None:
         return None
