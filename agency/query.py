@@ -30,7 +30,7 @@ from functools import lru_cache
 from typing import Callable, Iterable, Sequence
 
 from rapidfuzz import fuzz
-from sqlalchemy import and_, or_, select
+from sqlalchemy import and_, bindparam, or_, select
 from sqlalchemy.orm import Session
 
 from agency.db import Database
@@ -75,6 +75,8 @@ RECORD_COLUMNS = (
     MetadataRecord.component_number, MetadataRecord.edition_number,
 )
 
+COLUMN_POSITION = {column.key: position for position, column in enumerate(RECORD_COLUMNS)}
+
 
 @dataclass
 class Candidate:
@@ -98,7 +100,8 @@ class Candidate:
     issns: set[str] = field(default_factory=set)
     isbns: set[str] = field(default_factory=set)
     names: list[str] = field(default_factory=list)  # contributor surname keys, in order
-    complete: bool = False  # identifiers and names loaded
+    complete: bool = False  # identifiers loaded
+    names_loaded: bool = False  # contributor surnames loaded (only when the first author's is not enough)
 
     @property
     def container_title_keys(self) -> tuple[str, ...]:
@@ -170,6 +173,7 @@ def name_similarity(query_key: str, record_key: str) -> float:
     return max(plain, folded)
 
 
+@lru_cache(maxsize=65536)
 def author_variants(author: str) -> tuple[str, ...]:
     """The surname keys a free-text author field may mean: "Smith J" → smithj, smith, j."""
     whole = name_key(author)
@@ -192,6 +196,11 @@ def best_name_similarity(variants: Sequence[str], names: Iterable[str]) -> float
 
 # -- keys of one query ----------------------------------------------------------------
 
+# Citations repeat journal titles, volumes and surnames: compute each key once.
+_title_key = lru_cache(maxsize=65536)(title_key)
+_volume_keys = lru_cache(maxsize=65536)(volume_keys)
+_first_page_key = lru_cache(maxsize=65536)(first_page_key)
+
 @dataclass(frozen=True)
 class QueryKeys:
     """What the scorer compares, computed once from a journal or book query."""
@@ -213,14 +222,14 @@ class QueryKeys:
     @classmethod
     def of(cls, query: JournalQuery | BookQuery) -> "QueryKeys":
         if isinstance(query, JournalQuery):
-            title = title_key(query.title)
+            title = _title_key(query.title)
             return cls(False, frozenset(query.issns), frozenset(), (title,) if title else (), None, None,
-                       author_variants(query.author), volume_keys(query.volume), volume_keys(query.issue),
-                       first_page_key(query.page), query.year, None, None)
-        series, vol_title = title_key(query.series_title), title_key(query.volume_title)
+                       author_variants(query.author), _volume_keys(query.volume), _volume_keys(query.issue),
+                       _first_page_key(query.page), query.year, None, None)
+        series, vol_title = _title_key(query.series_title), _title_key(query.volume_title)
         return cls(True, frozenset(query.issns), frozenset(query.isbns),
                    tuple(t for t in (vol_title, series) if t), vol_title, series,
-                   author_variants(query.author), volume_keys(query.volume), (), first_page_key(query.page),
+                   author_variants(query.author), _volume_keys(query.volume), (), _first_page_key(query.page),
                    query.year, text_key(query.component), volume_key(query.edition))
 
 
@@ -350,25 +359,41 @@ def decide(scored: list[tuple[float, Candidate]], thresholds: Thresholds) -> Out
 
 # -- look-ups -----------------------------------------------------------------------
 
-Strategy = tuple[tuple, Callable]  # (columns to match, how a query gives its key tuples)
+@dataclass(frozen=True, eq=False)
+class Strategy:
+    """One indexed look-up: columns compared with equality, and the key tuples a query gives for them."""
+
+    name: str
+    columns: tuple
+    keys_of: Callable[[QueryKeys], list[tuple]]
+
+
+def _years(k: QueryKeys) -> tuple[int, ...]:
+    return (k.year - 1, k.year, k.year + 1) if k.year else ()
 
 
 def _page_volume_keys(k: QueryKeys) -> list[tuple]:
     return [(k.page, v) for v in k.volumes] if k.page and k.volumes else []
 
 
+def _author_year_page_keys(k: QueryKeys) -> list[tuple]:
+    return [(k.authors[0], y, k.page) for y in _years(k)] if k.authors and k.page else []
+
+
+def _author_page_keys(k: QueryKeys) -> list[tuple]:
+    return [(k.authors[0], k.page)] if k.authors and k.page and not k.year else []
+
+
 def _author_year_keys(k: QueryKeys) -> list[tuple]:
-    if not k.authors or not k.year:
-        return []
-    return [(a, y) for a in k.authors[:1] for y in (k.year - 1, k.year, k.year + 1)]
+    return [(k.authors[0], y) for y in _years(k)] if k.authors and not k.page else []
 
 
 def _author_keys(k: QueryKeys) -> list[tuple]:
-    return [(k.authors[0],)] if k.authors and not k.year else []
+    return [(k.authors[0],)] if k.authors and not k.year and not k.page else []
 
 
 def _title_volume_keys(k: QueryKeys) -> list[tuple]:
-    return [(t, v) for t in k.titles for v in k.volumes] if not k.is_book else []
+    return [(t, v) for t in k.titles for v in k.volumes] if not k.is_book and not k.page else []
 
 
 def _volume_title_keys(k: QueryKeys) -> list[tuple]:
@@ -380,19 +405,21 @@ def _series_title_keys(k: QueryKeys) -> list[tuple]:
 
 
 def _page_year_keys(k: QueryKeys) -> list[tuple]:
-    return [(k.page,)] if k.page and not k.volumes and not k.authors else []
+    return [(k.page, y) for y in _years(k)] if k.page and not k.volumes and not k.authors else []
 
 
 R = MetadataRecord
-FIRST_STRATEGIES: tuple[Strategy, ...] = (((R.first_page_key, R.volume_key), _page_volume_keys),)
-FALLBACK_STRATEGIES: tuple[Strategy, ...] = (
-    ((R.first_author_key, R.year), _author_year_keys),
-    ((R.first_author_key,), _author_keys),
-    ((R.journal_title_key, R.volume_key), _title_volume_keys),
-    ((R.journal_abbrev_key, R.volume_key), _title_volume_keys),
-    ((R.volume_title_key,), _volume_title_keys),
-    ((R.series_title_key,), _series_title_keys),
-    ((R.first_page_key,), _page_year_keys),
+FIRST_STRATEGIES = (Strategy("page+volume", (R.first_page_key, R.volume_key), _page_volume_keys),)
+FALLBACK_STRATEGIES = (
+    Strategy("author+year+page", (R.first_author_key, R.year, R.first_page_key), _author_year_page_keys),
+    Strategy("author+page", (R.first_author_key, R.first_page_key), _author_page_keys),
+    Strategy("author+year", (R.first_author_key, R.year), _author_year_keys),
+    Strategy("author", (R.first_author_key,), _author_keys),
+    Strategy("title+volume", (R.journal_title_key, R.volume_key), _title_volume_keys),
+    Strategy("abbrev+volume", (R.journal_abbrev_key, R.volume_key), _title_volume_keys),
+    Strategy("volume title", (R.volume_title_key,), _volume_title_keys),
+    Strategy("series title", (R.series_title_key,), _series_title_keys),
+    Strategy("page+year", (R.first_page_key, R.year), _page_year_keys),
 )
 
 
@@ -401,14 +428,32 @@ def _chunks(items: Sequence, size: int) -> Iterable[Sequence]:
         yield items[start:start + size]
 
 
-def _padded(items: list, size: int) -> list:
-    """Pad a statement's terms to a fixed count so its compiled SQL is reused from the cache."""
-    if len(items) < size and items:
-        bucket = 8
-        while bucket < len(items):
-            bucket *= 2
-        return items + [items[-1]] * (min(bucket, size) - len(items))
-    return items
+def _bucket(count: int, size: int) -> int:
+    """Statements come in a few sizes (8, 16, ... size) so their compiled SQL is reused."""
+    bucket = 8
+    while bucket < count:
+        bucket *= 2
+    return min(bucket, size)
+
+
+@lru_cache(maxsize=256)
+def _lookup_statement(strategy: Strategy, terms: int):
+    """SELECT candidates WHERE (c1 = :k0_0 AND c2 = :k0_1) OR ... for ``terms`` key tuples."""
+    if len(strategy.columns) == 1:
+        condition = strategy.columns[0].in_(bindparam("keys", expanding=True))
+    else:
+        condition = or_(*[and_(*[col == bindparam(f"k{i}_{j}") for j, col in enumerate(strategy.columns)])
+                          for i in range(terms)])
+    return (select(*RECORD_COLUMNS, MetadataIdentifier.kind, MetadataIdentifier.value)
+            .outerjoin(MetadataIdentifier, MetadataIdentifier.doi_key == MetadataRecord.doi_key)
+            .where(condition).limit(MAX_ROWS_PER_LOOKUP))
+
+
+def _lookup_params(strategy: Strategy, keys: Sequence[tuple], terms: int) -> dict:
+    if len(strategy.columns) == 1:
+        return {"keys": [k[0] for k in keys]}
+    padded = list(keys) + [keys[-1]] * (terms - len(keys))
+    return {f"k{i}_{j}": value for i, key in enumerate(padded) for j, value in enumerate(key)}
 
 
 class QueryMatcher:
@@ -426,8 +471,7 @@ class QueryMatcher:
         lookups = {i: line.query for i, line in enumerate(lines) if isinstance(line.query, DoiLookup)}
         with self.db.sessions() as session:
             if metadata:
-                outcomes_for = self._match(session, metadata)
-                for i, outcome in outcomes_for.items():
+                for i, outcome in self._match(session, metadata).items():
                     outcomes[i] = outcome
             if lookups:
                 for i, outcome in self._describe(session, lookups).items():
@@ -453,7 +497,7 @@ class QueryMatcher:
 
     def _score_all(self, session: Session, queries: dict[int, QueryKeys], candidates: dict[int, dict[str, Candidate]],
                    records: dict[str, Candidate]) -> dict[int, Outcome]:
-        self._complete(session, records)
+        self._complete(session, queries, candidates, records)
         outcomes = {}
         for i, keys in queries.items():
             scored = []
@@ -466,31 +510,29 @@ class QueryMatcher:
 
     def _gather(self, session: Session, queries: dict[int, QueryKeys], strategies: Sequence[Strategy],
                 candidates: dict[int, dict[str, Candidate]], records: dict[str, Candidate]) -> None:
-        for columns, keys_of in strategies:
+        for strategy in strategies:
             wanted: dict[tuple, list[int]] = defaultdict(list)
             for i, keys in queries.items():
-                for key in keys_of(keys):
+                for key in strategy.keys_of(keys):
                     if all(part is not None for part in key):
                         wanted[key].append(i)
             if not wanted:
                 continue
-            for rows in self._rows_matching(session, columns, sorted(wanted)):
-                for row in rows:
-                    key = tuple(getattr(row, c.key) for c in columns)
-                    candidate = records.get(row.doi_key)
+            positions = [COLUMN_POSITION[c.key] for c in strategy.columns]
+            connection = session.connection()
+            for chunk in _chunks(sorted(wanted), TERMS_PER_STATEMENT):
+                terms = _bucket(len(chunk), TERMS_PER_STATEMENT)
+                rows = connection.execute(_lookup_statement(strategy, terms), _lookup_params(strategy, chunk, terms))
+                for *columns, kind, value in rows:
+                    candidate = records.get(columns[0])
                     if candidate is None:
-                        candidate = records[row.doi_key] = Candidate(*row)
-                    for i in wanted.get(key, ()):
+                        candidate = records[columns[0]] = Candidate(*columns, complete=True)
+                    if kind == "issn":
+                        candidate.issns.add(value)
+                    elif kind == "isbn":
+                        candidate.isbns.add(value)
+                    for i in wanted.get(tuple(columns[p] for p in positions), ()):
                         candidates[i][candidate.doi_key] = candidate
-
-    def _rows_matching(self, session: Session, columns: tuple, keys: list[tuple]) -> Iterable[list]:
-        for chunk in _chunks(keys, TERMS_PER_STATEMENT):
-            terms = _padded(list(chunk), TERMS_PER_STATEMENT)
-            if len(columns) == 1:
-                condition = columns[0].in_([k[0] for k in terms])
-            else:
-                condition = or_(*[and_(*[col == value for col, value in zip(columns, key)]) for key in terms])
-            yield session.execute(select(*RECORD_COLUMNS).where(condition).limit(MAX_ROWS_PER_LOOKUP)).all()
 
     def _gather_isbn(self, session: Session, queries: dict[int, QueryKeys],
                      candidates: dict[int, dict[str, Candidate]], records: dict[str, Candidate]) -> None:
@@ -511,8 +553,9 @@ class QueryMatcher:
                 for i in wanted[value]:
                     candidates[i][candidate.doi_key] = candidate
 
-    def _complete(self, session: Session, records: dict[str, Candidate]) -> None:
-        """Load identifiers and contributor surnames of candidates seen for the first time."""
+    def _complete(self, session: Session, queries: dict[int, QueryKeys],
+                  candidates: dict[int, dict[str, Candidate]], records: dict[str, Candidate]) -> None:
+        """Load identifiers of new candidates, and contributor surnames where the first author is not enough."""
         fresh = [k for k, c in records.items() if not c.complete]
         for chunk in _chunks(fresh, KEYS_PER_STATEMENT):
             chunk = list(chunk)
@@ -520,14 +563,25 @@ class QueryMatcher:
                     select(MetadataIdentifier.doi_key, MetadataIdentifier.kind, MetadataIdentifier.value)
                     .where(MetadataIdentifier.doi_key.in_(chunk))):
                 (records[key].issns if kind == "issn" else records[key].isbns).add(value)
+            for key in chunk:
+                records[key].complete = True
+        need_names = set()
+        for i, keys in queries.items():
+            if not keys.authors:
+                continue
+            for c in candidates[i].values():
+                if not c.names_loaded and (keys.is_book or not c.first_author_key or best_name_similarity(
+                        keys.authors, (c.first_author_key,)) < self.thresholds.author_floor):
+                    need_names.add(c.doi_key)
+        for chunk in _chunks(sorted(need_names), KEYS_PER_STATEMENT):
             for key, surname_key in session.execute(
                     select(MetadataContributor.doi_key, MetadataContributor.surname_key)
-                    .where(MetadataContributor.doi_key.in_(chunk))
+                    .where(MetadataContributor.doi_key.in_(list(chunk)))
                     .order_by(MetadataContributor.doi_key, MetadataContributor.position)):
                 if surname_key:
                     records[key].names.append(surname_key)
-            for key in chunk:
-                records[key].complete = True
+        for key in need_names:
+            records[key].names_loaded = True
 
     # -- DOI look-ups ---------------------------------------------------------------
     def _describe(self, session: Session, lookups: dict[int, DoiLookup]) -> dict[int, Outcome]:

@@ -46,12 +46,19 @@ names the first offending line.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
+from functools import lru_cache
 from typing import IO, Iterable, Iterator, Union
 
 from agency.doi_syntax import doi_problem
-from agency.identifiers import parse_isbn, parse_issn
-from agency.text_keys import year_of
+from agency.identifiers import parse_isbn as _parse_isbn
+from agency.identifiers import parse_issn as _parse_issn
+from agency.text_keys import year_of as _year_of
+
+# Query files repeat the same ISSNs and years line after line: parse each once.
+parse_issn = lru_cache(maxsize=16384)(_parse_issn)
+parse_isbn = lru_cache(maxsize=16384)(_parse_isbn)
+year_of = lru_cache(maxsize=4096)(_year_of)
 
 JOURNAL_FIELDS = ("ISSN", "TITLE", "FIRST AUTHOR", "VOLUME", "ISSUE", "START PAGE", "YEAR",
                   "RESOURCE TYPE", "KEY", "DOI")
@@ -223,22 +230,23 @@ def parse_line(number: int, text: str) -> QueryLine:
         return QueryLine(number, ())
     fields = tuple(text.split("|"))
     trimmed = [f.strip() for f in fields]
-    line = QueryLine(number, fields)
     if not any(trimmed):
-        return replace(line, problem=LineProblem(MALFORMED, "the line has only empty fields"))
+        return QueryLine(number, fields, problem=LineProblem(MALFORMED, "the line has only empty fields"))
     lookup = _doi_lookup(trimmed)
+    if isinstance(lookup, DoiLookup):
+        return QueryLine(number, fields, query=lookup)
     if lookup is not None:
-        return replace(line, query=lookup) if isinstance(lookup, DoiLookup) else replace(line, problem=lookup)
+        return QueryLine(number, fields, problem=lookup)
     try:
         if len(fields) == len(JOURNAL_FIELDS):
             query: Query = _journal_query(trimmed)
         elif len(fields) == len(BOOK_FIELDS):
             query = _book_query(trimmed)
         else:
-            return replace(line, problem=LineProblem(MALFORMED, _field_count_message(len(fields))))
+            return QueryLine(number, fields, problem=LineProblem(MALFORMED, _field_count_message(len(fields))))
     except _Problem as problem:
-        return replace(line, problem=LineProblem(problem.code, problem.detail))
-    return replace(line, query=query)
+        return QueryLine(number, fields, problem=LineProblem(problem.code, problem.detail))
+    return QueryLine(number, fields, query=query)
 
 
 class _Problem(Exception):
