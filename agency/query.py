@@ -570,9 +570,13 @@ class QueryMatcher:
             if not keys.authors:
                 continue
             for c in candidates[i].values():
-                if not c.names_loaded and (keys.is_book or not c.first_author_key or best_name_similarity(
+                if c.names_loaded or c.doi_key in need_names:
+                    continue
+                if not (keys.is_book or not c.first_author_key or best_name_similarity(
                         keys.authors, (c.first_author_key,)) < self.thresholds.author_floor):
-                    need_names.add(c.doi_key)
+                    continue  # the first author decides
+                if _numbers(keys, c) is not None and _source(keys, c, self.thresholds) is not None:
+                    need_names.add(c.doi_key)  # not ruled out otherwise: the other authors may matter
         for chunk in _chunks(sorted(need_names), KEYS_PER_STATEMENT):
             for key, surname_key in session.execute(
                     select(MetadataContributor.doi_key, MetadataContributor.surname_key)
