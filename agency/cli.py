@@ -93,6 +93,29 @@ def cmd_worker(args) -> int:
     return 0
 
 
+def cmd_query(args) -> int:
+    """Answer a piped query file from the command line (an operator's check of the index)."""
+    from agency.query_format import QueryTextError, iter_query_lines
+
+    svc = build_agency(load_settings())
+    try:
+        source = open(args.file, "rb") if args.file != "-" else sys.stdin.buffer
+    except OSError as exc:
+        print(f"agency: cannot read {args.file}: {exc.strerror}", file=sys.stderr)
+        return 2
+    try:
+        lines = list(iter_query_lines(source, svc.settings.query_max_lines, svc.settings.query_max_line_chars))
+    except QueryTextError as exc:
+        print(f"agency: {exc.message}", file=sys.stderr)
+        return 2
+    finally:
+        if source is not sys.stdin.buffer:
+            source.close()
+    for start in range(0, len(lines), svc.settings.chunk_records):
+        sys.stdout.write(svc.queries.answer_now(lines[start:start + svc.settings.chunk_records]).text)
+    return 0
+
+
 def cmd_config(_args) -> int:
     for name, default in documented_variables():
         print(f"{name}={default}")
@@ -186,6 +209,10 @@ def build_parser() -> argparse.ArgumentParser:
                         help="stop when nothing is queued or processing (waits out dead workers' leases)")
     worker.add_argument("--timeout", type=float, default=3600)
     worker.set_defaults(func=cmd_worker)
+
+    query = sub.add_parser("query", help="answer a piped query file (DOIs from citation metadata)")
+    query.add_argument("file", nargs="?", default="-", help="the query file (default: standard input)")
+    query.set_defaults(func=cmd_query)
 
     config = sub.add_parser("config", help="list the AGENCY_* settings and their defaults")
     config.set_defaults(func=cmd_config)
