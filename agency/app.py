@@ -7,6 +7,7 @@ from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from agency.config import Settings, load_settings
 from agency.services import Agency, build_agency
+from agency.templating import autoescape_for
 
 MULTIPART_OVERHEAD = 1024 * 1024
 
@@ -18,6 +19,7 @@ def create_app(settings: Settings | None = None, agency: Agency | None = None,
     app = Flask(__name__, template_folder=str(settings.template_dir))
     app.jinja_env.trim_blocks = True
     app.jinja_env.lstrip_blocks = True
+    app.jinja_env.autoescape = autoescape_for  # Flask's default misses *.html.j2
     app.config["MAX_CONTENT_LENGTH"] = settings.max_batch_bytes + MULTIPART_OVERHEAD
     app.extensions["agency"] = agency
 

@@ -4,16 +4,29 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
+from jinja2 import Environment, FileSystemLoader, StrictUndefined
+
+ESCAPED_KINDS = (".xml", ".html", ".htm")
+
+
+def autoescape_for(template_name: str | None) -> bool:
+    """Escape XML and HTML templates, named ``x.xml.j2`` / ``x.html.j2``; never plain text ones.
+
+    Jinja's ``select_autoescape`` looks only at the last extension (``.j2``), which
+    would leave logs and pages unescaped: a ``<`` in a DOI would break the log.
+    """
+    if not template_name:
+        return False
+    name = template_name[:-3] if template_name.endswith(".j2") else template_name
+    return name.endswith(ESCAPED_KINDS)
 
 
 def make_environment(template_dir: Path) -> Environment:
-    env = Environment(
+    return Environment(
         loader=FileSystemLoader(str(template_dir)),
-        autoescape=select_autoescape(enabled_extensions=("xml", "html"), default_for_string=False),
+        autoescape=autoescape_for,
         undefined=StrictUndefined,
         trim_blocks=True,
         lstrip_blocks=True,
         keep_trailing_newline=True,
     )
-    return env

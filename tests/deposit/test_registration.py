@@ -135,3 +135,17 @@ def test_pending_publication_registers_without_url(svc, deposit, client):
     assert records[0]["msg"] == "Successfully updated"
     with svc.db.sessions() as session:
         assert resolve_url(session, "10.5555/pending") == "https://example.org/articles/pending"
+
+
+def test_markup_characters_in_dois_and_urls_are_escaped_in_the_log(svc, deposit, client):
+    from conftest import basic_headers
+    from logcheck import log_records, parse_valid_log
+
+    odd = "10.5555/(SICI)1097-4636(199709)36:3<297::AID-JBM3>3.0.CO;2-G&x=\"1\""
+    body, records = deposit(deposit_xml([Article(odd, url="https://example.org/a?b=1&c=<2>")]))
+    assert records[0]["status"] == "Success"
+    log = client.get(f"/v1/deposits/{body['submission_id']}/log", headers=basic_headers("alice", "alice-password"))
+    root = parse_valid_log(log.data)
+    assert log_records(root) == [("Success", odd, "Successfully added")]
+    with svc.db.sessions() as session:
+        assert resolve_url(session, odd.lower()) == "https://example.org/a?b=1&c=<2>"

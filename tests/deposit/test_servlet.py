@@ -117,3 +117,13 @@ def test_submission_download_needs_credentials_and_a_name(client, alice):
                                                                   "doi_batch_id": "a"}).status_code == 401
     assert client.get("/servlet/submissionDownload", query_string={"usr": "alice",
                                                                   "pwd": "alice-password"}).status_code == 400
+
+
+def test_failure_page_escapes_what_came_from_the_file(client, alice):
+    hostile = deposit_xml(many("10.5555", 1)).replace(
+        b"<year>2024</year></publication_date>\n        <pages>",
+        b"<year>&lt;script&gt;alert(1)&lt;/script&gt;</year></publication_date>\n        <pages>")
+    response = upload(client, hostile)
+    assert response.status_code == 422
+    assert b"<script>" not in response.data
+    assert b"&lt;script&gt;alert(1)" in response.data
