@@ -59,6 +59,7 @@ class Settings:
     mddb_interval_minutes: int = 0  # ... or every N minutes when > 0
     mddb_misfire_grace_seconds: int = 3600  # a run this late still runs (else the next one catches up)
     mddb_mail: bool = True  # email each loaded batch's combined diagnostic to its depositor
+    mddb_chunk_records: int = 5000  # records indexed per transaction (SQLite: the worker waits that long)
     mail_poll_seconds: int = 30  # the scheduler delivers due mail this often
     # Queries.
     query_sync_lines: int = 30
