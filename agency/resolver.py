@@ -23,7 +23,8 @@ from datetime import datetime, timezone
 from typing import Iterable, Protocol, Sequence
 from urllib.parse import quote, unquote
 
-from sqlalchemy import and_, bindparam, select
+from sqlalchemy import Engine, and_, bindparam, select
+from sqlalchemy.exc import DBAPIError
 
 from agency.doi_syntax import MAX_DOI_LENGTH, doi_key, doi_prefix, doi_problem
 from agency.handles import ADMIN_HANDLE_INDEX, ADMIN_INDEX, ADMIN_PERMISSIONS, URL_INDEX, HandleValueView, \
@@ -127,11 +128,11 @@ class Registered:
         return self.url is None
 
 
-_LOOK_UP = (
-    select(Handle.name, HandleValue.data)
-    .outerjoin(HandleValue, and_(HandleValue.handle_key == Handle.key, HandleValue.idx == URL_INDEX))
-    .where(Handle.key.in_(bindparam("keys", expanding=True)))
-)
+_REGISTERED = select(Handle.name, HandleValue.data).outerjoin(
+    HandleValue, and_(HandleValue.handle_key == Handle.key, HandleValue.idx == URL_INDEX))
+# The common case, one spelling, is a plain equality: cached once, no IN-list expansion per request.
+_LOOK_UP_ONE = _REGISTERED.where(Handle.key == bindparam("key"))
+_LOOK_UP_ANY = _REGISTERED.where(Handle.key.in_(bindparam("keys", expanding=True)))
 
 
 def look_up(db: Executor, names: Sequence[str]) -> Registered | None:
@@ -139,7 +140,10 @@ def look_up(db: Executor, names: Sequence[str]) -> Registered | None:
     keys = [doi_key(n) for n in names if n]
     if not keys:
         return None
-    rows = {doi_key(name): (name, url) for name, url in db.execute(_LOOK_UP, {"keys": keys})}
+    if len(keys) == 1:
+        row = db.execute(_LOOK_UP_ONE, {"key": keys[0]}).first()
+        return Registered(doi=row[0], url=row[1]) if row else None
+    rows = {doi_key(name): (name, url) for name, url in db.execute(_LOOK_UP_ANY, {"keys": keys})}
     for key in keys:
         if key in rows:
             name, url = rows[key]
@@ -147,8 +151,51 @@ def look_up(db: Executor, names: Sequence[str]) -> Registered | None:
     return None
 
 
-def resolve(db: Executor, name: str) -> Registered | None:
-    return look_up(db, spellings(name))
+class FastLookUp:
+    """The resolution query compiled once for an engine, run straight on a pooled DBAPI connection.
+
+    Resolution must stay close to the speed of a route that reads nothing (the
+    goal is 70% of it). SQLAlchemy's Connection.execute costs about 50 µs a
+    call on top of the query itself, as much as the rest of the resolver's own
+    work; the statement is still built with select() and compiled by the
+    engine's dialect, only its execution skips that layer. Database errors
+    surface as SQLAlchemy's DBAPIError, like everywhere else.
+    """
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        compiled = _LOOK_UP_ONE.compile(dialect=engine.dialect)
+        self.sql = str(compiled)
+        self.positions = compiled.positiontup  # None for drivers with named parameters
+        self.fixed = {name: value for name, value in compiled.params.items() if name != "key"}
+        self.dbapi_error = engine.dialect.loaded_dbapi.Error
+
+    def _parameters(self, key: str):
+        values = {**self.fixed, "key": key}
+        return [values[name] for name in self.positions] if self.positions else values
+
+    def _row(self, key: str):
+        parameters = self._parameters(key)
+        connection = self.engine.raw_connection()
+        try:
+            cursor = connection.cursor()
+            try:
+                cursor.execute(self.sql, parameters)
+                return cursor.fetchone()
+            finally:
+                cursor.close()
+        except self.dbapi_error as exc:
+            raise DBAPIError.instance(self.sql, parameters, exc, self.dbapi_error) from exc
+        finally:
+            connection.close()  # back to the pool, which rolls back whatever the SELECT began
+
+    def __call__(self, name: str) -> Registered | None:
+        """The registered DOI a requested name means (tried as given, then percent-decoded)."""
+        for spelling in spellings(name):
+            row = self._row(doi_key(spelling))
+            if row is not None:
+                return Registered(doi=row[0], url=row[1])
+        return None
 
 
 def prefix_served(db: Executor, prefix: str) -> bool:

@@ -12,7 +12,7 @@ import json
 import logging
 
 from flask import Blueprint, Response, current_app, render_template, request
-from jinja2 import Template
+from markupsafe import escape
 from sqlalchemy.exc import SQLAlchemyError
 from werkzeug.routing import PathConverter
 from werkzeug.urls import iri_to_uri
@@ -60,11 +60,11 @@ def resolve_doi(raw: str) -> Response:
         return _bad_request(str(exc))
     wanted = _metadata_type()
     try:
-        with agency().db.engine.connect() as conn:
-            found = resolver.resolve(conn, name)
-            if found is None:
-                return _not_found(resolver.diagnose(conn, name))
-            if wanted:
+        found = _look_up()(name)
+        if found is None or wanted:
+            with agency().db.engine.connect() as conn:
+                if found is None:
+                    return _not_found(resolver.diagnose(conn, name))
                 return _metadata(conn, found, wanted)
     except SQLAlchemyError:
         log.exception("resolution of %r failed", name[:200])
@@ -72,6 +72,13 @@ def resolve_doi(raw: str) -> Response:
     if found.is_pending:
         return _pending(found)
     return _redirect(found.url or "")
+
+
+def _look_up() -> resolver.FastLookUp:
+    cache = current_app.extensions.setdefault("resolve", {})
+    if "look_up" not in cache:
+        cache["look_up"] = resolver.FastLookUp(agency().db.engine)
+    return cache["look_up"]
 
 
 # ---------------------------------------------------------------------------
@@ -112,16 +119,26 @@ def _json(body: dict, status: int) -> Response:
     return response
 
 
-def _redirect_template() -> Template:
+_SLOT = "\x00location\x00"
+
+
+def _redirect_body_parts() -> list[str]:
+    """The redirect template rendered once around a marker: each redirect then only joins the parts.
+
+    Rendering a template costs more than the database look-up; the body is
+    fixed but for the (escaped) location, so it is rendered once per process.
+    """
     cache = current_app.extensions.setdefault("resolve", {})
     if "redirect" not in cache:
-        cache["redirect"] = agency().templates.get_template("pages/doi_redirect.html.j2")
+        template = agency().templates.get_template("pages/doi_redirect.html.j2")
+        cache["redirect"] = template.render(location=_SLOT).split(_SLOT)
     return cache["redirect"]
 
 
 def _redirect(url: str) -> Response:
     location = url if url.isascii() else iri_to_uri(url)
-    response = Response(_redirect_template().render(location=location), status=302, mimetype=HTML)
+    body = str(escape(location)).join(_redirect_body_parts())
+    response = Response(body, status=302, mimetype=HTML)
     response.headers["Location"] = location
     response.headers["Vary"] = "Accept"
     return response

@@ -24,30 +24,33 @@ HOSTILE = [
 ]
 
 
-@pytest.mark.parametrize("path, status, words", HOSTILE)
-def test_hostile_resolution_paths(client, alice, path, status, words):
-    response = client.get(path)
-    text = response.get_data(as_text=True)
-    assert response.status_code == status, (path, text[:300])
-    assert words in text
-    assert "Traceback" not in text and "root:" not in text
-    as_json = client.get(path, headers={"Accept": "application/json"})
-    assert as_json.status_code == status and words in as_json.get_json()["error"]
+def test_hostile_resolution_paths(client, alice):
+    for path, status, words in HOSTILE:
+        response = client.get(path)
+        text = response.get_data(as_text=True)
+        assert response.status_code == status, (path, text[:300])
+        assert words in text, path
+        assert "Traceback" not in text and "root:" not in text
+        as_json = client.get(path, headers={"Accept": "application/json"})
+        assert as_json.status_code == status and words in as_json.get_json()["error"], path
 
 
-@pytest.mark.parametrize("path, status, words", [h for h in HOSTILE if h[1] == 400])
-def test_hostile_handle_api_paths(client, alice, path, status, words):
-    response = client.get("/api/handles" + path)
-    assert response.status_code == 400
-    body = response.get_json()
-    assert body["responseCode"] == 102 and words in body["message"]
+def test_hostile_handle_api_paths(client, alice):
+    for path, status, words in HOSTILE:
+        response = client.get("/api/handles" + path)
+        body = response.get_json()
+        if status == 400:
+            assert response.status_code == 400, path
+            assert body["responseCode"] == 102 and words in body["message"], path
+        else:  # well-formed text that names no handle served here
+            assert response.status_code in (400, 404) and body["responseCode"] in (100, 102, 301), path
 
 
 def test_database_failure_is_503_not_a_stack_trace(client, alice, monkeypatch):
     def broken(*_args, **_kwargs):
         raise OperationalError("SELECT", {}, Exception("database is locked"))
 
-    monkeypatch.setattr(resolver, "resolve", broken)
+    monkeypatch.setattr(resolver.FastLookUp, "_row", broken)
     response = client.get("/10.5555/abc")
     assert response.status_code == 503
     assert response.headers["Retry-After"] == "60"
@@ -69,3 +72,14 @@ def test_handle_api_database_failure_is_response_code_2(client, alice, monkeypat
 def test_only_get_and_head(client, alice):
     assert client.post("/10.5555/abc").status_code == 405
     assert client.delete("/api/handles/10.5555/abc").status_code == 405
+
+
+def test_fast_look_up_reports_driver_errors_as_sqlalchemy_errors(tmp_path):
+    from sqlalchemy.exc import DBAPIError
+
+    from agency.db import open_database
+
+    empty = open_database(f"sqlite:///{tmp_path / 'no-tables.db'}")  # no handles table at all
+    with pytest.raises(DBAPIError):
+        resolver.FastLookUp(empty.engine)("10.5555/abc")
+    empty.engine.dispose()
