@@ -621,9 +621,15 @@ def _bibtex_verbatim(text: str) -> str:
     return text.replace("\\", "%5C").replace("{", "%7B").replace("}", "%7D")
 
 
+# Letters that Unicode does not decompose into an ASCII base letter.
+_ASCII_LETTERS = str.maketrans({"Ø": "O", "ø": "o", "Æ": "AE", "æ": "ae", "Œ": "OE", "œ": "oe", "ß": "ss",
+                                "Ł": "L", "ł": "l", "Đ": "D", "đ": "d", "Þ": "Th", "þ": "th", "ı": "i"})
+
+
 def bibtex_key(record: CitationRecord) -> str:
+    """Surname_year in ASCII letters and digits, as DOI proxies key their BibTeX entries."""
     first = next((p.family for p in record.people if p.role == "author" and p.family), None)
-    base = unicodedata.normalize("NFKD", first or "doi")
+    base = unicodedata.normalize("NFKD", (first or "doi").translate(_ASCII_LETTERS))
     base = re.sub(r"[^A-Za-z0-9]+", "", base.encode("ascii", "ignore").decode()) or "doi"
     return f"{base}_{record.year}" if record.year else base
 
