@@ -18,10 +18,10 @@ from agency.services import Agency
 LOG_STATUS = {QUEUED: "queued", PROCESSING: "in_process", COMPLETED: "completed", REFUSED: "completed"}
 
 
-def own_submission(session: Session, account_id: int, submission_id: int) -> Submission | None:
-    """The submission if it belongs to this account; another account's is as good as absent."""
+def own_submission(session: Session, account_id: int, submission_id: int, kind: str) -> Submission | None:
+    """The submission of this kind if it belongs to this account; anything else is as good as absent."""
     submission = session.get(Submission, submission_id)
-    if submission is None or submission.account_id != account_id:
+    if submission is None or submission.account_id != account_id or submission.kind != kind:
         return None
     return submission
 

@@ -89,7 +89,7 @@ def _owned(submission_id: int) -> tuple[Submission | None, Response | None]:
     if registrant is None:
         return None, json_error(401, "Login and password required (HTTP Basic), or they are wrong.")
     with agency().db.sessions() as session:
-        submission = subs.own_submission(session, registrant.id, submission_id)
+        submission = subs.own_submission(session, registrant.id, submission_id, kind="deposit")
     if submission is None:
         return None, json_error(404, f"No submission {submission_id} for this account.")
     return submission, None

@@ -92,8 +92,8 @@ def _owned(submission_id: int) -> tuple[Submission | None, Response | None]:
     if registrant is None:
         return None, json_error(401, AUTH_REQUIRED)
     with agency().db.sessions() as session:
-        submission = subs.own_submission(session, registrant.id, submission_id)
-    if submission is None or submission.kind != QUERY_KIND:
+        submission = subs.own_submission(session, registrant.id, submission_id, kind=QUERY_KIND)
+    if submission is None:
         return None, json_error(404, f"No query job {submission_id} for this account.")
     return submission, None
 

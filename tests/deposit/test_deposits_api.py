@@ -185,3 +185,12 @@ def test_completed_log_has_every_record_and_adds_up(client, alice, svc):
     assert counts == {"record_count": 3, "success_count": 1, "warning_count": 0, "failure_count": 2}
     log_file = next(svc.settings.batch_dir.rglob("log.xml"))
     assert log_file.read_bytes() == client.get(f"/v1/deposits/{sid}/log", headers=ALICE).data
+
+
+def test_a_query_job_is_not_a_deposit(client, alice, svc):
+    lines = "\n".join(f"1234-5679|Journal|Smith|1||{i}|2024|full_text|k{i}|" for i in range(40))
+    response = client.post("/v1/queries", data=lines, headers=basic_headers("alice", "alice-password", "text/plain"))
+    assert response.status_code == 202
+    job = response.get_json()["submission_id"]
+    assert client.get(f"/v1/deposits/{job}", headers=ALICE).status_code == 404
+    assert client.get("/v1/deposits", headers=ALICE).get_json()["submissions"] == []
