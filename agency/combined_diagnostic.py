@@ -58,6 +58,8 @@ def category_of(message: str) -> str:
 
 def xml_text(text: str) -> str:
     """Text safe in XML 1.0 (control characters dropped)."""
+    if text.isprintable():  # nearly always: nothing to drop
+        return text
     return _NOT_XML.sub("", text)
 
 

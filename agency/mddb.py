@@ -403,17 +403,16 @@ class MddbLoader:
                 prepared = self._prepare(record, source, now, results)
                 if prepared is not None:
                     chunk.append(prepared)
-                if len(chunk) >= self.settings.chunk_records:
+                if len(chunk) >= self.settings.mddb_chunk_records:
                     self._write_chunk(lease, chunk, results)
                     chunk = []
-        self._write_chunk(lease, chunk, results)
         for seq in range(reader.record_count + 1, len(entries) + 1):
             registered = entries[seq - 1].status in REGISTERED
             results[seq] = IndexResult(FAILURE, (
                 "System error: this record was not found in the batch file; not indexed",)) if registered \
                 else IndexResult(SKIPPED, ("Not indexed: the deposit of this record failed",))
-        return self._finish(lease, folder, deposit_log, submission_id, reader.head, results, unlogged, sha, stat,
-                            mail)
+        return self._finish(lease, folder, deposit_log, submission_id, reader.head, chunk, results, unlogged, sha,
+                            stat, mail)
 
     @staticmethod
     def _prepare(record: RecordMetadata, source: LoadSource, now: datetime,
@@ -433,34 +432,43 @@ class MddbLoader:
             results.update(self.writer.write(session, chunk))
 
     def _finish(self, lease: JobLease, folder: BatchFolder, deposit_log: DepositLog, submission_id: int | None,
-                head: BatchHead, results: dict[int, IndexResult], unlogged: list[tuple[int, str]], sha: str,
-                stat: os.stat_result, mail: bool) -> FolderReport:
-        def rows() -> Iterator[CombinedRow]:
-            for seq, entry in enumerate(deposit_log.entries, start=1):
-                result = results.get(seq) or IndexResult(FAILURE, ("System error: no indexing result",))
-                yield CombinedRow(seq, xml_text(entry.doi), entry.status, xml_text(entry.message), result.status,
-                                  tuple(xml_text(m) for m in result.messages))
-            for seq, doi in unlogged:
-                result = results[seq]
-                yield CombinedRow(seq, xml_text(doi), FAILURE, "No result for this record in the deposit log",
-                                  result.status, tuple(xml_text(m) for m in result.messages))
-
-        counts = CombinedCounts()
-        for row in rows():
-            counts.add(row)
-        indexed_at = utcnow()
-        batch_id = deposit_log.batch_id or head.batch_id
-        self.combined.write(folder.combined_path, rows(), counts, submission_id, batch_id, indexed_at)
-        report = FolderReport(folder.folder, LOADED, submission_id, batch_id, counts.record_count,
-                              counts.registered_count, counts.indexed_count, counts.index_warning_count,
-                              counts.index_failure_count)
+                head: BatchHead, last_chunk: list[PreparedRecord], results: dict[int, IndexResult],
+                unlogged: list[tuple[int, str]], sha: str, stat: os.stat_result, mail: bool) -> FolderReport:
+        """The last chunk, combined.xml, the load's record and its email: one transaction (one commit)."""
         with self.db.transaction() as session:
             lease.renew(session)
+            if last_chunk:
+                results.update(self.writer.write(session, last_chunk))
+            report, counts, indexed_at = self._write_combined(folder, deposit_log, submission_id, head, results,
+                                                              unlogged)
             self._save(session, folder, sha, stat, LOADED, report, None)
             self._mark_submission(session, folder, INDEXED, indexed_at)
             if mail:
-                report.recipients = self._enqueue_mail(session, folder, sha, head, counts, submission_id, batch_id)
+                report.recipients = self._enqueue_mail(session, folder, sha, head, counts, submission_id,
+                                                       report.batch_id)
         return report
+
+    def _write_combined(self, folder: BatchFolder, deposit_log: DepositLog, submission_id: int | None,
+                        head: BatchHead, results: dict[int, IndexResult], unlogged: list[tuple[int, str]]
+                        ) -> tuple[FolderReport, CombinedCounts, datetime]:
+        missing = IndexResult(FAILURE, ("System error: no indexing result",))
+        rows = [CombinedRow(seq, xml_text(entry.doi), entry.status, xml_text(entry.message), result.status,
+                            tuple(xml_text(m) for m in result.messages))
+                for seq, entry, result in ((seq, entry, results.get(seq, missing))
+                                           for seq, entry in enumerate(deposit_log.entries, start=1))]
+        rows += [CombinedRow(seq, xml_text(doi), FAILURE, "No result for this record in the deposit log",
+                             results[seq].status, tuple(xml_text(m) for m in results[seq].messages))
+                 for seq, doi in unlogged]
+        counts = CombinedCounts()
+        for row in rows:
+            counts.add(row)
+        indexed_at = utcnow()
+        batch_id = deposit_log.batch_id or head.batch_id
+        self.combined.write(folder.combined_path, rows, counts, submission_id, batch_id, indexed_at)
+        report = FolderReport(folder.folder, LOADED, submission_id, batch_id, counts.record_count,
+                              counts.registered_count, counts.indexed_count, counts.index_warning_count,
+                              counts.index_failure_count)
+        return report, counts, indexed_at
 
     def _enqueue_mail(self, session: Session, folder: BatchFolder, sha: str, head: BatchHead,
                       counts: CombinedCounts, submission_id: int | None, batch_id: str | None) -> list[str]:

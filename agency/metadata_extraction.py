@@ -5,7 +5,8 @@ Records are numbered exactly as ``agency.extraction`` numbers them (one per
 N-th ``record_diagnostic`` of a batch log is the N-th record here.
 
 A record is the element that carries the ``doi_data`` (journal_article,
-content_item, conference_paper, dataset, component, ...). What it inherits from
+content_item, conference_paper, dataset, component, ...), read when its
+``doi_data`` ends: every field the deposit schemas allow comes before it. What it inherits from
 its containers (journal titles and ISSNs, the issue's volume, the book's title,
 ISBNs and series, the proceedings title) is read from the container elements
 that precede it, which stay in memory while the records themselves are
@@ -39,6 +40,13 @@ TITLED = frozenset({
     "journal_metadata", "proceedings_metadata", "proceedings_series_metadata", "series_metadata",
     "set_metadata", "pending_publication",
 })
+# Only these element ends are reported by the parser: a record is read when its doi_data ends (every
+# field the schemas allow comes before doi_data); container ends refresh the inherited context; the
+# ends of <body>'s children free their memory.
+_EVENT_TAGS = tuple("{*}" + name for name in sorted(
+    {"doi_data", "head"} | CONTEXT_TAGS | {
+        "journal", "book", "conference", "sa_component", "dissertation", "report-paper", "standard", "database",
+        "posted_content", "peer_review", "pending_publication", "grant"}))
 _TYPE_ATTRIBUTES = ("publication_type", "component_type", "dataset_type", "type", "book_type")
 _DATES = ("publication_date", "posted_date", "approval_date", "review_date", "database_date",
           "acceptance_date", "award-start-date", "creation_date")
@@ -102,16 +110,25 @@ class BatchHead:
     registrant: str | None = None
 
 
-_LOCAL: dict[str, str] = {}
+class _LocalNames(dict):
+    """Tag → local name ("{ns}title" → "title"), computed once per distinct tag."""
+
+    def __missing__(self, tag) -> str:
+        name = tag.rsplit("}", 1)[-1] if isinstance(tag, str) else ""  # comments and PIs have no name
+        self[tag] = name
+        return name
+
+
+_LOCAL = _LocalNames()
+_ANY_NS = {name: "{*}" + name for name in (
+    "titles", "title", "contributors", "person_name", "surname", "given_name", "ORCID", "pages", "first_page",
+    "last_page", "publication_date", "year", "volume", "issue", "journal_volume", "publisher", "publisher_name",
+    "edition_number", "component_number", "full_title", "abbrev_title", "series_metadata", "set_metadata",
+    "proceedings_title", "publisher_item", "doi", "resource", "timestamp")}
 
 
 def _local(tag) -> str:
-    if not isinstance(tag, str):
-        return ""
-    name = _LOCAL.get(tag)
-    if name is None:
-        name = _LOCAL[tag] = tag.rsplit("}", 1)[-1]
-    return name
+    return _LOCAL[tag]
 
 
 def _clean(text: str | None) -> str | None:
@@ -122,16 +139,11 @@ def _clean(text: str | None) -> str | None:
 
 
 def _child(element, name: str):
-    for child in element:
-        if _local(child.tag) == name:
-            return child
-    return None
+    return next(element.iterchildren(_ANY_NS[name] if name in _ANY_NS else "{*}" + name), None)
 
 
 def _children(element, name: str) -> Iterator:
-    for child in element:
-        if _local(child.tag) == name:
-            yield child
+    return element.iterchildren("{*}" + name)
 
 
 def _text(element, *path: str) -> str | None:
@@ -141,12 +153,50 @@ def _text(element, *path: str) -> str | None:
         node = _child(node, name)
         if node is None:
             return None
-    return _clean("".join(node.itertext()))
+    return _leaf_text(node)
 
 
-def _year(element) -> int | None:
+def _leaf_text(node) -> str | None:
+    text = "".join(node.itertext()) if len(node) else node.text  # markup inside (face markup, MathML)
+    if not text:
+        return None
+    return " ".join(text.split()) or None
+
+
+class _Kids:
+    """An element's children by local name, read in one pass: the first of each name, and every
+    issn, isbn and person_name (the only repeated children the index needs)."""
+
+    __slots__ = ("first", "ids", "people")
+
+    def __init__(self, element) -> None:
+        first: dict[str, object] = {}
+        ids: list = []
+        people: list = []
+        local = _LOCAL
+        for child in element:
+            name = local[child.tag]
+            if name not in first:
+                first[name] = child
+            if name == "issn" or name == "isbn":
+                ids.append((name, child))
+            elif name == "person_name":
+                people.append(child)
+        self.first, self.ids, self.people = first, ids, people
+
+    def get(self, name: str):
+        return self.first.get(name)
+
+    def text(self, name: str, *path: str) -> str | None:
+        node = self.first.get(name)
+        if node is None:
+            return None
+        return _text(node, *path)
+
+
+def _year(kids: _Kids) -> int | None:
     for name in _DATES:
-        date = _child(element, name)
+        date = kids.get(name)
         if date is None:
             continue
         if name == "database_date":
@@ -161,19 +211,29 @@ def _year(element) -> int | None:
     return None
 
 
-def _contributors(element) -> list[Contributor]:
+_PERSON_PARTS = {"surname": 0, "given_name": 1, "ORCID": 2}
+
+
+def _person(node) -> Contributor:
+    parts: list[str | None] = [None, None, None]
+    for child in node:
+        index = _PERSON_PARTS.get(_LOCAL[child.tag])
+        if index is not None:
+            parts[index] = _leaf_text(child)
+    return Contributor("person", node.get("contributor_role"), node.get("sequence"), parts[0], parts[1], parts[2])
+
+
+def _contributors(kids: _Kids) -> list[Contributor]:
     found: list[Contributor] = []
-    group = _child(element, "contributors")
-    sources = list(group) if group is not None else []
-    sources += list(_children(element, "person_name"))  # dissertation: person_name directly
-    for node in sources:
+    group = kids.get("contributors")
+    for node in group if group is not None else ():
         name = _local(node.tag)
         if name == "person_name":
-            found.append(Contributor("person", node.get("contributor_role"), node.get("sequence"),
-                                     _text(node, "surname"), _text(node, "given_name"), _text(node, "ORCID")))
+            found.append(_person(node))
         elif name == "organization":
             found.append(Contributor("organization", node.get("contributor_role"), node.get("sequence"),
                                      _clean("".join(node.itertext())), None, None))
+    found.extend(_person(node) for node in kids.people)  # dissertation: person_name directly
     return found
 
 
@@ -197,95 +257,98 @@ def _grant_fields(grant, record: RecordMetadata) -> None:
         record.year = year_of(_text(grant, "award-start-date"))
 
 
-def _identifiers(element, into: list[IdentifierText]) -> None:
-    for child in element:
-        name = _local(child.tag)
-        if name in ("issn", "isbn"):
-            raw = _clean(child.text)
-            if raw:
-                into.append(IdentifierText(name, raw, child.get("media_type")))
+def _identifiers(kids: _Kids, into: list[IdentifierText]) -> None:
+    for name, child in kids.ids:
+        raw = _clean(child.text)
+        if raw:
+            into.append(IdentifierText(name, raw, child.get("media_type")))
 
 
-def _apply_container(element, record: RecordMetadata) -> None:
+def _apply_container(name: str, kids: _Kids, record: RecordMetadata) -> None:
     """Fields a container gives the records inside or after it (later containers win)."""
-    name = _local(element.tag)
     if name == "journal_metadata":
-        record.journal_title = _text(element, "full_title") or record.journal_title
-        record.journal_abbrev = _text(element, "abbrev_title") or record.journal_abbrev
-        _identifiers(element, record.identifiers)
+        record.journal_title = kids.text("full_title") or record.journal_title
+        record.journal_abbrev = kids.text("abbrev_title") or record.journal_abbrev
+        _identifiers(kids, record.identifiers)
         return
     if name == "journal_issue":
-        volume = _child(element, "journal_volume")
-        if volume is not None:
-            record.volume = _text(volume, "volume") or record.volume
-        record.issue = _text(element, "issue") or record.issue
-        record.year = _year(element) or record.year
+        record.volume = kids.text("journal_volume", "volume") or record.volume
+        record.issue = kids.text("issue") or record.issue
+        record.year = _year(kids) or record.year
         return
     if name == "event_metadata":
-        record.volume_title = record.volume_title or _text(element, "conference_name")
+        record.volume_title = record.volume_title or kids.text("conference_name")
         return
     # Book, proceedings, report, standard and database metadata share most names.
-    title = _text(element, "proceedings_title") or _text(element, "titles", "title")
+    title = kids.text("proceedings_title") or kids.text("titles", "title")
     if title:
         record.volume_title = title
-    series = _child(element, "series_metadata")
+    series = kids.get("series_metadata")
     if series is None:
-        series = _child(element, "set_metadata")
+        series = kids.get("set_metadata")
     if series is not None:
-        record.series_title = _text(series, "titles", "title") or record.series_title
-        _identifiers(series, record.identifiers)
-    record.volume = _text(element, "volume") or record.volume
-    record.edition_number = _text(element, "edition_number") or record.edition_number
-    record.publisher = _text(element, "publisher", "publisher_name") or record.publisher
-    record.year = _year(element) or record.year
-    _identifiers(element, record.identifiers)
+        series_kids = _Kids(series)
+        record.series_title = series_kids.text("titles", "title") or record.series_title
+        _identifiers(series_kids, record.identifiers)
+    record.volume = kids.text("volume") or record.volume
+    record.edition_number = kids.text("edition_number") or record.edition_number
+    record.publisher = kids.text("publisher", "publisher_name") or record.publisher
+    record.year = _year(kids) or record.year
+    _identifiers(kids, record.identifiers)
+
+
+def _article_number(kids: _Kids) -> str | None:
+    """Page-less journals (eLife e00666): the article number stands for the first page."""
+    item = kids.get("publisher_item")
+    for number in _children(item, "item_number") if item is not None else ():
+        if number.get("item_number_type") == "article_number":
+            return _clean(number.text)
+    return None
 
 
 def _apply_own(element, record: RecordMetadata) -> None:
     """The record element's own fields."""
     name = record.content_type
+    kids = _Kids(element)
     if name in CONTEXT_TAGS:
-        _apply_container(element, record)
+        _apply_container(name, kids, record)
     if name == "journal_metadata":
         record.title = record.journal_title
     elif name == "proceedings_metadata" or name == "proceedings_series_metadata":
         record.title = record.volume_title
     elif name == "journal_volume":
-        record.volume = _text(element, "volume") or record.volume
+        record.volume = kids.text("volume") or record.volume
     else:
-        record.title = _text(element, "titles", "title") or record.title
+        record.title = kids.text("titles", "title") or record.title
     if name in ("series_metadata", "set_metadata"):
         record.series_title = record.title
-        _identifiers(element, record.identifiers)
-    if name == "pending_publication":
-        publication = _child(element, "publication")
+        _identifiers(kids, record.identifiers)
+    elif name == "pending_publication":
+        publication = kids.get("publication")
         if publication is not None:
-            record.journal_title = _text(publication, "full_title")
-            record.journal_abbrev = _text(publication, "abbrev_title")
-            record.volume_title = _text(publication, "proceedings_title") or _text(publication, "book_title")
-            _identifiers(publication, record.identifiers)
-    if name not in CONTEXT_TAGS:
-        _identifiers(element, record.identifiers)
-        record.volume = _text(element, "volume") or record.volume
-        record.edition_number = _text(element, "edition_number") or record.edition_number
-        record.publisher = _text(element, "publisher", "publisher_name") or record.publisher
-    pages = _child(element, "pages")
+            publication_kids = _Kids(publication)
+            record.journal_title = publication_kids.text("full_title")
+            record.journal_abbrev = publication_kids.text("abbrev_title")
+            record.volume_title = publication_kids.text("proceedings_title") or publication_kids.text("book_title")
+            _identifiers(publication_kids, record.identifiers)
+    elif name not in CONTEXT_TAGS:
+        _identifiers(kids, record.identifiers)
+        record.volume = kids.text("volume") or record.volume
+        record.edition_number = kids.text("edition_number") or record.edition_number
+        record.publisher = kids.text("publisher", "publisher_name") or record.publisher
+    pages = kids.get("pages")
     if pages is not None:
         record.first_page = _text(pages, "first_page")
         record.last_page = _text(pages, "last_page")
-    if record.first_page is None:  # page-less journals (eLife e00666): the article number stands for the page
-        item = _child(element, "publisher_item")
-        for number in _children(item, "item_number") if item is not None else ():
-            if number.get("item_number_type") == "article_number":
-                record.first_page = _clean(number.text)
-                break
-    record.component_number = _text(element, "component_number")
-    record.year = _year(element) or record.year
-    record.contributors = _contributors(element)
+    if record.first_page is None:
+        record.first_page = _article_number(kids)
+    record.component_number = kids.text("component_number")
+    record.year = _year(kids) or record.year
+    record.contributors = _contributors(kids)
     if name == "dissertation":
-        record.publisher = _text(element, "institution", "institution_name") or record.publisher
+        record.publisher = kids.text("institution", "institution_name") or record.publisher
     elif name == "standard_metadata" and record.publisher is None:
-        record.publisher = _text(element, "standards_body", "standards_body_name")
+        record.publisher = kids.text("standards_body", "standards_body_name")
     elif name == "grant":
         _grant_fields(element, record)
     for attribute in _TYPE_ATTRIBUTES:
@@ -313,39 +376,43 @@ class BatchMetadataReader:
         self.path = path
         self.head = BatchHead()
         self.record_count = 0
-        self._context_cache: tuple[object, list] | None = None
+        self._context_cache: tuple[object, RecordMetadata] | None = None  # (parent, what its containers give)
 
     def __iter__(self) -> Iterator[RecordMetadata]:
-        open_records: list[tuple] = []  # (record element, seq, doi, url, timestamp), innermost last
         seq = 0
         with open(self.path, "rb") as fh:
-            for _event, element in etree.iterparse(fh, events=("end",), **hardened_parser_options()):
+            events = etree.iterparse(fh, events=("end",), tag=_EVENT_TAGS, **hardened_parser_options())
+            for _event, element in events:
                 name = _local(element.tag)
-                if not name:
+                if name == "doi_data":
+                    parent = element.getparent()
+                    if parent is not None:
+                        seq += 1
+                        doi, url, stamp = _doi_data(element)
+                        yield self._record(parent, seq, doi, url, stamp)
+                        _forget_before(parent)
                     continue
-                parent = element.getparent()
-                if name == "doi_data" and parent is not None:
-                    seq += 1
-                    stamp = _text(element, "timestamp")
-                    open_records.append((parent, seq, _text(element, "doi") or "", _text(element, "resource") or "",
-                                         stamp))
-                elif name == "doi" and parent is not None and _local(parent.tag) == "pending_publication":
-                    seq += 1
-                    open_records.append((parent, seq, _clean(element.text) or "", None, None))
-                elif open_records and open_records[-1][0] is element:
-                    _, rseq, doi, url, stamp = open_records.pop()
-                    yield self._record(element, rseq, doi, url, stamp)
-                    self._release(element, parent)
-                elif name == "head":
+                if name == "pending_publication":  # a DOI without doi_data: its <doi> is the last child
+                    doi = _child(element, "doi")
+                    if doi is not None:
+                        seq += 1
+                        yield self._record(element, seq, _leaf_text(doi) or "", None, None)
+                if name == "head":
                     self._read_head(element)
-                if name in CONTEXT_TAGS:
-                    self._context_cache = None
-                if parent is not None and _local(parent.tag) == "body":
-                    self._context_cache = None
-                    element.clear()
-                    while element.getprevious() is not None:
-                        del parent[0]
+                    continue
+                self._ended(element, name)
         self.record_count = seq
+
+    def _ended(self, element, name: str) -> None:
+        """A container or record ended: refresh the inherited context, forget what is read."""
+        if name in CONTEXT_TAGS:
+            self._context_cache = None
+        parent = element.getparent()
+        if parent is not None and _local(parent.tag) == "body":
+            self._context_cache = None
+            element.clear()
+            while element.getprevious() is not None:
+                del parent[0]
 
     def _read_head(self, head) -> None:
         self.head = BatchHead(
@@ -354,10 +421,13 @@ class BatchMetadataReader:
             email=_text(head, "depositor", "email_address"), registrant=_text(head, "registrant"))
 
     def _record(self, element, seq: int, doi: str, url: str | None, stamp: str | None) -> RecordMetadata:
-        record = RecordMetadata(seq=seq, doi=doi, url=url, timestamp=stamp or self.head.timestamp,
-                                content_type=_local(element.tag), body_type=_body_type(element))
-        for container in self._containers(element):
-            _apply_container(container, record)
+        base = self._base_for(element)
+        record = RecordMetadata(
+            seq=seq, doi=doi, url=url, timestamp=stamp or self.head.timestamp, content_type=_LOCAL[element.tag],
+            body_type=base.body_type, publication_type=base.publication_type, journal_title=base.journal_title,
+            journal_abbrev=base.journal_abbrev, series_title=base.series_title, volume_title=base.volume_title,
+            volume=base.volume, issue=base.issue, edition_number=base.edition_number, year=base.year,
+            publisher=base.publisher, identifiers=list(base.identifiers))
         _apply_own(element, record)
         if record.publication_type is None:
             top = _top_level(element)
@@ -368,13 +438,14 @@ class BatchMetadataReader:
         _dedupe_identifiers(record)
         return record
 
-    def _containers(self, element) -> list:
-        """The completed containers before ``element`` in its ancestors, outermost first."""
+    def _base_for(self, element) -> RecordMetadata:
+        """What the completed containers before ``element`` give it (cached until a container ends)."""
         parent = element.getparent()
         cached = self._context_cache
         if cached is not None and cached[0] is parent:
-            return [c for c in cached[1] if c is not element]
-        found: list = []
+            return cached[1]
+        base = RecordMetadata(seq=0, doi="", url=None, timestamp=None, content_type="",
+                              body_type=_body_type(element))
         ancestors = []
         node = parent
         while node is not None and _local(node.tag) not in ("body", "doi_batch"):
@@ -382,20 +453,42 @@ class BatchMetadataReader:
             node = node.getparent()
         for ancestor in reversed(ancestors):
             for child in ancestor:
-                if _local(child.tag) in CONTEXT_TAGS and child is not element and child not in ancestors:
-                    found.append(child)
-        self._context_cache = (parent, found)
-        return found
+                name = _local(child.tag)
+                if name in CONTEXT_TAGS and child is not element and child not in ancestors:
+                    _apply_container(name, _Kids(child), base)
+        self._context_cache = (parent, base)
+        return base
 
-    def _release(self, element, parent) -> None:
-        """Forget a record once read, unless it belongs to a container that later records need."""
-        if parent is None or _local(element.tag) in CONTEXT_TAGS or _local(parent.tag) in CONTEXT_TAGS:
-            return
-        element.clear(keep_tail=True)
-        previous = element.getprevious()
-        while previous is not None and _local(previous.tag) not in CONTEXT_TAGS:
-            parent.remove(previous)
-            previous = element.getprevious()
+
+
+def _forget_before(record) -> None:
+    """Drop the records read before ``record`` among its siblings (containers stay: later records need them).
+
+    Called once ``record`` is read, so at most one read record (and what follows its doi_data, like a
+    citation list) stays in memory however many records a container holds.
+    """
+    parent = record.getparent()
+    if parent is None or _LOCAL[parent.tag] in CONTEXT_TAGS:
+        return
+    previous = record.getprevious()
+    while previous is not None and _LOCAL[previous.tag] not in CONTEXT_TAGS:
+        parent.remove(previous)
+        previous = record.getprevious()
+
+
+def _doi_data(element) -> tuple[str, str, str | None]:
+    """(doi, resource URL, own timestamp) of a doi_data element, read in one pass."""
+    doi = url = ""
+    stamp = None
+    for child in element:
+        name = _LOCAL[child.tag]
+        if name == "doi":
+            doi = _leaf_text(child) or ""
+        elif name == "resource":
+            url = _leaf_text(child) or ""
+        elif name == "timestamp":
+            stamp = _leaf_text(child)
+    return doi, url, stamp
 
 
 def _top_level(element):

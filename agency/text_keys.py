@@ -25,6 +25,8 @@ MAX_KEY_LENGTH = 512
 
 def fold(text: str) -> str:
     """Lower-case, accents stripped, ligatures expanded (ﬁ → fi, æ stays æ)."""
+    if text.isascii():  # most metadata: nothing to decompose
+        return text.lower()
     decomposed = unicodedata.normalize("NFKD", text)
     stripped = "".join(c for c in decomposed if not unicodedata.combining(c))
     return stripped.casefold()

@@ -131,7 +131,7 @@ def test_batches_of_several_accounts_are_all_loaded(svc, client, alice, bob):
 
 
 def test_records_beyond_one_chunk_are_all_indexed(svc, client, alice):
-    svc.mddb.settings = svc.settings.replace(chunk_records=7)
+    svc.mddb.settings = svc.settings.replace(mddb_chunk_records=7)
     deposit(svc, client, deposit_xml(many("10.5555", 30)))
     report = svc.mddb.run()
     assert report.loaded[0].indexed == 30
