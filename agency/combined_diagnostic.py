@@ -17,6 +17,7 @@ from typing import Iterable
 
 from jinja2 import Environment
 
+from agency.batch_files import fsync_dir
 from agency.handles import FAILURE, SUCCESS, WARNING
 
 COMBINED_TEMPLATE = "logs/combined_diagnostic.xml.j2"
@@ -165,6 +166,7 @@ class CombinedDiagnostics:
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)
+        fsync_dir(path.parent)  # the rename survives a crash: the queued email attaches this file
 
     def mail(self, counts: CombinedCounts, submission_id: int | None, batch_id: str | None, login: str,
              folder: str, attachment_name: str) -> MailContent:

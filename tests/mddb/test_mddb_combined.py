@@ -7,7 +7,7 @@ from email import policy
 
 from batchgen import Article, deposit_xml, many
 from logcheck import parse_valid_log
-from mddb_pipeline import BOB, combined_mail, deposit, folder_of, submission
+from mddb_pipeline import BOB, combined_mail, deposit, folder_of, record, submission
 
 SCHEMA = "combined_diagnostic.xsd"
 
@@ -88,6 +88,16 @@ def test_text_that_needs_escaping_stays_valid_xml(svc, tmp_path):
     mail = CombinedDiagnostics(svc.templates).mail(counts, 7, "b&<id>", "alice", "alice/2026/01/7", "c.xml")
     assert "&lt;bad&gt; &amp; worse" in mail.html and "<bad>" not in mail.html
     assert "Invalid DOI: <bad> & worse" in mail.text
+
+
+def test_sici_doi_and_markup_in_a_batch_survive_the_whole_pipeline(svc, client, alice):
+    doi = "10.5555/(SICI)1097-4636(199706)35:4<431::AID-JBM4>3.0.CO;2-H"
+    sid = deposit(svc, client, deposit_xml([Article(doi, title="Tom & Jerry <3")], batch_id="b&<id>"))
+    report = svc.mddb.run()
+    assert report.loaded[0].indexed == 1
+    root = combined_root(svc, sid)
+    assert root.findtext("batch_id") == "b&<id>" and per_record(root)[0][1] == doi
+    assert record(svc, doi).title == "Tom & Jerry <3"
 
 
 def test_email_goes_to_the_batch_head_address_with_the_combined_xml(svc, client, alice):
