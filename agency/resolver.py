@@ -17,13 +17,15 @@ from __future__ import annotations
 
 import json
 import re
+import threading
+import weakref
 import unicodedata
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Iterable, Protocol, Sequence
 from urllib.parse import quote, unquote
 
-from sqlalchemy import Engine, and_, bindparam, select
+from sqlalchemy import Engine, and_, bindparam, event, select
 from sqlalchemy.exc import DBAPIError
 
 from agency.doi_syntax import MAX_DOI_LENGTH, doi_key, doi_prefix, doi_problem
@@ -152,14 +154,20 @@ def look_up(db: Executor, names: Sequence[str]) -> Registered | None:
 
 
 class FastLookUp:
-    """The resolution query compiled once for an engine, run straight on a pooled DBAPI connection.
+    """The resolution query compiled once for an engine, run on a connection each thread keeps.
 
     Resolution must stay close to the speed of a route that reads nothing (the
-    goal is 70% of it). SQLAlchemy's Connection.execute costs about 50 µs a
-    call on top of the query itself, as much as the rest of the resolver's own
-    work; the statement is still built with select() and compiled by the
-    engine's dialect, only its execution skips that layer. Database errors
-    surface as SQLAlchemy's DBAPIError, like everywhere else.
+    goal is 70% of it). Two costs stood in the way: SQLAlchemy's
+    Connection.execute (about 50 µs a call, as much as the rest of the
+    resolver) and, on PostgreSQL, the round trips of a pool checkout (pre-ping)
+    and check-in (rollback) around a one-row SELECT. So the statement is built
+    with select() and compiled by the engine's dialect once, and each thread
+    runs it on its own connection in autocommit mode: one round trip, no
+    transaction left open (a SQLite reader would otherwise pin an old snapshot).
+    The connection comes from the engine (its connect events, e.g. SQLite
+    pragmas, have run) and is detached from the pool, so it takes no pool slot.
+    A failed query drops the connection and is tried once more on a new one
+    (a restarted database); errors surface as SQLAlchemy's DBAPIError.
     """
 
     def __init__(self, engine: Engine) -> None:
@@ -169,25 +177,56 @@ class FastLookUp:
         self.positions = compiled.positiontup  # None for drivers with named parameters
         self.fixed = {name: value for name, value in compiled.params.items() if name != "key"}
         self.dbapi_error = engine.dialect.loaded_dbapi.Error
+        self._local = threading.local()
+        self._lock = threading.Lock()
+        self._open: list = []  # every connection handed out, so close() can close them all
+        event.listen(engine, "engine_disposed", _closer(weakref.WeakMethod(self.close)))
 
     def _parameters(self, key: str):
         values = {**self.fixed, "key": key}
         return [values[name] for name in self.positions] if self.positions else values
 
+    def _connection(self):
+        connection = getattr(self._local, "connection", None)
+        if connection is None:
+            pooled = self.engine.raw_connection()
+            pooled.detach()
+            connection = pooled.dbapi_connection
+            if self.engine.dialect.name == "sqlite":
+                connection.isolation_level = None  # autocommit: no BEGIN, every SELECT sees the latest commit
+            else:
+                connection.autocommit = True
+            self._local.connection = connection
+            with self._lock:
+                self._open.append(connection)
+        return connection
+
+    def _discard(self, connection) -> None:
+        self._local.connection = None
+        with self._lock:
+            if connection in self._open:
+                self._open.remove(connection)
+        try:
+            connection.close()
+        except self.dbapi_error:
+            pass
+
     def _row(self, key: str):
         parameters = self._parameters(key)
-        connection = self.engine.raw_connection()
-        try:
-            cursor = connection.cursor()
+        for attempt in (1, 2):
+            connection = self._connection()
             try:
-                cursor.execute(self.sql, parameters)
-                return cursor.fetchone()
-            finally:
-                cursor.close()
-        except self.dbapi_error as exc:
-            raise DBAPIError.instance(self.sql, parameters, exc, self.dbapi_error) from exc
-        finally:
-            connection.close()  # back to the pool, which rolls back whatever the SELECT began
+                cursor = connection.cursor()
+                try:
+                    cursor.execute(self.sql, parameters)
+                    return cursor.fetchone()
+                finally:
+                    cursor.close()
+            except self.dbapi_error as exc:
+                self._discard(connection)
+                if attempt == 2:
+                    raise DBAPIError.instance(self.sql, parameters, exc, self.dbapi_error) from exc
+        return None
 
     def __call__(self, name: str) -> Registered | None:
         """The registered DOI a requested name means (tried as given, then percent-decoded)."""
@@ -196,6 +235,26 @@ class FastLookUp:
             if row is not None:
                 return Registered(doi=row[0], url=row[1])
         return None
+
+    def close(self) -> None:
+        """Close every connection this look-up opened (any thread's)."""
+        with self._lock:
+            connections, self._open = self._open, []
+        for connection in connections:
+            try:
+                connection.close()
+            except self.dbapi_error:
+                pass
+        self._local = threading.local()
+
+
+def _closer(close: weakref.WeakMethod):
+    """An engine_disposed listener: disposing the engine closes the look-up's connections too."""
+    def on_dispose(_engine) -> None:
+        method = close()
+        if method is not None:
+            method()
+    return on_dispose
 
 
 def prefix_served(db: Executor, prefix: str) -> bool:

@@ -83,3 +83,13 @@ def test_fast_look_up_reports_driver_errors_as_sqlalchemy_errors(tmp_path):
     with pytest.raises(DBAPIError):
         resolver.FastLookUp(empty.engine)("10.5555/abc")
     empty.engine.dispose()
+
+
+def test_fast_look_up_connections_close_with_the_engine(svc, alice):
+    look_up = resolver.FastLookUp(svc.db.engine)
+    assert look_up("10.5555/none") is None
+    assert len(look_up._open) == 1 and svc.db.engine.pool.checkedout() == 0  # detached: no pool slot
+    svc.db.engine.dispose()
+    assert look_up._open == []
+    assert look_up("10.5555/none") is None  # and it reconnects when used again
+    look_up.close()
