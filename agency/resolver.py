@@ -18,9 +18,9 @@ from __future__ import annotations
 import json
 import re
 import threading
-import weakref
 import unicodedata
-from dataclasses import dataclass, field
+import weakref
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Iterable, Protocol, Sequence
 from urllib.parse import quote, unquote
@@ -28,9 +28,9 @@ from urllib.parse import quote, unquote
 from sqlalchemy import Engine, and_, bindparam, event, select
 from sqlalchemy.exc import DBAPIError
 
-from agency.doi_syntax import MAX_DOI_LENGTH, doi_key, doi_prefix, doi_problem
-from agency.handles import ADMIN_HANDLE_INDEX, ADMIN_INDEX, ADMIN_PERMISSIONS, URL_INDEX, HandleValueView, \
-    admin_handle, handle_values
+from agency.doi_syntax import MAX_DOI_LENGTH, doi_key, doi_prefix
+from agency.handles import (ADMIN_HANDLE_INDEX, ADMIN_INDEX, ADMIN_PERMISSIONS, URL_INDEX, HandleValueView,
+                            admin_handle, handle_values)
 from agency.models import Account, Handle, HandleValue, Prefix
 
 
@@ -101,18 +101,13 @@ def spellings(name: str) -> list[str]:
     """The names to try for a request: as given, then once more percent-decoded (double-encoded links)."""
     found = [name]
     if _PERCENT_ESCAPE.search(name):
-        decoded = unquote(name, errors="strict") if _decodes(name) else None
-        if decoded and decoded != name and not path_problem(decoded):
+        try:
+            decoded = unquote(name, errors="strict")
+        except UnicodeDecodeError:
+            return found
+        if decoded != name and not path_problem(decoded):
             found.append(decoded)
     return found
-
-
-def _decodes(name: str) -> bool:
-    try:
-        unquote(name, errors="strict")
-    except UnicodeDecodeError:
-        return False
-    return True
 
 
 # ---------------------------------------------------------------------------
@@ -162,8 +157,8 @@ class FastLookUp:
     resolver) and, on PostgreSQL, the round trips of a pool checkout (pre-ping)
     and check-in (rollback) around a one-row SELECT. So the statement is built
     with select() and compiled by the engine's dialect once, and each thread
-    runs it on its own connection in autocommit mode: one round trip, no
-    transaction left open (a SQLite reader would otherwise pin an old snapshot).
+    runs it on its own connection in autocommit mode: one round trip, and no
+    transaction left open between requests to pin an old snapshot.
     The connection comes from the engine (its connect events, e.g. SQLite
     pragmas, have run) and is detached from the pool, so it takes no pool slot.
     A failed query drops the connection and is tried once more on a new one

@@ -5,7 +5,6 @@ from __future__ import annotations
 import pytest
 from batchgen import Article
 
-from agency import resolver
 from resolve_data import register
 
 CSL = {"Accept": "application/vnd.citationstyles.csl+json"}
