@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import re
+import secrets
+import threading
+import time
 from dataclasses import dataclass
 
 from argon2 import PasswordHasher
@@ -39,18 +44,50 @@ class Registrant:
 
 
 class PasswordCheck:
-    """Argon2id hashing with a configurable time cost."""
+    """Argon2id hashing with a configurable time cost, and a short memory of recent successes.
 
-    def __init__(self, time_cost: int = 3) -> None:
+    Registrants' systems poll (``submissionDownload``, ``/v1/deposits/{id}``) with
+    the same credentials many times a minute; paying a deliberately slow hash on
+    every request would make each poll cost ~0.1 s of CPU and hand anyone a cheap
+    way to load the server. A success is remembered for ``remember_seconds``
+    under an HMAC (with a per-process random key) of the login, the password and
+    the stored hash, so a changed password invalidates it and nothing reversible
+    is kept. Failures are never remembered: every wrong guess pays the full cost.
+    """
+
+    def __init__(self, time_cost: int = 3, remember_seconds: float = 300.0, remember_max: int = 10_000) -> None:
         self._hasher = PasswordHasher(time_cost=time_cost)
         self._dummy_hash = self._hasher.hash(_DUMMY_PASSWORD)
+        self._key = secrets.token_bytes(32)
+        self._remember_seconds = remember_seconds
+        self._remember_max = remember_max
+        self._recent: dict[bytes, float] = {}
+        self._lock = threading.Lock()
 
     def hash(self, password: str) -> str:
         return self._hasher.hash(password)
 
     def verify(self, stored_hash: str | None, password: str) -> bool:
+        if stored_hash is None:
+            self._slow_verify(self._dummy_hash, password)  # same cost as a real check
+            return False
+        token = hmac.new(self._key, b"\0".join((stored_hash.encode(), password.encode())), hashlib.sha256).digest()
+        now = time.monotonic()
+        with self._lock:
+            expires = self._recent.get(token)
+        if expires is not None and expires > now:
+            return True
+        if not self._slow_verify(stored_hash, password):
+            return False
+        with self._lock:
+            if len(self._recent) >= self._remember_max:
+                self._recent.clear()
+            self._recent[token] = now + self._remember_seconds
+        return True
+
+    def _slow_verify(self, stored_hash: str, password: str) -> bool:
         try:
-            return self._hasher.verify(stored_hash or self._dummy_hash, password) and stored_hash is not None
+            return self._hasher.verify(stored_hash, password)
         except (VerificationError, InvalidHashError):
             return False
 

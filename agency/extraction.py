@@ -33,14 +33,6 @@ def _local(tag: str) -> str:
     return tag.rsplit("}", 1)[-1]
 
 
-def _child_text(element: etree._Element, name: str) -> str | None:
-    """Text of the first child ``name`` in the element's own namespace (lxml's C search)."""
-    tag = element.tag
-    namespace = tag[: tag.index("}") + 1] if tag.startswith("{") else ""
-    text = element.findtext(namespace + name)
-    return text.strip() if text is not None else None
-
-
 RECORD_TAGS = ("{*}doi_data", "{*}pending_publication")
 
 
@@ -99,11 +91,24 @@ def _record(seq: int, element: etree._Element, parent, batch_timestamp: str | No
     content_type = _local(parent.tag) if parent is not None else "unknown"
     if _local(element.tag) == "doi":  # pending_publication
         return DepositRecord(seq, (element.text or "").strip(), None, batch_timestamp, content_type)
-    timestamp = _child_text(element, "timestamp")
+    fields = _first_texts(element, ("doi", "timestamp", "resource"))
     return DepositRecord(
         seq=seq,
-        doi=_child_text(element, "doi") or "",
-        url=_child_text(element, "resource") or "",
-        timestamp=timestamp if timestamp else batch_timestamp,
+        doi=fields.get("doi") or "",
+        url=fields.get("resource") or "",
+        timestamp=fields.get("timestamp") or batch_timestamp,
         content_type=content_type,
     )
+
+
+def _first_texts(element: etree._Element, names: tuple[str, ...]) -> dict[str, str]:
+    """Stripped text of the first child with each local name, in one pass over the children."""
+    found: dict[str, str] = {}
+    for child in element:
+        tag = child.tag
+        if not isinstance(tag, str):
+            continue
+        name = tag[tag.rfind("}") + 1:]
+        if name in names and name not in found:
+            found[name] = (child.text or "").strip()
+    return found

@@ -19,6 +19,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from agency.accounts import Registrant
+from agency.db import execute_many
 from agency.doi_syntax import doi_key, doi_prefix, doi_problem, url_problem
 from agency.extraction import DepositRecord
 from agency.models import Handle, HandleValue
@@ -99,7 +100,7 @@ class BatchRegistration:
         self.ttl = ttl
         self.seen: dict[str, int] = dict(seen or {})  # key -> seq of first occurrence
 
-    def register(self, session: Session, records: Sequence[DepositRecord], now: datetime) -> list[RecordDiagnostic]:
+    def register(self, session: Session, records: Sequence[DepositRecord]) -> list[RecordDiagnostic]:
         diagnostics: dict[int, RecordDiagnostic] = {}
         writable: list[DepositRecord] = []
         for record in records:
@@ -109,7 +110,7 @@ class BatchRegistration:
             else:
                 writable.append(record)
         if writable:
-            for d in self._write(session, writable, now):
+            for d in self._write(session, writable):
                 diagnostics[d.seq] = d
         return [diagnostics[r.seq] for r in records]
 
@@ -138,13 +139,13 @@ class BatchRegistration:
         self.seen[key] = record.seq
         return None
 
-    def _write(self, session: Session, records: list[DepositRecord], now: datetime) -> list[RecordDiagnostic]:
+    def _write(self, session: Session, records: list[DepositRecord]) -> list[RecordDiagnostic]:
         rows = sorted(
             ({"key": doi_key(r.doi), "name": r.doi, "prefix": doi_prefix(r.doi), "version": version_of(r.timestamp or "")}
              for r in records),
             key=lambda row: row["key"],  # one lock order for every writer: no deadlocks
         )
-        written = _conditional_upsert(session, rows, self.registrant.id, self.submission_id, now)
+        written = _conditional_upsert(session, rows, self.registrant.id, self.submission_id)
         by_key = {doi_key(r.doi): r for r in records}
         stale_keys = [k for k in by_key if k not in written]
         stored = dict(session.execute(select(Handle.key, Handle.version).where(Handle.key.in_(stale_keys))).all()) \
@@ -167,9 +168,14 @@ def _dialect_insert(session: Session):
     return postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
 
 
-def _handle_upsert(insert, account_id: int, submission_id: int, now: datetime):
-    """One statement, executed for many rows: the database keeps the newer version of each name."""
+def _handle_upsert(insert, account_id: int, submission_id: int):
+    """One statement, executed for many rows: the database keeps the newer version of each name.
+
+    Times come from the database clock: binding a Python datetime costs more per
+    row than the rest of the row together.
+    """
     table = Handle.__table__
+    now = func.current_timestamp()
     stmt = insert(table).values(revision=1, account_id=account_id, submission_id=submission_id,
                                 created_at=now, updated_at=now)
     excluded = stmt.excluded
@@ -194,10 +200,10 @@ def _value_upsert(insert, ttl: int):
     )
 
 
-def _conditional_upsert(session: Session, rows: list[dict], account_id: int, submission_id: int,
-                        now: datetime) -> dict[str, int]:
+def _conditional_upsert(session: Session, rows: list[dict], account_id: int, submission_id: int
+                        ) -> dict[str, int]:
     """Insert new names, update older ones; returns key → revision for the rows written."""
-    statement = _handle_upsert(_dialect_insert(session), account_id, submission_id, now)
+    statement = _handle_upsert(_dialect_insert(session), account_id, submission_id)
     result = session.connection().execute(statement, rows)
     return {key: revision for key, revision in result}
 
@@ -210,8 +216,7 @@ def _write_values(session: Session, records: list[DepositRecord], ttl: int) -> N
         connection.execute(delete(HandleValue.__table__).where(HandleValue.handle_key.in_(pending),
                                                                HandleValue.idx == URL_INDEX))
     urls = [{"handle_key": doi_key(r.doi), "data": r.url} for r in records if r.url is not None]
-    if urls:
-        connection.execute(_value_upsert(_dialect_insert(session), ttl), urls)
+    execute_many(connection, _value_upsert(_dialect_insert(session), ttl), urls)
 
 
 def find_handle(session: Session, name: str) -> Handle | None:

@@ -69,9 +69,9 @@ def summary(submission: Submission, base: str = "") -> dict:
 
 
 def record_results(session: Session, submission_id: int) -> list[dict]:
-    rows = session.execute(select(RecordResult).where(RecordResult.submission_id == submission_id)
-                           .order_by(RecordResult.seq)).scalars()
-    return [{"seq": r.seq, "doi": r.doi, "status": r.status, "msg": r.message} for r in rows]
+    rows = session.execute(select(RecordResult.seq, RecordResult.doi, RecordResult.status, RecordResult.message)
+                           .where(RecordResult.submission_id == submission_id).order_by(RecordResult.seq))
+    return [{"seq": seq, "doi": doi, "status": status, "msg": message} for seq, doi, status, message in rows]
 
 
 def wait_until_finished(svc: Agency, submission_id: int, seconds: float) -> Submission:

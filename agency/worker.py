@@ -28,7 +28,7 @@ from sqlalchemy.orm import Session
 from agency.accounts import registrant_by_id
 from agency.batch_files import BATCH_FILE, LOG_FILE
 from agency.config import Settings
-from agency.db import Database
+from agency.db import Database, execute_many
 from agency.diagnostics import BatchCounts, BatchLogs
 from agency.doi_syntax import doi_key
 from agency.extraction import DepositRecord, iter_records
@@ -146,8 +146,8 @@ class DepositRunner:
         try:
             with self.db.transaction() as session:
                 submission = session.get(Submission, submission_id)
-                diagnostics = batch.registration.register(session, chunk, utcnow())
-                session.connection().execute(insert(RecordResult.__table__), [
+                diagnostics = batch.registration.register(session, chunk)
+                execute_many(session.connection(), insert(RecordResult.__table__), [
                     {"submission_id": submission_id, "seq": d.seq, "doi": d.doi[:2048], "status": d.status,
                      "message": d.message, "outcome": d.outcome} for d in diagnostics])
                 statuses = [d.status for d in diagnostics]

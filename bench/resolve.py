@@ -31,7 +31,6 @@ import sys
 import tempfile
 import time
 import uuid
-from datetime import datetime, timezone
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -66,7 +65,7 @@ def register_dois(settings, count: int) -> float:
                                  timestamp="20240101000000", content_type="journal_article")
                    for n in range(start, min(start + CHUNK, count))]
         with svc.db.transaction() as session:
-            registration.register(session, records, datetime.now(timezone.utc))
+            registration.register(session, records)
     elapsed = time.perf_counter() - started
     svc.db.engine.dispose()
     return elapsed

@@ -12,7 +12,6 @@ from agency.db import open_database
 from agency.extraction import DepositRecord
 from agency.handles import BatchRegistration
 from agency.models import Handle, HandleValue
-from agency.models.types import utcnow
 
 DOIS = [f"10.5555/race.{i}" for i in range(300)]
 ROUNDS = 12
@@ -36,7 +35,7 @@ def _race(url: str, account_id: int, parity: int, seed: int, queue) -> None:
             attempts.append((doi, ts))
         for start in range(0, len(records), 50):
             with db.transaction() as session:
-                registration.register(session, records[start:start + 50], utcnow())
+                registration.register(session, records[start:start + 50])
     db.engine.dispose()
     queue.put(attempts)
 
