@@ -49,14 +49,20 @@ def iter_records(path: Path, batch_timestamp: str | None, skip: int = 0) -> Iter
         yield from _records(elements, batch_timestamp, skip, drop_preceding=True)
 
 
-def records_from_tree(tree: etree._ElementTree, batch_timestamp: str | None) -> list[DepositRecord]:
-    """The same records, from a document already parsed whole (by validation)."""
-    return list(_records(tree.getroot().iter(*RECORD_TAGS), batch_timestamp, 0, drop_preceding=False))
+class RecordCollector:
+    """The same records again, gathered from body items while a streaming validator reads them."""
+
+    def __init__(self) -> None:
+        self.records: list[DepositRecord] = []
+
+    def __call__(self, body_item: etree._Element, head) -> None:
+        self.records.extend(_records(body_item.iter(*RECORD_TAGS), head.timestamp, 0,
+                                     drop_preceding=False, first_seq=len(self.records) + 1))
 
 
 def _records(elements: Iterator[etree._Element], batch_timestamp: str | None, skip: int,
-             drop_preceding: bool) -> Iterator[DepositRecord]:
-    seq = 0
+             drop_preceding: bool, first_seq: int = 1) -> Iterator[DepositRecord]:
+    seq = first_seq - 1
     for element in elements:
         parent = element.getparent()
         if _local(element.tag) == "pending_publication":

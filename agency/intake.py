@@ -23,7 +23,7 @@ from agency.batch_files import BATCH_FILE, LOG_FILE, fsync_dir, submission_folde
 from agency.config import Settings
 from agency.db import Database
 from agency.diagnostics import BatchCounts, BatchLogs, Refusal
-from agency.extraction import DepositRecord, records_from_tree
+from agency.extraction import DepositRecord, RecordCollector
 from agency.models import Submission
 from agency.models.submissions import PROCESSING, QUEUED, REFUSED
 from agency.models.types import utcnow
@@ -120,11 +120,9 @@ class DepositIntake:
         self.check_capacity(registrant)
         spooled = self.spool(source)
         try:
-            verdict = self.validator.check(spooled.path)
-            records = None
-            if verdict.accepted and verdict.tree is not None:
-                records = records_from_tree(verdict.tree, verdict.head.timestamp)
-            verdict.tree = None  # the tree can be large: keep it no longer than needed
+            streamed = RecordCollector()
+            verdict = self.validator.check(spooled.path, body_items=streamed)
+            records = streamed.records if verdict.accepted else None
             submission = self._record(registrant, spooled, file_name, operation, verdict)
         finally:
             spooled.path.unlink(missing_ok=True)

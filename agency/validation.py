@@ -11,10 +11,11 @@ import json
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 from lxml import etree
 
 # Below this size a refused file is re-read as a tree so that every schema
-# error gets its line and element path; above it, streaming keeps memory flat.
+# error gets its line and element path; above it, the streamed errors are given.
 DETAILED_ERRORS_MAX_BYTES = 32 * 1024 * 1024
 MAX_REPORTED_ERRORS = 200
 
@@ -63,9 +64,6 @@ class Verdict:
     head: BatchHead | None = None
     kind: str | None = None
     issues: list[XmlIssue] = field(default_factory=list)
-    # The validated document, when it was read whole (small files): lets intake
-    # extract records without parsing the file again.
-    tree: etree._ElementTree | None = field(default=None, repr=False)
 
     @property
     def accepted(self) -> bool:
@@ -96,6 +94,12 @@ def hardened_parser_options() -> dict:
 
 def hardened_parser() -> etree.XMLParser:
     return etree.XMLParser(**hardened_parser_options())
+
+
+# The children of <body> in our deposit schemas (schemas/crossref/).
+BODY_ITEMS = ("journal", "book", "conference", "sa_component", "dissertation", "report-paper", "standard",
+              "database", "peer_review", "posted_content", "pending_publication", "grant")
+BodyItemSink = Callable[[etree._Element, "BatchHead"], None]
 
 
 class SchemaCatalog:
@@ -208,14 +212,16 @@ class DepositValidator:
     def __init__(self, catalog: SchemaCatalog) -> None:
         self.catalog = catalog
 
-    def check(self, path: Path) -> Verdict:
+    def check(self, path: Path, body_items: BodyItemSink | None = None) -> Verdict:
+        """Validate ``path`` in one streaming pass; ``body_items``, if given, sees each child
+        of ``<body>`` (with the head) before it is dropped, so a caller can take what it
+        needs from the same pass."""
         try:
-            head, tree = self._check(path)
-            return Verdict(head=head, tree=tree)
+            return Verdict(head=self._check(path, body_items))
         except RefusedFile as refusal:
             return Verdict(kind=refusal.kind, issues=refusal.issues)
 
-    def _check(self, path: Path) -> tuple[BatchHead, etree._ElementTree | None]:
+    def _check(self, path: Path, body_items: BodyItemSink | None) -> BatchHead:
         namespace, localname = _root_namespace(path)
         try:
             self._check_format(namespace, localname)
@@ -223,9 +229,13 @@ class DepositValidator:
             _check_well_formed(path)  # a parse error is the more useful thing to report
             raise
         schema = self.catalog.schema_for(namespace)
-        if path.stat().st_size <= DETAILED_ERRORS_MAX_BYTES:
-            return self._check_tree(path, schema, namespace)
-        return self._check_stream(path, schema, namespace), None
+        try:
+            # Streaming is the fast path and keeps memory flat whatever the size.
+            return self._check_stream(path, schema, namespace, body_items)
+        except RefusedFile as refusal:
+            if refusal.kind == INVALID and path.stat().st_size <= DETAILED_ERRORS_MAX_BYTES:
+                self._check_tree(path, schema)  # read it whole again: every error with line and path
+            raise
 
     def _check_format(self, namespace: str, localname: str) -> None:
         if namespace.startswith(RESOURCE_NAMESPACE_PREFIX):
@@ -243,8 +253,8 @@ class DepositValidator:
                 f"The root element is <{localname}>; a deposit's root element must be <doi_batch> "
                 "with <head> and <body>.", line=1, path=f"/{localname}")])
 
-    def _check_tree(self, path: Path, schema: etree.XMLSchema, namespace: str
-                    ) -> tuple[BatchHead, etree._ElementTree]:
+    def _check_tree(self, path: Path, schema: etree.XMLSchema) -> None:
+        """Raise the refusal with every schema error, each with its line and a readable path."""
         parser = hardened_parser()
         try:
             with open(path, "rb") as fh:
@@ -256,21 +266,29 @@ class DepositValidator:
             raise RefusedFile(MALFORMED, issues[:1] or [XmlIssue(str(exc).split(": ", 1)[-1])]) from None
         if not schema.validate(tree):
             raise RefusedFile(INVALID, [_with_readable_path(tree, i) for i in _schema_issues(schema.error_log)])
-        return _head_from(tree.getroot(), namespace), tree
 
-    def _check_stream(self, path: Path, schema: etree.XMLSchema, namespace: str) -> BatchHead:
+    def _check_stream(self, path: Path, schema: etree.XMLSchema, namespace: str,
+                      body_items: BodyItemSink | None) -> BatchHead:
         head: BatchHead | None = None
         ns_head, ns_body = f"{{{namespace}}}head", f"{{{namespace}}}body"
+        ns_root = f"{{{namespace}}}doi_batch"
+        tags = [ns_root, ns_head, *(f"{{{namespace}}}{name}" for name in BODY_ITEMS)]
+        complete = False
         etree.clear_error_log()  # the thread's log would otherwise leak earlier files' errors in here
         try:
             with open(path, "rb") as fh:
-                for _event, element in etree.iterparse(fh, events=("end",), schema=schema,
+                # libxml2 validates every element; only head and body items reach Python.
+                for _event, element in etree.iterparse(fh, events=("end",), tag=tags, schema=schema,
                                                        **hardened_parser_options()):
                     parent = element.getparent()
-                    if element.tag == ns_head:
+                    if element.tag == ns_root and parent is None:
+                        complete = True
+                    elif element.tag == ns_head:
                         head = _head_from(parent, namespace)
                     elif parent is not None and parent.tag == ns_body:
-                        element.clear()  # keep memory flat: body items are not needed here
+                        if body_items is not None and head is not None:
+                            body_items(element, head)
+                        element.clear()  # keep memory flat
                         while element.getprevious() is not None:
                             del parent[0]
         except etree.XMLSyntaxError as exc:
@@ -280,6 +298,10 @@ class DepositValidator:
             issues.append(XmlIssue("(This file is too large for line numbers in schema errors; "
                                    "validate it locally for positions.)"))
             raise RefusedFile(INVALID, issues) from None
+        if not complete:
+            # lxml's validating iterparse stops quietly at a truncated end: say where it broke.
+            _check_well_formed(path)
+            raise RefusedFile(MALFORMED, [XmlIssue("The file ends before </doi_batch>: it is truncated")])
         if head is None:
             raise RefusedFile(INVALID, [XmlIssue("The batch has no <head>")])
         return head

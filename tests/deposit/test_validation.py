@@ -191,3 +191,17 @@ def test_large_files_are_validated_streaming(validator, tmp_path, monkeypatch):
     verdict = validator.check(path)
     assert verdict.kind == INVALID
     assert "'x'" in verdict.issues[0].message
+
+
+@pytest.mark.parametrize("cut", [0.3, 0.6, 0.97])
+def test_truncated_files_are_malformed_at_any_size(validator, tmp_path, monkeypatch, cut):
+    import agency.validation as validation
+
+    data = deposit_xml([Article(f"10.5555/t{i}") for i in range(40)])
+    path = tmp_path / "cut.xml"
+    path.write_bytes(data[: int(len(data) * cut)])
+    assert validator.check(path).kind == MALFORMED
+    monkeypatch.setattr(validation, "DETAILED_ERRORS_MAX_BYTES", 10)
+    verdict = validator.check(path)
+    assert verdict.kind == MALFORMED
+    assert verdict.issues[0].line
