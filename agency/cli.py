@@ -71,7 +71,10 @@ def cmd_serve(args) -> int:
     print(f"agency serving on http://{args.host}:{args.port} (data {settings.data_dir.resolve()}, "
           f"batches {settings.batch_dir.resolve()})", flush=True)
     try:
-        serve(app, host=args.host, port=args.port, threads=args.threads, ident="agency")
+        # Bodies up to 32 MiB are buffered in memory and read in large pieces: waitress's defaults
+        # (512 KiB, then a temp file written 8 KiB at a time) cost more than validating the batch.
+        serve(app, host=args.host, port=args.port, threads=args.threads, ident="agency",
+              inbuf_overflow=32 * 1024 * 1024, recv_bytes=256 * 1024)
     finally:
         svc.stop_background()
     return 0
