@@ -14,7 +14,6 @@ from typing import Iterable, Iterator
 
 from jinja2 import Environment
 
-from agency.handles import FAILURE, SUCCESS, WARNING
 from agency.models import Submission
 from agency.validation import XmlIssue
 
@@ -34,14 +33,6 @@ class BatchCounts:
         return cls(submission.record_count, submission.success_count,
                    submission.warning_count, submission.failure_count)
 
-    def plus(self, statuses: Iterable[str]) -> "BatchCounts":
-        statuses = list(statuses)
-        return BatchCounts(
-            self.record_count + len(statuses),
-            self.success_count + statuses.count(SUCCESS),
-            self.warning_count + statuses.count(WARNING),
-            self.failure_count + statuses.count(FAILURE),
-        )
 
 
 @dataclass(frozen=True)

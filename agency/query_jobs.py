@@ -37,7 +37,7 @@ from agency.query_format import (
     AMBIGUOUS, MALFORMED, NO_MATCH, REJECTED, QueryLine, QueryTextError, answer_line, iter_query_lines,
     outcome_code, parse_lines,
 )
-from agency.worker import fenced_progress
+from agency.worker import fenced_progress, run_in_chunks
 
 QUERY_FILE = "query.txt"
 QUERY_KIND = "query"
@@ -185,15 +185,9 @@ class QueryRunner:
         with self.db.sessions() as session:
             submission = session.get(Submission, submission_id)
         source = self._source(submission)
-        done_in_slice = 0
-        while done_in_slice < self.settings.worker_slice_records:
-            chunk = list(itertools.islice(source.lines, self.settings.chunk_records))
-            if not chunk:
-                self._finish(submission_id, owner)
-                return True
-            self._answer_chunk(submission_id, owner, source, chunk)
-            done_in_slice += len(chunk)
-        return False
+        return run_in_chunks(self.settings, source.lines,
+                             lambda chunk: self._answer_chunk(submission_id, owner, source, chunk),
+                             lambda: self._finish(submission_id, owner))
 
     def _source(self, submission: Submission) -> _OpenFile:
         opened = self._open.get(submission.id)

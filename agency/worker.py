@@ -20,7 +20,7 @@ import time
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
-from typing import Iterator, Protocol
+from typing import Callable, Iterator, Protocol
 
 from sqlalchemy import and_, insert, or_, select, update
 from sqlalchemy.orm import Session
@@ -67,6 +67,21 @@ def fenced_progress(session: Session, submission: Submission, owner: str, settin
         raise LostLease(f"submission {submission.id}: lease lost")
 
 
+def run_in_chunks(settings: Settings, items: Iterator, process: Callable[[list], None],
+                  finish: Callable[[], None]) -> bool:
+    """One slice of a submission: items in chunks of ``chunk_records``, at most
+    ``worker_slice_records`` of them; when the items run out, ``finish`` and return True."""
+    done_in_slice = 0
+    while done_in_slice < settings.worker_slice_records:
+        chunk = list(itertools.islice(items, settings.chunk_records))
+        if not chunk:
+            finish()
+            return True
+        process(chunk)
+        done_in_slice += len(chunk)
+    return False
+
+
 def release(db: Database, submission_id: int, owner: str) -> None:
     with db.transaction() as session:
         session.execute(update(Submission)
@@ -107,15 +122,9 @@ class DepositRunner:
         with self.db.sessions() as session:
             submission = session.get(Submission, submission_id)
             batch = self._batch_for(session, submission)
-        done_in_slice = 0
-        while done_in_slice < self.settings.worker_slice_records:
-            chunk = list(itertools.islice(batch.records, self.settings.chunk_records))
-            if not chunk:
-                self._finish(submission_id, owner)
-                return True
-            self._register_chunk(submission_id, owner, batch, chunk)
-            done_in_slice += len(chunk)
-        return False
+        return run_in_chunks(self.settings, batch.records,
+                             lambda chunk: self._register_chunk(submission_id, owner, batch, chunk),
+                             lambda: self._finish(submission_id, owner))
 
     def _batch_for(self, session: Session, submission: Submission) -> _OpenBatch:
         batch = self._open.get(submission.id)

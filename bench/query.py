@@ -17,7 +17,6 @@ With a PostgreSQL URL the index is built in a throwaway schema, dropped at the e
 from __future__ import annotations
 
 import argparse
-import os
 import random
 import shutil
 import sys

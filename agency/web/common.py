@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Callable
+
 from flask import Response, current_app, jsonify, request
 
 from agency.accounts import Registrant, authenticate
@@ -27,6 +29,23 @@ def basic_auth_registrant() -> Registrant | None:
     return check_credentials(auth.username, auth.password)
 
 
+AUTH_REQUIRED = "Login and password required (HTTP Basic), or they are wrong."
+
+
+def owned_submission(submission_id: int, kind: str, what: str):
+    """(submission, None) for the caller's own submission of this kind, else (None, a 401/404 answer)."""
+    from agency.submissions import own_submission
+
+    registrant = basic_auth_registrant()
+    if registrant is None:
+        return None, json_error(401, AUTH_REQUIRED)
+    with agency().db.sessions() as session:
+        submission = own_submission(session, registrant.id, submission_id, kind=kind)
+    if submission is None:
+        return None, json_error(404, f"No {what} {submission_id} for this account.")
+    return submission, None
+
+
 def json_error(status: int, message: str, **extra) -> Response:
     body = {"error": message, "status": status}
     body.update(extra)
@@ -34,4 +53,13 @@ def json_error(status: int, message: str, **extra) -> Response:
     response.status_code = status
     if status == 401:
         response.headers["WWW-Authenticate"] = 'Basic realm="agency", charset="UTF-8"'
+    return response
+
+
+def refusal_response(exc: Exception, render: Callable[[int, str], Response]) -> Response:
+    """An intake refusal (size, pending cap, text limits) rendered as JSON or a page, with Retry-After."""
+    response = render(exc.status, exc.message)
+    retry_after = getattr(exc, "retry_after", None)
+    if retry_after:
+        response.headers["Retry-After"] = str(retry_after)
     return response

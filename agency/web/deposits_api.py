@@ -8,7 +8,8 @@ from agency import submissions as subs
 from agency.intake import IntakeError
 from agency.models import Submission
 from agency.validation import Verdict
-from agency.web.common import agency, basic_auth_registrant, json_error
+from agency.web.common import (AUTH_REQUIRED, agency, basic_auth_registrant, json_error, owned_submission,
+                               refusal_response)
 
 bp = Blueprint("deposits_api", __name__, url_prefix="/v1/deposits")
 
@@ -28,7 +29,7 @@ def base_url() -> str:
 def create() -> Response:
     registrant = basic_auth_registrant()
     if registrant is None:
-        return json_error(401, "Login and password required (HTTP Basic), or they are wrong.")
+        return json_error(401, AUTH_REQUIRED)
     mimetype = request.mimetype
     if mimetype in XML_TYPES:
         source, file_name = request.stream, request.args.get("file_name", "batch.xml")
@@ -44,10 +45,7 @@ def create() -> Response:
     try:
         submission, verdict = svc.intake.receive(registrant, source, file_name, operation="api")
     except IntakeError as exc:
-        response = json_error(exc.status, exc.message)
-        if exc.retry_after:
-            response.headers["Retry-After"] = str(exc.retry_after)
-        return response
+        return refusal_response(exc, json_error)
     if not verdict.accepted:
         body = subs.summary(submission, base_url())
         body["error"] = verdict.summary
@@ -85,21 +83,14 @@ def _submission_response(submission: Submission, created: bool = False) -> Respo
 
 
 def _owned(submission_id: int) -> tuple[Submission | None, Response | None]:
-    registrant = basic_auth_registrant()
-    if registrant is None:
-        return None, json_error(401, "Login and password required (HTTP Basic), or they are wrong.")
-    with agency().db.sessions() as session:
-        submission = subs.own_submission(session, registrant.id, submission_id, kind="deposit")
-    if submission is None:
-        return None, json_error(404, f"No submission {submission_id} for this account.")
-    return submission, None
+    return owned_submission(submission_id, "deposit", "submission")
 
 
 @bp.get("")
 def index() -> Response:
     registrant = basic_auth_registrant()
     if registrant is None:
-        return json_error(401, "Login and password required (HTTP Basic), or they are wrong.")
+        return json_error(401, AUTH_REQUIRED)
     with agency().db.sessions() as session:
         found = subs.list_own(session, registrant.id, request.args.get("doi_batch_id"),
                               request.args.get("file_name"), kind="deposit",

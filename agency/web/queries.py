@@ -17,12 +17,12 @@ from agency.models import Submission
 from agency.query_format import QueryTextError, read_query_text
 from agency.query_jobs import API_QUERY, DOI_QUERY, METADATA_QUERY, QUERY_FILE, QUERY_KIND, Answered, counts_of
 from agency.web import servlet
-from agency.web.common import agency, basic_auth_registrant, check_credentials, json_error
+from agency.web.common import (AUTH_REQUIRED, agency, basic_auth_registrant, check_credentials, json_error,
+                               owned_submission, refusal_response)
 
 bp = Blueprint("queries", __name__)
 
 TEXT_TYPES = {"text/plain", "text/csv", "application/octet-stream", ""}
-AUTH_REQUIRED = "Login and password required (HTTP Basic), or they are wrong."
 
 
 def _answer_response(answered: Answered) -> Response:
@@ -51,11 +51,7 @@ def query_summary(submission: Submission) -> dict:
 
 
 def _error_response(exc: QueryTextError | IntakeError) -> Response:
-    response = json_error(exc.status, exc.message)
-    retry_after = getattr(exc, "retry_after", None)
-    if retry_after:
-        response.headers["Retry-After"] = str(retry_after)
-    return response
+    return refusal_response(exc, json_error)
 
 
 # -- /v1/queries ------------------------------------------------------------------------
@@ -88,14 +84,7 @@ def create() -> Response:
 
 
 def _owned(submission_id: int) -> tuple[Submission | None, Response | None]:
-    registrant = basic_auth_registrant()
-    if registrant is None:
-        return None, json_error(401, AUTH_REQUIRED)
-    with agency().db.sessions() as session:
-        submission = subs.own_submission(session, registrant.id, submission_id, kind=QUERY_KIND)
-    if submission is None:
-        return None, json_error(404, f"No query job {submission_id} for this account.")
-    return submission, None
+    return owned_submission(submission_id, QUERY_KIND, "query job")
 
 
 @bp.get("/v1/queries")
@@ -179,10 +168,7 @@ def _upload_handler(operation: str):
             submission = agency().queries.receive(registrant, upload.stream, upload.filename or QUERY_FILE,
                                                   operation=operation, always_job=True)
         except (QueryTextError, IntakeError) as exc:
-            response = servlet.failure(exc.status, exc.message)
-            if getattr(exc, "retry_after", None):
-                response.headers["Retry-After"] = str(exc.retry_after)
-            return response
+            return refusal_response(exc, servlet.failure)
         return servlet.page("SUCCESS", 200, submission=submission)
 
     return handle

@@ -11,7 +11,7 @@ from flask import Blueprint, Response, render_template, request, send_file
 from agency import submissions as subs
 from agency.intake import IntakeError
 from agency.models import Submission
-from agency.web.common import agency, check_credentials
+from agency.web.common import agency, check_credentials, refusal_response
 from agency.web.deposits_api import refusal_status
 
 bp = Blueprint("servlet", __name__, url_prefix="/servlet")
@@ -71,10 +71,7 @@ def deposit() -> Response:
         submission, verdict = svc.intake.receive(registrant, upload.stream, upload.filename or "batch.xml",
                                                  operation=operation)
     except IntakeError as exc:
-        response = failure(exc.status, exc.message)
-        if exc.retry_after:
-            response.headers["Retry-After"] = str(exc.retry_after)
-        return response
+        return refusal_response(exc, failure)
     if not verdict.accepted:
         return failure(refusal_status(verdict), verdict.summary + ".", issues=verdict.issues,
                        submission=submission)

@@ -21,7 +21,7 @@ def test_load_prints_what_was_loaded_and_status_reports(svc, client, alice, cli_
     sid = deposit(svc, client, deposit_xml(many("10.5555", 3)))
     assert main(["mddb", "load", "--no-mail"]) == 0
     out = capsys.readouterr().out
-    assert f"loaded  alice/" in out and f"/{sid}: 3 of 3 registered records indexed" in out
+    assert "loaded  alice/" in out and f"/{sid}: 3 of 3 registered records indexed" in out
     assert "1 batch(es) loaded (3 records indexed), 0 failed" in out
     assert main(["mddb", "status"]) == 0
     out = capsys.readouterr().out
