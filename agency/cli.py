@@ -11,7 +11,7 @@ from pathlib import Path
 from sqlalchemy import select
 
 from agency.accounts import AccountError, create_account
-from agency.config import documented_variables, load_settings
+from agency.config import SettingError, documented_variables, load_settings
 from agency.models import Account
 from agency.services import build_agency
 
@@ -120,8 +120,8 @@ def cmd_query(args) -> int:
 
 
 def cmd_config(_args) -> int:
-    for name, default in documented_variables():
-        print(f"{name}={default}")
+    for name, default, doc in documented_variables():
+        print(f"{name}={default}\n    {doc}")
     return 0
 
 
@@ -250,7 +250,7 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         return args.func(args)
-    except MailConfigError as exc:  # a wrong AGENCY_SMTP_URL: say so instead of a traceback
+    except (MailConfigError, SettingError) as exc:  # a wrong AGENCY_* value: say so, no traceback
         print(f"agency: {exc}", file=sys.stderr)
         return 2
 

@@ -22,51 +22,60 @@ def _resource_dir(name: str) -> Path:
     return PROJECT_ROOT / name
 
 
+def setting(default: Any, doc: str, factory: Any = None) -> Any:
+    """A settings field with the sentence `agency config` and the README show for it."""
+    if factory is not None:
+        return field(default_factory=factory, metadata={"doc": doc})
+    return field(default=default, metadata={"doc": doc})
+
+
 @dataclass(frozen=True)
 class Settings:
-    data_dir: Path = Path("var")
-    database_url: str = ""  # default: sqlite in data_dir
-    batch_dir: Path = Path("batches")
-    schema_dir: Path = field(default_factory=lambda: _resource_dir("schemas"))
-    template_dir: Path = field(default_factory=lambda: _resource_dir("templates"))
-    base_url: str = "http://127.0.0.1:8000"
+    data_dir: Path = setting(Path("var"), "data folder: the SQLite database, the maildir, the demo password")
+    database_url: str = setting("", "SQLAlchemy URL; empty: SQLite in the data folder")
+    batch_dir: Path = setting(Path("batches"), "received files and their logs")
+    schema_dir: Path = setting(None, "our XSDs (found beside the package)", factory=lambda: _resource_dir("schemas"))
+    template_dir: Path = setting(None, "Jinja2 templates (found beside the package)",
+                                 factory=lambda: _resource_dir("templates"))
+    base_url: str = setting("http://127.0.0.1:8000", "how links in mail point back to this service")
     # Intake limits.
-    max_batch_bytes: int = 200 * 1024 * 1024
-    max_pending_per_account: int = 20
-    max_wait_seconds: int = 60
+    max_batch_bytes: int = setting(200 * 1024 * 1024, "largest accepted upload (413 above)")
+    max_pending_per_account: int = setting(20, "queued + processing submissions per account (429 above)")
+    max_wait_seconds: int = setting(60, "longest ?wait= on POST /v1/deposits")
     # Worker.
-    run_worker: bool = True
-    worker_poll_seconds: float = 0.2
-    worker_slice_records: int = 2000
-    chunk_records: int = 1000
-    lease_seconds: int = 120
+    run_worker: bool = setting(True, "run the deposit/query worker inside `agency serve`")
+    worker_poll_seconds: float = setting(0.2, "how often an idle worker looks for work")
+    worker_slice_records: int = setting(2000, "records a worker runs of one submission before letting others in")
+    chunk_records: int = setting(1000, "records committed together (handles, results, progress)")
+    lease_seconds: int = setting(120, "a worker's claim on a submission; a dead worker's expires after this")
     # Handle store.
-    handle_ttl: int = 86400
+    handle_ttl: int = setting(86400, "TTL of the URL value of a handle, seconds")
     # Mail.
-    smtp_url: str = ""  # empty: write .eml files to data_dir/maildir
-    mail_from: str = "agency@localhost"
-    mail_max_attempts: int = 12
-    mail_retry_base_seconds: int = 60  # first retry after this, then doubling ...
-    mail_retry_max_seconds: int = 6 * 3600  # ... up to this delay between attempts
-    mail_lease_seconds: int = 600  # a sender's claim on a message; must outlast one send
-    mail_batch_size: int = 200  # messages looked up per round of a delivery run
-    mail_max_attachment_bytes: int = 20 * 1024 * 1024  # larger files are not attached (the mail says so)
-    smtp_timeout_seconds: float = 60.0
-    smtp_ca_file: str = ""  # extra CA certificates (PEM) to trust for smtps:// and starttls
+    smtp_url: str = setting("", "smtp://host:25, smtp://user:pass@host:587?starttls=1, smtps://host:465; "
+                                "empty: .eml files in the maildir")
+    mail_from: str = setting("agency@localhost", "sender address")
+    mail_max_attempts: int = setting(12, "delivery attempts before a message is marked dead")
+    mail_retry_base_seconds: int = setting(60, "first retry after this, then doubling ...")
+    mail_retry_max_seconds: int = setting(6 * 3600, "... up to this delay between attempts")
+    mail_lease_seconds: int = setting(600, "a sender's claim on a message; must outlast one send")
+    mail_batch_size: int = setting(200, "messages looked up per round of a delivery run")
+    mail_max_attachment_bytes: int = setting(20 * 1024 * 1024, "larger files are not attached (the mail says so)")
+    smtp_timeout_seconds: float = setting(60.0, "SMTP connection timeout")
+    smtp_ca_file: str = setting("", "extra CA certificates (PEM) to trust for smtps:// and starttls")
     # Metadata database load (APScheduler).
-    run_scheduler: bool = True
-    mddb_hour: int = 2  # daily at this hour (UTC) ...
-    mddb_interval_minutes: int = 0  # ... or every N minutes when > 0
-    mddb_misfire_grace_seconds: int = 3600  # a run this late still runs (else the next one catches up)
-    mddb_mail: bool = True  # email each loaded batch's combined diagnostic to its depositor
-    mddb_chunk_records: int = 5000  # records indexed per transaction (SQLite: the worker waits that long)
-    mail_poll_seconds: int = 30  # the scheduler delivers due mail this often
+    run_scheduler: bool = setting(True, "run the scheduler (metadata load, mail) inside `agency serve`")
+    mddb_hour: int = setting(2, "metadata load daily at this hour (UTC) ...")
+    mddb_interval_minutes: int = setting(0, "... or every N minutes when N > 0")
+    mddb_misfire_grace_seconds: int = setting(3600, "a run this late still runs (else the next one catches up)")
+    mddb_mail: bool = setting(True, "email each loaded batch's combined diagnostic (off when reloading a copy)")
+    mddb_chunk_records: int = setting(5000, "records indexed per transaction")
+    mail_poll_seconds: int = setting(30, "the scheduler delivers due mail this often")
     # Queries.
-    query_sync_lines: int = 30
-    query_max_lines: int = 100_000
-    query_max_line_chars: int = 2000
+    query_sync_lines: int = setting(30, "query files up to this many lines are answered at once; larger: a job")
+    query_max_lines: int = setting(100_000, "longest accepted query file, in lines (413 above)")
+    query_max_line_chars: int = setting(2000, "longest accepted query line")
     # Password hashing cost (argon2 time_cost); lower only in tests.
-    password_time_cost: int = 3
+    password_time_cost: int = setting(3, "argon2 time cost of password hashes")
 
     @property
     def effective_database_url(self) -> str:
@@ -86,13 +95,24 @@ class Settings:
         return dataclasses.replace(self, **changes)
 
 
-def _coerce(raw: str, default: Any) -> Any:
+class SettingError(ValueError):
+    """An AGENCY_* variable whose value cannot be used."""
+
+
+def _coerce(name: str, raw: str, default: Any) -> Any:
     if isinstance(default, bool):
-        return raw.strip().lower() in {"1", "true", "yes", "on"}
-    if isinstance(default, int):
-        return int(raw)
-    if isinstance(default, float):
-        return float(raw)
+        value = raw.strip().lower()
+        if value not in {"1", "true", "yes", "on", "0", "false", "no", "off"}:
+            raise SettingError(f"{name} must be one of 1/0, true/false, yes/no, on/off; got {raw!r}")
+        return value in {"1", "true", "yes", "on"}
+    try:
+        if isinstance(default, int):
+            return int(raw)
+        if isinstance(default, float):
+            return float(raw)
+    except ValueError:
+        kind = "a whole number" if isinstance(default, int) else "a number"
+        raise SettingError(f"{name} must be {kind}; got {raw!r}") from None
     if isinstance(default, Path):
         return Path(raw)
     return raw
@@ -104,14 +124,16 @@ def load_settings(environ: Mapping[str, str] | None = None, **overrides: Any) ->
     defaults = Settings()
     values: dict[str, Any] = {}
     for f in dataclasses.fields(Settings):
-        raw = environ.get(ENV_PREFIX + f.name.upper())
+        name = ENV_PREFIX + f.name.upper()
+        raw = environ.get(name)
         if raw is not None and raw != "":
-            values[f.name] = _coerce(raw, getattr(defaults, f.name))
+            values[f.name] = _coerce(name, raw, getattr(defaults, f.name))
     values.update(overrides)
     return Settings(**values)
 
 
-def documented_variables() -> list[tuple[str, Any]]:
-    """(variable, default) pairs, for the README and `agency config`."""
+def documented_variables() -> list[tuple[str, Any, str]]:
+    """(variable, default, meaning) for every setting, for `agency config`."""
     defaults = Settings()
-    return [(ENV_PREFIX + f.name.upper(), getattr(defaults, f.name)) for f in dataclasses.fields(Settings)]
+    return [(ENV_PREFIX + f.name.upper(), getattr(defaults, f.name), f.metadata["doc"])
+            for f in dataclasses.fields(Settings)]
