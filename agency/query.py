@@ -31,9 +31,9 @@ from typing import Callable, Iterable, Sequence
 
 from rapidfuzz import fuzz
 from sqlalchemy import and_, bindparam, or_, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, aliased
 
-from agency.db import Database
+from agency.db import Database, PreparedStatement
 from agency.doi_syntax import doi_key
 from agency.models import Handle
 from agency.models.metadata import MetadataContributor, MetadataIdentifier, MetadataRecord
@@ -361,11 +361,17 @@ def decide(scored: list[tuple[float, Candidate]], thresholds: Thresholds) -> Out
 
 @dataclass(frozen=True, eq=False)
 class Strategy:
-    """One indexed look-up: columns compared with equality, and the key tuples a query gives for them."""
+    """One indexed look-up: columns compared with equality, and the key tuples a query gives for them.
+
+    With ``issn_filter`` each key tuple ends with an ISSN that the record must
+    carry: the database checks it (a primary-key probe per row the columns
+    find), so colliding volume/page pairs of other journals never reach Python.
+    """
 
     name: str
     columns: tuple
     keys_of: Callable[[QueryKeys], list[tuple]]
+    issn_filter: bool = False
 
 
 def _years(k: QueryKeys) -> tuple[int, ...]:
@@ -374,6 +380,20 @@ def _years(k: QueryKeys) -> tuple[int, ...]:
 
 def _page_volume_keys(k: QueryKeys) -> list[tuple]:
     return [(k.page, v) for v in k.volumes] if k.page and k.volumes else []
+
+
+def _page_volume_issn_keys(k: QueryKeys) -> list[tuple]:
+    return [(k.page, v, issn) for v in k.volumes for issn in sorted(k.issns)] if k.page and k.volumes else []
+
+
+def _title_volume_page_keys(k: QueryKeys) -> list[tuple]:
+    if k.issns or k.is_book or not k.page:
+        return []
+    return [(t, v, k.page) for t in k.titles for v in k.volumes]
+
+
+def _page_volume_keys_without_issn_or_title(k: QueryKeys) -> list[tuple]:
+    return [] if k.issns or (k.titles and not k.is_book) else _page_volume_keys(k)
 
 
 def _author_year_page_keys(k: QueryKeys) -> list[tuple]:
@@ -409,8 +429,15 @@ def _page_year_keys(k: QueryKeys) -> list[tuple]:
 
 
 R = MetadataRecord
-FIRST_STRATEGIES = (Strategy("page+volume", (R.first_page_key, R.volume_key), _page_volume_keys),)
+FIRST_STRATEGIES = (
+    Strategy("page+volume+issn", (R.first_page_key, R.volume_key), _page_volume_issn_keys, issn_filter=True),
+    Strategy("title+volume+page", (R.journal_title_key, R.volume_key, R.first_page_key), _title_volume_page_keys),
+    Strategy("abbrev+volume+page", (R.journal_abbrev_key, R.volume_key, R.first_page_key),
+             _title_volume_page_keys),
+    Strategy("page+volume", (R.first_page_key, R.volume_key), _page_volume_keys_without_issn_or_title),
+)
 FALLBACK_STRATEGIES = (
+    Strategy("page+volume", (R.first_page_key, R.volume_key), _page_volume_keys),  # e.g. the other medium's ISSN
     Strategy("author+year+page", (R.first_author_key, R.year, R.first_page_key), _author_year_page_keys),
     Strategy("author+page", (R.first_author_key, R.first_page_key), _author_page_keys),
     Strategy("author+year", (R.first_author_key, R.year), _author_year_keys),
@@ -439,18 +466,37 @@ def _bucket(count: int, size: int) -> int:
 @lru_cache(maxsize=256)
 def _lookup_statement(strategy: Strategy, terms: int):
     """SELECT candidates WHERE (c1 = :k0_0 AND c2 = :k0_1) OR ... for ``terms`` key tuples."""
-    if len(strategy.columns) == 1:
+    if len(strategy.columns) == 1 and not strategy.issn_filter:
         condition = strategy.columns[0].in_(bindparam("keys", expanding=True))
     else:
-        condition = or_(*[and_(*[col == bindparam(f"k{i}_{j}") for j, col in enumerate(strategy.columns)])
+        condition = or_(*[and_(*[col == bindparam(f"k{i}_{j}") for j, col in enumerate(strategy.columns)],
+                               *_issn_condition(strategy, i))
                           for i in range(terms)])
     return (select(*RECORD_COLUMNS, MetadataIdentifier.kind, MetadataIdentifier.value)
             .outerjoin(MetadataIdentifier, MetadataIdentifier.doi_key == MetadataRecord.doi_key)
             .where(condition).limit(MAX_ROWS_PER_LOOKUP))
 
 
+def _issn_condition(strategy: Strategy, term: int) -> tuple:
+    if not strategy.issn_filter:
+        return ()
+    issn = bindparam(f"k{term}_{len(strategy.columns)}")
+    held = aliased(MetadataIdentifier)  # not the outer join's identifiers: a probe of its own
+    probe = (select(held.doi_key)
+             .where(held.doi_key == MetadataRecord.doi_key, held.kind == "issn", held.value == issn)
+             .correlate(MetadataRecord))
+    return (probe.exists(),)
+
+
+@lru_cache(maxsize=256)
+def _prepared_lookup(strategy: Strategy, terms: int, dialect) -> PreparedStatement:
+    """The OR-of-terms look-up compiled once: hashing a statement of hundreds of terms on
+    every execution (SQLAlchemy's cache key) cost more than running it."""
+    return PreparedStatement.of(_lookup_statement(strategy, terms), dialect)
+
+
 def _lookup_params(strategy: Strategy, keys: Sequence[tuple], terms: int) -> dict:
-    if len(strategy.columns) == 1:
+    if len(strategy.columns) == 1 and not strategy.issn_filter:
         return {"keys": [k[0] for k in keys]}
     padded = list(keys) + [keys[-1]] * (terms - len(keys))
     return {f"k{i}_{j}": value for i, key in enumerate(padded) for j, value in enumerate(key)}
@@ -487,9 +533,12 @@ class QueryMatcher:
         if isbn_queries:
             self._gather_isbn(session, isbn_queries, candidates, records)
         outcomes = self._score_all(session, queries, candidates, records)
+        # A miss is looked at again more widely, unless page and volume were already searched
+        # without an ISSN filter (an ISSN of the other medium, or a wrong one, narrows too much).
         retry = {i: queries[i] for i, outcome in outcomes.items()
                  if isinstance(outcome, NoMatch) and (not candidates[i] or not queries[i].page
-                                                      or not queries[i].volumes)}
+                                                      or not queries[i].volumes or queries[i].issns
+                                                      or (queries[i].titles and not queries[i].is_book))}
         if retry:
             self._gather(session, retry, FALLBACK_STRATEGIES, candidates, records)
             outcomes.update(self._score_all(session, retry, candidates, records))
@@ -512,17 +561,24 @@ class QueryMatcher:
                 candidates: dict[int, dict[str, Candidate]], records: dict[str, Candidate]) -> None:
         for strategy in strategies:
             wanted: dict[tuple, list[int]] = defaultdict(list)
+            routes: dict[tuple, list[int]] = defaultdict(list)  # the column values a row comes back with
             for i, keys in queries.items():
                 for key in strategy.keys_of(keys):
                     if all(part is not None for part in key):
                         wanted[key].append(i)
+                        routes[key[:len(strategy.columns)]].append(i)
             if not wanted:
                 continue
             positions = [COLUMN_POSITION[c.key] for c in strategy.columns]
             connection = session.connection()
             for chunk in _chunks(sorted(wanted), TERMS_PER_STATEMENT):
                 terms = _bucket(len(chunk), TERMS_PER_STATEMENT)
-                rows = connection.execute(_lookup_statement(strategy, terms), _lookup_params(strategy, chunk, terms))
+                params = _lookup_params(strategy, chunk, terms)
+                if "keys" in params:  # an expanding IN: rendered per call by SQLAlchemy
+                    rows = connection.execute(_lookup_statement(strategy, terms), params)
+                else:
+                    prepared = _prepared_lookup(strategy, terms, connection.dialect)
+                    rows = connection.exec_driver_sql(prepared.sql, prepared.parameters(params))
                 for *columns, kind, value in rows:
                     candidate = records.get(columns[0])
                     if candidate is None:
@@ -531,7 +587,7 @@ class QueryMatcher:
                         candidate.issns.add(value)
                     elif kind == "isbn":
                         candidate.isbns.add(value)
-                    for i in wanted.get(tuple(columns[p] for p in positions), ()):
+                    for i in routes.get(tuple(columns[p] for p in positions), ()):
                         candidates[i][candidate.doi_key] = candidate
 
     def _gather_isbn(self, session: Session, queries: dict[int, QueryKeys],
