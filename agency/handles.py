@@ -15,11 +15,10 @@ from datetime import datetime
 from typing import Iterable, Sequence
 
 from sqlalchemy import delete, func, select
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from agency.accounts import Registrant
-from agency.db import execute_many
+from agency.db import bulk_insert
 from agency.doi_syntax import doi_key, doi_prefix, doi_problem, url_problem
 from agency.extraction import DepositRecord
 from agency.models import Handle, HandleValue
@@ -164,22 +163,11 @@ class BatchRegistration:
         return out
 
 
-def _dialect_insert(session: Session):
-    return postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
-
-
-def _handle_upsert(insert, account_id: int, submission_id: int):
-    """One statement, executed for many rows: the database keeps the newer version of each name.
-
-    Times come from the database clock: binding a Python datetime costs more per
-    row than the rest of the row together.
-    """
+def _newer_wins(statement):
+    """ON CONFLICT: the stored name is replaced only by a strictly newer version."""
     table = Handle.__table__
-    now = func.current_timestamp()
-    stmt = insert(table).values(revision=1, account_id=account_id, submission_id=submission_id,
-                                created_at=now, updated_at=now)
-    excluded = stmt.excluded
-    return stmt.on_conflict_do_update(
+    excluded = statement.excluded
+    return statement.on_conflict_do_update(
         index_elements=[table.c.key],
         set_={
             "name": excluded.name, "version": excluded.version, "revision": table.c.revision + 1,
@@ -187,25 +175,31 @@ def _handle_upsert(insert, account_id: int, submission_id: int):
             "updated_at": excluded.updated_at,
         },
         where=table.c.version < excluded.version,
-    ).returning(table.c.key, table.c.revision)
+    )
 
 
-def _value_upsert(insert, ttl: int):
-    table = HandleValue.__table__
-    stmt = insert(table).values(idx=URL_INDEX, type="URL", ttl=ttl, timestamp=func.current_timestamp())
-    return stmt.on_conflict_do_update(
-        index_elements=[table.c.handle_key, table.c.idx],
-        set_={"type": stmt.excluded.type, "data": stmt.excluded.data, "ttl": stmt.excluded.ttl,
-              "timestamp": stmt.excluded.timestamp},
+def _replace_value(statement):
+    excluded = statement.excluded
+    return statement.on_conflict_do_update(
+        index_elements=[HandleValue.__table__.c.handle_key, HandleValue.__table__.c.idx],
+        set_={"type": excluded.type, "data": excluded.data, "ttl": excluded.ttl, "timestamp": excluded.timestamp},
     )
 
 
 def _conditional_upsert(session: Session, rows: list[dict], account_id: int, submission_id: int
                         ) -> dict[str, int]:
-    """Insert new names, update older ones; returns key → revision for the rows written."""
-    statement = _handle_upsert(_dialect_insert(session), account_id, submission_id)
-    result = session.connection().execute(statement, rows)
-    return {key: revision for key, revision in result}
+    """Insert new names, update older ones, in one statement per chunk; returns key → revision of those written.
+
+    Times come from the database clock: binding a Python datetime costs more per
+    row than the rest of the row together.
+    """
+    table = Handle.__table__
+    now = func.current_timestamp()
+    written = bulk_insert(session.connection(), table, rows,
+                          constants={"revision": 1, "account_id": account_id, "submission_id": submission_id,
+                                     "created_at": now, "updated_at": now},
+                          on_conflict=_newer_wins, returning=(table.c.key, table.c.revision))
+    return {key: revision for key, revision in written}
 
 
 def _write_values(session: Session, records: list[DepositRecord], ttl: int) -> None:
@@ -216,7 +210,9 @@ def _write_values(session: Session, records: list[DepositRecord], ttl: int) -> N
         connection.execute(delete(HandleValue.__table__).where(HandleValue.handle_key.in_(pending),
                                                                HandleValue.idx == URL_INDEX))
     urls = [{"handle_key": doi_key(r.doi), "data": r.url} for r in records if r.url is not None]
-    execute_many(connection, _value_upsert(_dialect_insert(session), ttl), urls)
+    bulk_insert(connection, HandleValue.__table__, urls,
+                constants={"idx": URL_INDEX, "type": "URL", "ttl": ttl, "timestamp": func.current_timestamp()},
+                on_conflict=_replace_value)
 
 
 def find_handle(session: Session, name: str) -> Handle | None:

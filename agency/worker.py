@@ -22,13 +22,13 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Callable, Iterator, Protocol
 
-from sqlalchemy import and_, insert, or_, select, update
+from sqlalchemy import and_, or_, select, update
 from sqlalchemy.orm import Session
 
 from agency.accounts import registrant_by_id
 from agency.batch_files import BATCH_FILE, LOG_FILE
 from agency.config import Settings
-from agency.db import Database, execute_many
+from agency.db import Database, bulk_insert
 from agency.diagnostics import BatchCounts, BatchLogs
 from agency.doi_syntax import doi_key
 from agency.extraction import DepositRecord, iter_records
@@ -156,9 +156,9 @@ class DepositRunner:
             with self.db.transaction() as session:
                 submission = session.get(Submission, submission_id)
                 diagnostics = batch.registration.register(session, chunk)
-                execute_many(session.connection(), insert(RecordResult.__table__), [
-                    {"submission_id": submission_id, "seq": d.seq, "doi": d.doi[:2048], "status": d.status,
-                     "message": d.message, "outcome": d.outcome} for d in diagnostics])
+                bulk_insert(session.connection(), RecordResult.__table__, [
+                    {"seq": d.seq, "doi": d.doi[:2048], "status": d.status, "message": d.message,
+                     "outcome": d.outcome} for d in diagnostics], constants={"submission_id": submission_id})
                 statuses = [d.status for d in diagnostics]
                 fenced_progress(
                     session, submission, owner, self.settings,
