@@ -13,11 +13,11 @@ from datetime import datetime
 from functools import lru_cache
 from typing import Sequence
 
-from sqlalchemy import delete, insert, select
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import delete, func, select
 from sqlalchemy.exc import DataError, IntegrityError
 from sqlalchemy.orm import Session
 
+from agency.db import bulk_insert
 from agency.doi_syntax import doi_key, doi_prefix
 from agency.handles import FAILURE, SUCCESS, WARNING, shown_version, version_of
 from agency.identifiers import Identifier, isbn10_check_char, isbn13_check_digit, issn_check_char, parse_isbn, parse_issn
@@ -160,7 +160,7 @@ def prepare(record: RecordMetadata, source: LoadSource, now: datetime) -> Prepar
         "publisher": record.publisher, "registrant": source.registrant, "depositor_login": source.login[:255],
         "first_author_surname": first_author, "first_author_key": _name_key(first_author),
         "version": version_of(record.timestamp or "0"), "submission_id": source.submission_id,
-        "batch_folder": source.folder, "indexed_at": now,
+        "batch_folder": source.folder,
     }
     return PreparedRecord(record.seq, key, row, contributors, identifiers, warnings)
 
@@ -169,8 +169,13 @@ def _cut(key: str | None) -> str | None:
     return key[:255] if key else key
 
 
-def _insert_for(session: Session):
-    return postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
+def _newer_or_equal_replaces(statement):
+    """ON CONFLICT: indexed metadata is replaced by a deposit at least as new (the handle store's rule)."""
+    return statement.on_conflict_do_update(
+        index_elements=[_RECORDS.c.doi_key],
+        set_={name: statement.excluded[name] for name in _UPDATED_COLUMNS},
+        where=_RECORDS.c.version <= statement.excluded.version,
+    )
 
 
 _RECORDS = MetadataRecord.__table__
@@ -214,23 +219,14 @@ class MetadataWriter:
         fresh = [p for p in prepared if p.key not in newer]
         if fresh:
             rows = sorted((p.row for p in fresh), key=lambda row: row["doi_key"])  # one lock order
-            stmt = _insert_for(session)(_RECORDS)
-            stmt = stmt.on_conflict_do_update(
-                index_elements=[_RECORDS.c.doi_key],
-                set_={name: stmt.excluded[name] for name in _UPDATED_COLUMNS},
-                where=_RECORDS.c.version <= stmt.excluded.version,
-            )
-            connection.execute(stmt, rows)
+            bulk_insert(connection, _RECORDS, rows, constants={"indexed_at": func.current_timestamp()},
+                        on_conflict=_newer_or_equal_replaces)
             replaced = [p.key for p in fresh if p.key in stored]
             if replaced:
                 connection.execute(delete(_CONTRIBUTORS).where(_CONTRIBUTORS.c.doi_key.in_(replaced)))
                 connection.execute(delete(_IDENTIFIERS).where(_IDENTIFIERS.c.doi_key.in_(replaced)))
-            contributors = [row for p in fresh for row in p.contributors]
-            identifiers = [row for p in fresh for row in p.identifiers]
-            if contributors:
-                connection.execute(insert(_CONTRIBUTORS), contributors)
-            if identifiers:
-                connection.execute(insert(_IDENTIFIERS), identifiers)
+            bulk_insert(connection, _CONTRIBUTORS, [row for p in fresh for row in p.contributors])
+            bulk_insert(connection, _IDENTIFIERS, [row for p in fresh for row in p.identifiers])
         results = {}
         for p in prepared:
             if p.key in newer:
