@@ -30,7 +30,7 @@ def _sqlite_pragmas(dbapi_connection, _record) -> None:
     # Large indexes (a metadata index of millions of records) are read through the
     # OS page cache: memory-mapping avoids a system call per page, a bigger page
     # cache keeps the hot index levels in the process.
-    cursor.execute("PRAGMA mmap_size=1073741824")
+    cursor.execute("PRAGMA mmap_size=8589934592")  # address space only; pages come from the OS cache
     cursor.execute("PRAGMA cache_size=-65536")
     cursor.close()
 
