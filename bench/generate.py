@@ -14,12 +14,15 @@ GIVEN = "Ana Ben Chloé Dmitri Eun Farah Gustav Hiro Inès Jonas Kofi Lena Mateo
 
 
 def write_batch(path: Path, records: int, prefix: str = "10.5555", seed: int = 1,
-                timestamp: str = "20240101000000", articles_per_issue: int = 50) -> None:
+                timestamp: str = "20240101000000", articles_per_issue: int = 50,
+                batch_id: str | None = None) -> list[str]:
+    """Write a journal deposit of ``records`` articles; returns their DOIs in document order."""
     rnd = random.Random(seed)
+    dois: list[str] = []
     with open(path, "w", encoding="utf-8") as out:
         out.write('<?xml version="1.0" encoding="UTF-8"?>\n'
                   '<doi_batch xmlns="http://www.crossref.org/schema/5.3.0" version="5.3.0">\n'
-                  f"  <head>\n    <doi_batch_id>bench-{seed}-{records}</doi_batch_id>\n"
+                  f"  <head>\n    <doi_batch_id>{batch_id or f'bench-{seed}-{records}'}</doi_batch_id>\n"
                   f"    <timestamp>{timestamp}</timestamp>\n"
                   "    <depositor><depositor_name>Bench</depositor_name>"
                   "<email_address>bench@example.org</email_address></depositor>\n"
@@ -49,6 +52,8 @@ def write_batch(path: Path, records: int, prefix: str = "10.5555", seed: int = 1
                           f"<resource>https://example.org/articles/{seed}/{n}</resource></doi_data>\n"
                           "      </journal_article>\n")
                 page = last + 1
+                dois.append(f"{prefix}/bench.{seed}.{n}")
             out.write("    </journal>\n")
             volume += 1
         out.write("  </body>\n</doi_batch>\n")
+    return dois

@@ -20,15 +20,14 @@ from __future__ import annotations
 
 import argparse
 import os
-import random
 import sys
 import tempfile
 import time
 import uuid
 from pathlib import Path
-from xml.sax.saxutils import escape
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from lxml import etree  # noqa: E402
 from sqlalchemy import create_engine, delete, insert, select, text  # noqa: E402
@@ -37,59 +36,7 @@ from agency.config import load_settings  # noqa: E402
 from agency.models import MetadataContributor, MetadataIdentifier, MetadataRecord  # noqa: E402
 from agency.services import build_agency  # noqa: E402
 from agency.validation import hardened_parser_options  # noqa: E402
-
-SURNAMES = ["Smith", "García", "Müller", "Nguyen", "Okafor", "Kowalski", "Tanaka", "O'Brien", "Ivanova", "Rossi",
-            "Dubois", "Haddad", "Johansson", "Silva", "Kim", "Novak", "Zhang", "Patel", "Cohen", "Fischer"]
-GIVEN = ["Ana", "Jun", "Maria", "Olu", "Piotr", "Yuki", "Sean", "Elena", "Marco", "Claire", "Omar", "Lars"]
-WORDS = ["quantum", "protein", "folding", "dynamics", "network", "stochastic", "coral", "reef", "lattice", "gauge",
-         "neural", "cortex", "yeast", "dosage", "compensation", "copy", "number", "variation", "wild", "model",
-         "inference", "Bayesian", "climate", "ocean", "carbon", "flux", "graphene", "spin", "topology", "cell"]
-JOURNALS = [("Journal of Synthetic Results", "1234-5679"), ("Annals of Measured Things", "2049-3630"),
-            ("Acta Exempli", "0317-8471"), ("Letters in Applied Examples", "1050-124X")]
-NS = "http://www.crossref.org/schema/5.3.1"
-
-
-def write_batch(path: Path, rnd: random.Random, first: int, count: int, prefix: str, batch_id: str) -> list[str]:
-    """One deposit file of ``count`` journal articles; returns their DOIs in document order."""
-    dois = []
-    out = [f'<?xml version="1.0" encoding="UTF-8"?>\n<doi_batch xmlns="{NS}" version="5.3.1">\n'
-           f"<head><doi_batch_id>{batch_id}</doi_batch_id><timestamp>20261122090000000</timestamp>"
-           "<depositor><depositor_name>Bench</depositor_name><email_address>bench@example.org</email_address>"
-           "</depositor><registrant>Bench Press</registrant></head>\n<body>\n"]
-    n = 0
-    volume = 1
-    while n < count:
-        title, issn = JOURNALS[rnd.randrange(len(JOURNALS))]
-        year = rnd.randrange(1995, 2026)
-        out.append(f'<journal><journal_metadata language="en"><full_title>{escape(title)}</full_title>'
-                   f'<issn media_type="electronic">{issn}</issn></journal_metadata>'
-                   f'<journal_issue><publication_date media_type="online"><year>{year}</year></publication_date>'
-                   f"<journal_volume><volume>{volume}</volume></journal_volume><issue>{rnd.randrange(1, 13)}"
-                   "</issue></journal_issue>\n")
-        page = 1
-        for _ in range(min(50, count - n)):
-            n += 1
-            words = " ".join(rnd.choice(WORDS) for _ in range(rnd.randrange(4, 12))).capitalize()
-            people = "".join(
-                f'<person_name contributor_role="author" sequence="{"first" if k == 0 else "additional"}">'
-                f"<given_name>{rnd.choice(GIVEN)}</given_name><surname>{escape(rnd.choice(SURNAMES))}</surname>"
-                "</person_name>" for k in range(rnd.randrange(1, 6)))
-            last = page + rnd.randrange(3, 30)
-            doi = f"{prefix}/bench.{first + n}"
-            dois.append(doi)
-            out.append(f'<journal_article publication_type="full_text"><titles><title>{escape(words)}</title>'
-                       f"</titles><contributors>{people}</contributors>"
-                       f'<publication_date media_type="online"><year>{year}</year></publication_date>'
-                       f"<pages><first_page>{page}</first_page><last_page>{last}</last_page></pages>"
-                       f"<doi_data><doi>{doi}</doi><resource>https://example.org/a/{first + n}</resource>"
-                       "</doi_data></journal_article>\n")
-            page = last + 1
-        out.append("</journal>\n")
-        volume += 1
-    out.append("</body>\n</doi_batch>\n")
-    path.write_text("".join(out), encoding="utf-8")
-    return dois
-
+from generate import write_batch  # noqa: E402
 
 def write_log(path: Path, submission_id: int, batch_id: str, dois: list[str]) -> None:
     lines = [f'<?xml version="1.0" encoding="UTF-8"?>\n<doi_batch_diagnostic status="completed" sp="agency">\n'
@@ -104,7 +51,6 @@ def write_log(path: Path, submission_id: int, batch_id: str, dois: list[str]) ->
 
 
 def generate(batch_dir: Path, records: int, per_batch: int) -> list[Path]:
-    rnd = random.Random(1)
     files = []
     submission_id, made = 0, 0
     while made < records:
@@ -113,7 +59,7 @@ def generate(batch_dir: Path, records: int, per_batch: int) -> list[Path]:
         folder = batch_dir / "bench" / "2026" / "11" / str(submission_id)
         folder.mkdir(parents=True)
         batch_id = f"bench-{submission_id}"
-        dois = write_batch(folder / "batch.xml", rnd, made, count, "10.5555", batch_id)
+        dois = write_batch(folder / "batch.xml", count, seed=submission_id, batch_id=batch_id)
         write_log(folder / "log.xml", submission_id, batch_id, dois)
         files.append(folder / "batch.xml")
         made += count
