@@ -135,10 +135,20 @@ def _redirect_body_parts() -> list[str]:
     return cache["redirect"]
 
 
+class _RedirectResponse(Response):
+    """A redirect to a URL already absolute and ASCII: Werkzeug's own Location handling
+    (IRI conversion and joining with the request URL, twice) costs more than the look-up."""
+
+    autocorrect_location_header = False
+
+    def get_wsgi_headers(self, environ):
+        return self.headers
+
+
 def _redirect(url: str) -> Response:
     location = url if url.isascii() else iri_to_uri(url)
     body = str(escape(location)).join(_redirect_body_parts())
-    response = Response(body, status=302, mimetype=HTML)
+    response = _RedirectResponse(body, status=302, mimetype=HTML)
     response.headers["Location"] = location
     response.headers["Vary"] = "Accept"
     return response
