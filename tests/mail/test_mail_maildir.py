@@ -43,7 +43,8 @@ def test_maildir_file_opens_as_the_message(svc):
     assert [m["Message-ID"] for m in mailbox.Maildir(str(folder), create=False)] == [row.message_id]
 
 
-def test_redelivery_after_a_crash_rewrites_the_same_file(svc, monkeypatch):
+def _deliver_then_crash_before_marking_sent(svc, monkeypatch):
+    """Enqueue one message and deliver it with a sender that dies before recording the delivery."""
     with svc.db.transaction() as session:
         enqueue_mail(session, key="combined-1", recipients=["dep@example.org"], subject="s", text="t")
     crashing = MailSender(svc.settings, svc.db)
@@ -51,19 +52,18 @@ def test_redelivery_after_a_crash_rewrites_the_same_file(svc, monkeypatch):
     now = utcnow()
     with pytest.raises(KeyboardInterrupt):
         crashing.deliver_due(now)
+    return now
+
+
+def test_redelivery_after_a_crash_rewrites_the_same_file(svc, monkeypatch):
+    now = _deliver_then_crash_before_marking_sent(svc, monkeypatch)
     restarted = MailSender(svc.settings, svc.db)
     assert restarted.deliver_due(now + timedelta(seconds=svc.settings.mail_lease_seconds + 1)) == 1
     assert len(list((svc.settings.maildir / "new").iterdir())) == 1
 
 
 def test_a_message_already_read_is_not_written_again(svc, monkeypatch):
-    with svc.db.transaction() as session:
-        enqueue_mail(session, key="combined-1", recipients=["dep@example.org"], subject="s", text="t")
-    crashing = MailSender(svc.settings, svc.db)
-    monkeypatch.setattr(crashing, "_record_sent", lambda *a: (_ for _ in ()).throw(KeyboardInterrupt()))
-    now = utcnow()
-    with pytest.raises(KeyboardInterrupt):
-        crashing.deliver_due(now)
+    now = _deliver_then_crash_before_marking_sent(svc, monkeypatch)
     folder = svc.settings.maildir
     [delivered] = list((folder / "new").iterdir())
     delivered.rename(folder / "cur" / f"{delivered.name}:2,S")  # a mail reader marked it seen
