@@ -392,6 +392,10 @@ def _title_volume_page_keys(k: QueryKeys) -> list[tuple]:
     return [(t, v, k.page) for t in k.titles for v in k.volumes]
 
 
+def _page_volume_keys_without_title(k: QueryKeys) -> list[tuple]:
+    return [] if (k.titles and not k.is_book and not k.issns) else _page_volume_keys(k)
+
+
 def _page_volume_keys_without_issn_or_title(k: QueryKeys) -> list[tuple]:
     return [] if k.issns or (k.titles and not k.is_book) else _page_volume_keys(k)
 
@@ -429,13 +433,25 @@ def _page_year_keys(k: QueryKeys) -> list[tuple]:
 
 
 R = MetadataRecord
-FIRST_STRATEGIES = (
-    Strategy("page+volume+issn", (R.first_page_key, R.volume_key), _page_volume_issn_keys, issn_filter=True),
+_TITLE_FIRST = (
     Strategy("title+volume+page", (R.journal_title_key, R.volume_key, R.first_page_key), _title_volume_page_keys),
     Strategy("abbrev+volume+page", (R.journal_abbrev_key, R.volume_key, R.first_page_key),
              _title_volume_page_keys),
-    Strategy("page+volume", (R.first_page_key, R.volume_key), _page_volume_keys_without_issn_or_title),
 )
+# SQLite runs each OR term as its own index look-up and probes the ISSN per row found;
+# PostgreSQL cannot turn OR-ed correlated EXISTS terms into index scans (it scans the
+# table), so there page+volume comes back whole and the scorer checks the ISSN.
+FIRST_STRATEGIES = {
+    "sqlite": (
+        Strategy("page+volume+issn", (R.first_page_key, R.volume_key), _page_volume_issn_keys, issn_filter=True),
+        *_TITLE_FIRST,
+        Strategy("page+volume", (R.first_page_key, R.volume_key), _page_volume_keys_without_issn_or_title),
+    ),
+    "postgresql": (
+        *_TITLE_FIRST,
+        Strategy("page+volume", (R.first_page_key, R.volume_key), _page_volume_keys_without_title),
+    ),
+}
 FALLBACK_STRATEGIES = (
     Strategy("page+volume", (R.first_page_key, R.volume_key), _page_volume_keys),  # e.g. the other medium's ISSN
     Strategy("author+year+page", (R.first_author_key, R.year, R.first_page_key), _author_year_page_keys),
@@ -528,7 +544,8 @@ class QueryMatcher:
     def _match(self, session: Session, queries: dict[int, QueryKeys]) -> dict[int, Outcome]:
         candidates: dict[int, dict[str, Candidate]] = {i: {} for i in queries}
         records: dict[str, Candidate] = {}
-        self._gather(session, queries, FIRST_STRATEGIES, candidates, records)
+        first = FIRST_STRATEGIES.get(session.get_bind().dialect.name, FIRST_STRATEGIES["postgresql"])
+        self._gather(session, queries, first, candidates, records)
         isbn_queries = {i: k for i, k in queries.items() if k.isbns}
         if isbn_queries:
             self._gather_isbn(session, isbn_queries, candidates, records)
