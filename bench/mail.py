@@ -1,7 +1,7 @@
 """Mail throughput: enqueue N messages with an attachment, deliver them over SMTP (aiosmtpd on
 loopback) and into a maildir, and print messages per second for each step.
 
-    .venv/bin/python bench/bench_mail.py [--messages 2000] [--attachment-kb 64] [--database-url URL]
+    .venv/bin/python bench/mail.py [--messages 2000] [--attachment-kb 64] [--database-url URL]
 
 The aiosmtpd server runs in the same process (it needs the test extra).
 """
