@@ -22,7 +22,7 @@ from agency.doi_syntax import doi_key, doi_prefix
 from agency.handles import FAILURE, SUCCESS, WARNING, shown_version, version_of
 from agency.identifiers import Identifier, isbn10_check_char, isbn13_check_digit, issn_check_char, parse_isbn, parse_issn
 from agency.metadata_extraction import IdentifierText, RecordMetadata
-from agency.models import MetadataContributor, MetadataIdentifier, MetadataRecord
+from agency.models import MetadataContributor, MetadataIdentifier, MetadataLocator, MetadataRecord
 from agency.text_keys import name_key, page_key, text_key, title_key, volume_key
 
 SKIPPED = "Skipped"  # not registered, so not indexed
@@ -47,6 +47,15 @@ class PreparedRecord:
     contributors: list[dict]
     identifiers: list[dict]
     warnings: list[str] = field(default_factory=list)
+
+    @property
+    def locators(self) -> list[dict]:
+        """(ISSN, volume, first page) rows for the journal look-up, when the record has all three."""
+        volume, page = self.row.get("volume_key"), self.row.get("first_page_key")
+        if not volume or not page:
+            return []
+        return [{"issn": i["value"], "volume_key": volume, "first_page_key": page, "doi_key": self.key}
+                for i in self.identifiers if i["kind"] == "issn"]
 
 
 @dataclass(frozen=True)
@@ -181,6 +190,7 @@ def _newer_or_equal_replaces(statement):
 _RECORDS = MetadataRecord.__table__
 _CONTRIBUTORS = MetadataContributor.__table__
 _IDENTIFIERS = MetadataIdentifier.__table__
+_LOCATORS = MetadataLocator.__table__
 _UPDATED_COLUMNS = [c.name for c in _RECORDS.columns if c.name != "doi_key"]
 
 
@@ -223,10 +233,11 @@ class MetadataWriter:
                         on_conflict=_newer_or_equal_replaces)
             replaced = [p.key for p in fresh if p.key in stored]
             if replaced:
-                connection.execute(delete(_CONTRIBUTORS).where(_CONTRIBUTORS.c.doi_key.in_(replaced)))
-                connection.execute(delete(_IDENTIFIERS).where(_IDENTIFIERS.c.doi_key.in_(replaced)))
+                for table in (_CONTRIBUTORS, _IDENTIFIERS, _LOCATORS):
+                    connection.execute(delete(table).where(table.c.doi_key.in_(replaced)))
             bulk_insert(connection, _CONTRIBUTORS, [row for p in fresh for row in p.contributors])
             bulk_insert(connection, _IDENTIFIERS, [row for p in fresh for row in p.identifiers])
+            bulk_insert(connection, _LOCATORS, [row for p in fresh for row in p.locators])
         results = {}
         for p in prepared:
             if p.key in newer:

@@ -31,12 +31,12 @@ from typing import Callable, Iterable, Sequence
 
 from rapidfuzz import fuzz
 from sqlalchemy import and_, bindparam, or_, select
-from sqlalchemy.orm import Session, aliased
+from sqlalchemy.orm import Session
 
 from agency.db import Database, PreparedStatement
 from agency.doi_syntax import doi_key
 from agency.models import Handle
-from agency.models.metadata import MetadataContributor, MetadataIdentifier, MetadataRecord
+from agency.models.metadata import MetadataContributor, MetadataIdentifier, MetadataLocator, MetadataRecord
 from agency.query_format import (
     Ambiguous, BookQuery, DoiLookup, Found, JournalQuery, NoMatch, Outcome, QueryLine, RecordFields,
 )
@@ -363,15 +363,18 @@ def decide(scored: list[tuple[float, Candidate]], thresholds: Thresholds) -> Out
 class Strategy:
     """One indexed look-up: columns compared with equality, and the key tuples a query gives for them.
 
-    With ``issn_filter`` each key tuple ends with an ISSN that the record must
-    carry: the database checks it (a primary-key probe per row the columns
-    find), so colliding volume/page pairs of other journals never reach Python.
+    Columns of ``metadata_locators`` (ISSN, volume, first page) are reached through
+    that table's primary key, so a journal query costs one index probe however many
+    journals share a volume and page number.
     """
 
     name: str
     columns: tuple
     keys_of: Callable[[QueryKeys], list[tuple]]
-    issn_filter: bool = False
+
+    @property
+    def via_locators(self) -> bool:
+        return self.columns[0].class_ is MetadataLocator
 
 
 def _years(k: QueryKeys) -> tuple[int, ...]:
@@ -390,10 +393,6 @@ def _title_volume_page_keys(k: QueryKeys) -> list[tuple]:
     if k.issns or k.is_book or not k.page:
         return []
     return [(t, v, k.page) for t in k.titles for v in k.volumes]
-
-
-def _page_volume_keys_without_title(k: QueryKeys) -> list[tuple]:
-    return [] if (k.titles and not k.is_book and not k.issns) else _page_volume_keys(k)
 
 
 def _page_volume_keys_without_issn_or_title(k: QueryKeys) -> list[tuple]:
@@ -433,25 +432,14 @@ def _page_year_keys(k: QueryKeys) -> list[tuple]:
 
 
 R = MetadataRecord
-_TITLE_FIRST = (
+L = MetadataLocator
+FIRST_STRATEGIES = (
+    Strategy("issn+volume+page", (L.first_page_key, L.volume_key, L.issn), _page_volume_issn_keys),
     Strategy("title+volume+page", (R.journal_title_key, R.volume_key, R.first_page_key), _title_volume_page_keys),
     Strategy("abbrev+volume+page", (R.journal_abbrev_key, R.volume_key, R.first_page_key),
              _title_volume_page_keys),
+    Strategy("page+volume", (R.first_page_key, R.volume_key), _page_volume_keys_without_issn_or_title),
 )
-# SQLite runs each OR term as its own index look-up and probes the ISSN per row found;
-# PostgreSQL cannot turn OR-ed correlated EXISTS terms into index scans (it scans the
-# table), so there page+volume comes back whole and the scorer checks the ISSN.
-FIRST_STRATEGIES = {
-    "sqlite": (
-        Strategy("page+volume+issn", (R.first_page_key, R.volume_key), _page_volume_issn_keys, issn_filter=True),
-        *_TITLE_FIRST,
-        Strategy("page+volume", (R.first_page_key, R.volume_key), _page_volume_keys_without_issn_or_title),
-    ),
-    "postgresql": (
-        *_TITLE_FIRST,
-        Strategy("page+volume", (R.first_page_key, R.volume_key), _page_volume_keys_without_title),
-    ),
-}
 FALLBACK_STRATEGIES = (
     Strategy("page+volume", (R.first_page_key, R.volume_key), _page_volume_keys),  # e.g. the other medium's ISSN
     Strategy("author+year+page", (R.first_author_key, R.year, R.first_page_key), _author_year_page_keys),
@@ -482,26 +470,17 @@ def _bucket(count: int, size: int) -> int:
 @lru_cache(maxsize=256)
 def _lookup_statement(strategy: Strategy, terms: int):
     """SELECT candidates WHERE (c1 = :k0_0 AND c2 = :k0_1) OR ... for ``terms`` key tuples."""
-    if len(strategy.columns) == 1 and not strategy.issn_filter:
+    if len(strategy.columns) == 1:
         condition = strategy.columns[0].in_(bindparam("keys", expanding=True))
     else:
-        condition = or_(*[and_(*[col == bindparam(f"k{i}_{j}") for j, col in enumerate(strategy.columns)],
-                               *_issn_condition(strategy, i))
+        condition = or_(*[and_(*[col == bindparam(f"k{i}_{j}") for j, col in enumerate(strategy.columns)])
                           for i in range(terms)])
-    return (select(*RECORD_COLUMNS, MetadataIdentifier.kind, MetadataIdentifier.value)
-            .outerjoin(MetadataIdentifier, MetadataIdentifier.doi_key == MetadataRecord.doi_key)
+    statement = select(*RECORD_COLUMNS, MetadataIdentifier.kind, MetadataIdentifier.value)
+    if strategy.via_locators:  # rows also say which (page, volume, ISSN) found them
+        statement = (statement.add_columns(*strategy.columns).select_from(MetadataLocator)
+                     .join(MetadataRecord, MetadataRecord.doi_key == MetadataLocator.doi_key))
+    return (statement.outerjoin(MetadataIdentifier, MetadataIdentifier.doi_key == MetadataRecord.doi_key)
             .where(condition).limit(MAX_ROWS_PER_LOOKUP))
-
-
-def _issn_condition(strategy: Strategy, term: int) -> tuple:
-    if not strategy.issn_filter:
-        return ()
-    issn = bindparam(f"k{term}_{len(strategy.columns)}")
-    held = aliased(MetadataIdentifier)  # not the outer join's identifiers: a probe of its own
-    probe = (select(held.doi_key)
-             .where(held.doi_key == MetadataRecord.doi_key, held.kind == "issn", held.value == issn)
-             .correlate(MetadataRecord))
-    return (probe.exists(),)
 
 
 @lru_cache(maxsize=256)
@@ -512,7 +491,7 @@ def _prepared_lookup(strategy: Strategy, terms: int, dialect) -> PreparedStateme
 
 
 def _lookup_params(strategy: Strategy, keys: Sequence[tuple], terms: int) -> dict:
-    if len(strategy.columns) == 1 and not strategy.issn_filter:
+    if len(strategy.columns) == 1:
         return {"keys": [k[0] for k in keys]}
     padded = list(keys) + [keys[-1]] * (terms - len(keys))
     return {f"k{i}_{j}": value for i, key in enumerate(padded) for j, value in enumerate(key)}
@@ -544,8 +523,7 @@ class QueryMatcher:
     def _match(self, session: Session, queries: dict[int, QueryKeys]) -> dict[int, Outcome]:
         candidates: dict[int, dict[str, Candidate]] = {i: {} for i in queries}
         records: dict[str, Candidate] = {}
-        first = FIRST_STRATEGIES.get(session.get_bind().dialect.name, FIRST_STRATEGIES["postgresql"])
-        self._gather(session, queries, first, candidates, records)
+        self._gather(session, queries, FIRST_STRATEGIES, candidates, records)
         isbn_queries = {i: k for i, k in queries.items() if k.isbns}
         if isbn_queries:
             self._gather_isbn(session, isbn_queries, candidates, records)
@@ -586,7 +564,9 @@ class QueryMatcher:
                         routes[key[:len(strategy.columns)]].append(i)
             if not wanted:
                 continue
-            positions = [COLUMN_POSITION[c.key] for c in strategy.columns]
+            width = len(RECORD_COLUMNS)
+            positions = (list(range(width + 2, width + 2 + len(strategy.columns))) if strategy.via_locators
+                         else [COLUMN_POSITION[c.key] for c in strategy.columns])
             connection = session.connection()
             for chunk in _chunks(sorted(wanted), TERMS_PER_STATEMENT):
                 terms = _bucket(len(chunk), TERMS_PER_STATEMENT)
@@ -596,15 +576,16 @@ class QueryMatcher:
                 else:
                     prepared = _prepared_lookup(strategy, terms, connection.dialect)
                     rows = connection.exec_driver_sql(prepared.sql, prepared.parameters(params))
-                for *columns, kind, value in rows:
-                    candidate = records.get(columns[0])
+                for row in rows:
+                    kind, value = row[width], row[width + 1]
+                    candidate = records.get(row[0])
                     if candidate is None:
-                        candidate = records[columns[0]] = Candidate(*columns, complete=True)
+                        candidate = records[row[0]] = Candidate(*row[:width], complete=True)
                     if kind == "issn":
                         candidate.issns.add(value)
                     elif kind == "isbn":
                         candidate.isbns.add(value)
-                    for i in routes.get(tuple(columns[p] for p in positions), ()):
+                    for i in routes.get(tuple(row[p] for p in positions), ()):
                         candidates[i][candidate.doi_key] = candidate
 
     def _gather_isbn(self, session: Session, queries: dict[int, QueryKeys],

@@ -34,11 +34,12 @@ from agency.db import open_database  # noqa: E402
 from agency.identifiers import issn_check_char  # noqa: E402
 from agency.metadata_extraction import Contributor, IdentifierText, RecordMetadata  # noqa: E402
 from agency.metadata_index import LoadSource, prepare  # noqa: E402
-from agency.models import MetadataContributor, MetadataIdentifier, MetadataRecord  # noqa: E402
+from agency.models import MetadataContributor, MetadataIdentifier, MetadataLocator, MetadataRecord  # noqa: E402
 from agency.query import QueryMatcher  # noqa: E402
 from agency.query_format import Found, answer_line, parse_lines  # noqa: E402
 
-TABLES = (MetadataRecord.__table__, MetadataContributor.__table__, MetadataIdentifier.__table__)
+TABLES = (MetadataRecord.__table__, MetadataContributor.__table__, MetadataIdentifier.__table__,
+          MetadataLocator.__table__)
 SURNAMES = ["Smith", "García", "Müller", "Nguyen", "Okafor", "Kowalski", "Tanaka", "O'Brien", "Ivanova", "Rossi",
             "Dubois", "Haddad", "Johansson", "Silva", "Kim", "Novak", "Zhang", "Patel", "Cohen", "Fischer",
             "Schröder", "Núñez", "Dvořák", "Horváth", "Petrović", "Yilmaz", "Lindqvist", "Achebe", "Moreau",
@@ -97,7 +98,7 @@ def build_index(db, total: int, seed: int) -> dict:
             table.create(conn)
             for index in table.indexes:
                 index.drop(conn)
-    rows, contributors, identifiers = [], [], []
+    rows, contributors, identifiers, locators = [], [], [], []
     samples = []
     with db.engine.begin() as conn:
         for record in records(total, rnd):
@@ -105,11 +106,12 @@ def build_index(db, total: int, seed: int) -> dict:
             rows.append(prepared.row)
             contributors.extend(prepared.contributors)
             identifiers.extend(prepared.identifiers)
+            locators.extend(prepared.locators)
             if rnd.random() < 0.02 or len(samples) < 100:
                 samples.append(record)
             if len(rows) >= INSERT_CHUNK:
-                _flush(conn, rows, contributors, identifiers)
-        _flush(conn, rows, contributors, identifiers)
+                _flush(conn, rows, contributors, identifiers, locators)
+        _flush(conn, rows, contributors, identifiers, locators)
     inserted = time.perf_counter()
     with db.engine.begin() as conn:
         for table in TABLES:
@@ -120,8 +122,8 @@ def build_index(db, total: int, seed: int) -> dict:
     return {"insert_s": inserted - started, "index_s": indexed - inserted, "samples": samples}
 
 
-def _flush(conn, rows: list, contributors: list, identifiers: list) -> None:
-    for table, batch in zip(TABLES, (rows, contributors, identifiers)):
+def _flush(conn, rows: list, contributors: list, identifiers: list, locators: list) -> None:
+    for table, batch in zip(TABLES, (rows, contributors, identifiers, locators)):
         if batch:
             conn.execute(insert(table), batch)
             batch.clear()
@@ -154,12 +156,11 @@ def query_lines(samples: list[RecordMetadata], count: int, seed: int) -> tuple[l
 
 
 def run_floor(db, keys: list[tuple]) -> float:
-    """Bare look-ups: one indexed statement per line by ISSN + volume + first page."""
+    """Bare look-ups: one statement per line by ISSN + volume + first page, on the index built for it."""
     statement = (select(MetadataRecord.doi)
-                 .join(MetadataIdentifier, MetadataIdentifier.doi_key == MetadataRecord.doi_key)
-                 .where(MetadataIdentifier.kind == "issn", MetadataIdentifier.value == bindparam("issn"),
-                        MetadataRecord.volume_key == bindparam("volume"),
-                        MetadataRecord.first_page_key == bindparam("page")))
+                 .join(MetadataLocator, MetadataLocator.doi_key == MetadataRecord.doi_key)
+                 .where(MetadataLocator.issn == bindparam("issn"), MetadataLocator.volume_key == bindparam("volume"),
+                        MetadataLocator.first_page_key == bindparam("page")))
     started = time.perf_counter()
     found = 0
     with db.engine.connect() as conn:

@@ -3,7 +3,7 @@
 from agency.models.accounts import Account, Prefix
 from agency.models.handles import Handle, HandleValue
 from agency.models.metadata import (
-    JobLock, JobRun, MddbLoad, MetadataContributor, MetadataIdentifier, MetadataRecord,
+    JobLock, JobRun, MddbLoad, MetadataContributor, MetadataIdentifier, MetadataLocator, MetadataRecord,
 )
 from agency.models.outbox import OutboxMessage
 from agency.models.submissions import RecordResult, Submission
@@ -18,6 +18,7 @@ __all__ = [
     "MddbLoad",
     "MetadataContributor",
     "MetadataIdentifier",
+    "MetadataLocator",
     "MetadataRecord",
     "OutboxMessage",
     "RecordResult",

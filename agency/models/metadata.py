@@ -120,6 +120,22 @@ class MetadataIdentifier(Base):
     raw: Mapped[str] = mapped_column(String(255))  # as deposited
 
 
+class MetadataLocator(Base):
+    """How citations name a journal article: (ISSN, volume, first page), one row per ISSN.
+
+    The key of the first look-up of a journal query, so that it is one index probe
+    whatever the number of journals sharing a volume and page number.
+    """
+
+    __tablename__ = "metadata_locators"
+
+    issn: Mapped[str] = mapped_column(String(32), primary_key=True)
+    volume_key: Mapped[str] = mapped_column(String(KEY), primary_key=True)
+    first_page_key: Mapped[str] = mapped_column(String(KEY), primary_key=True)
+    doi_key: Mapped[str] = mapped_column(
+        String(2048), ForeignKey("metadata_records.doi_key", ondelete="CASCADE"), primary_key=True, index=True)
+
+
 class MddbLoad(Base):
     """One batch folder's load: keyed by the folder, remembering the log it loaded (sha256).
 
