@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import json
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterator
 
-from sqlalchemy import Connection, Engine, Table, bindparam, create_engine, event, func, literal, select
+from sqlalchemy import Connection, Engine, String, Table, bindparam, create_engine, event, func, literal, select, true
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.sql.base import Executable
@@ -98,12 +99,12 @@ class PreparedStatement:
 
 def bulk_insert(connection: Connection, table: Table, rows: list[dict], constants: dict | None = None,
                 on_conflict: Callable | None = None, returning: tuple = ()) -> list:
-    """Insert many plain rows the way each database does it fastest; returns RETURNING rows.
+    """Insert many plain rows (str/int/bool/None) in one statement; returns RETURNING rows.
 
-    PostgreSQL: one ``INSERT … SELECT … FROM unnest(arrays)`` per call (psycopg
-    re-parses a long multi-row VALUES statement on every execution and pays a
-    pipeline step per row in executemany). SQLite: the driver's executemany
-    (SQLAlchemy's multi-row VALUES when rows must come back). ``constants`` are
+    The rows travel as one parameter that the database unpacks itself: arrays and
+    ``unnest`` on PostgreSQL, a JSON array and ``json_each`` on SQLite. Per-row
+    parameter handling (SQLAlchemy's, and psycopg's parsing of long multi-row
+    VALUES statements) cost more than the database work it fed. ``constants`` are
     the same for every row (values or SQL expressions); ``on_conflict`` takes the
     dialect's insert statement and returns it with its ON CONFLICT clause.
     """
@@ -111,25 +112,26 @@ def bulk_insert(connection: Connection, table: Table, rows: list[dict], constant
         return []
     constants = constants or {}
     names = list(rows[0])
+    extra = [value if isinstance(value, ClauseElement) else literal(value, table.c[name].type)
+             for name, value in constants.items()]
     if connection.dialect.name == "postgresql":
         columns = [table.c[name] for name in names]
         source = func.unnest(*[bindparam(f"bulk_{c.name}", type_=ARRAY(c.type)) for c in columns]) \
             .table_valued(*names).render_derived()
-        extra = [value if isinstance(value, ClauseElement) else literal(value, table.c[name].type)
-                 for name, value in constants.items()]
-        statement = postgresql.insert(table).from_select(
-            names + list(constants), select(*[source.c[name] for name in names], *extra))
+        picked = [source.c[name] for name in names]
+        parameters = {f"bulk_{name}": [row[name] for row in rows] for name in names}
+        insert = postgresql.insert
     else:
-        statement = sqlite.insert(table).values(**constants)
+        source = func.json_each(bindparam("bulk_rows", type_=String)).table_valued("value")
+        picked = [func.json_extract(source.c.value, f"$[{i}]") for i in range(len(names))]
+        parameters = {"bulk_rows": json.dumps([[row[name] for name in names] for row in rows])}
+        insert = sqlite.insert
+    # WHERE true: SQLite needs it to tell the SELECT's end from an ON CONFLICT clause.
+    statement = insert(table).from_select(names + list(constants),
+                                          select(*picked, *extra).select_from(source).where(true()))
     if on_conflict is not None:
         statement = on_conflict(statement)
     if returning:
         statement = statement.returning(*returning)
-    if connection.dialect.name == "postgresql":
-        result = connection.execute(statement, {f"bulk_{name}": [row[name] for row in rows] for name in names})
-        return result.all() if returning else []
-    if returning:
-        return connection.execute(statement, rows).all()
-    prepared = PreparedStatement.of(statement, connection.dialect, column_keys=names)
-    connection.exec_driver_sql(prepared.sql, [prepared.parameters(row) for row in rows])
-    return []
+    result = connection.execute(statement, parameters)
+    return result.all() if returning else []
