@@ -150,8 +150,3 @@ def registrant_by_id(session: Session, account_id: int) -> Registrant:
     if account is None:
         raise LookupError(f"no account {account_id}")
     return _registrant(account)
-
-
-def prefix_owner(session: Session, prefix: str) -> int | None:
-    owner = session.get(Prefix, prefix.lower())
-    return owner.account_id if owner else None

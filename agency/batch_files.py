@@ -21,16 +21,9 @@ def submission_folder(login: str, received_at: datetime, submission_id: int) -> 
     return f"{login}/{received_at:%Y}/{received_at:%m}/{submission_id}"
 
 
-def write_durably(path: Path, data: bytes) -> None:
-    """Write, fsync the file and its folder, then rename into place atomically."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".part")
-    with open(tmp, "wb") as fh:
-        fh.write(data)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
-    fsync_dir(path.parent)
+def submission_path(batch_dir: Path, storage_path: str, name: str = BATCH_FILE) -> Path:
+    """A file of a submission (batch, log, combined diagnostic, query, result) under the batch folder."""
+    return batch_dir / storage_path / name
 
 
 def fsync_dir(folder: Path) -> None:

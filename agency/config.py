@@ -87,10 +87,6 @@ class Settings:
     def maildir(self) -> Path:
         return self.data_dir / "maildir"
 
-    @property
-    def is_sqlite(self) -> bool:
-        return self.effective_database_url.startswith("sqlite")
-
     def replace(self, **changes: Any) -> "Settings":
         return dataclasses.replace(self, **changes)
 

@@ -19,7 +19,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from agency.accounts import Registrant
-from agency.batch_files import BATCH_FILE, LOG_FILE, fsync_dir, submission_folder
+from agency.batch_files import BATCH_FILE, LOG_FILE, fsync_dir, submission_folder, submission_path
 from agency.config import Settings
 from agency.db import Database
 from agency.diagnostics import BatchCounts, BatchLogs, Refusal
@@ -166,7 +166,7 @@ class DepositIntake:
         submission.refusal_kind = refusal.kind
         submission.refusal = refusal.to_json()
         submission.completed_at = now
-        log_path = self.settings.batch_dir / submission.storage_path / LOG_FILE
+        log_path = submission_path(self.settings.batch_dir, submission.storage_path, LOG_FILE)
         self.logs.write(log_path, submission, [], BatchCounts(), refusal)
         if self.on_refused:
             self.on_refused(session, submission, registrant)

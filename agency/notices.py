@@ -16,7 +16,7 @@ from lxml import etree
 from sqlalchemy.orm import Session
 
 from agency.accounts import Registrant
-from agency.batch_files import BATCH_FILE, LOG_FILE
+from agency.batch_files import LOG_FILE, submission_path
 from agency.config import Settings
 from agency.diagnostics import Refusal
 from agency.mail import clean_address, enqueue_mail, recipients_for
@@ -60,7 +60,7 @@ class RefusalNotices:
     def _head_email(self, submission: Submission, refusal: Refusal) -> str | None:
         if refusal.kind == HOSTILE:
             return None  # a file refused for safety is not read again
-        return head_email(self.settings.batch_dir / submission.storage_path / BATCH_FILE)
+        return head_email(submission_path(self.settings.batch_dir, submission.storage_path))
 
     def _context(self, submission: Submission, registrant: Registrant, refusal: Refusal) -> dict:
         base = self.settings.base_url.rstrip("/")

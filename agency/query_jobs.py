@@ -24,7 +24,7 @@ from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
 
 from agency.accounts import Registrant, registrant_by_id
-from agency.batch_files import QUERY_RESULT_FILE, fsync_dir, submission_folder
+from agency.batch_files import QUERY_RESULT_FILE, fsync_dir, submission_folder, submission_path
 from agency.config import Settings
 from agency.db import Database
 from agency.intake import DepositIntake, SpooledFile
@@ -153,7 +153,7 @@ class QueryIntake:
             session.add(submission)
             session.flush()
             submission.storage_path = submission_folder(registrant.login, now, submission.id)
-            target = self.settings.batch_dir / submission.storage_path / QUERY_FILE
+            target = submission_path(self.settings.batch_dir, submission.storage_path, QUERY_FILE)
             target.parent.mkdir(parents=True, exist_ok=True)
             os.replace(spooled.path, target)
             fsync_dir(target.parent)
@@ -193,7 +193,7 @@ class QueryRunner:
         opened = self._open.get(submission.id)
         if opened is not None and opened.done == submission.records_done:
             return opened
-        path = self.settings.batch_dir / submission.storage_path / QUERY_FILE
+        path = submission_path(self.settings.batch_dir, submission.storage_path, QUERY_FILE)
         lines = self._read(path, submission.records_done)
         opened = self._open[submission.id] = _OpenFile(lines, submission.records_done)
         return opened
@@ -230,7 +230,7 @@ class QueryRunner:
         self._open.pop(submission_id, None)
         with self.db.sessions() as session:
             submission = session.get(Submission, submission_id)
-            path = self.settings.batch_dir / submission.storage_path / QUERY_RESULT_FILE
+            path = submission_path(self.settings.batch_dir, submission.storage_path, QUERY_RESULT_FILE)
             write_result(session, submission_id, path)
         with self.db.transaction() as session:
             submission = session.get(Submission, submission_id)

@@ -9,7 +9,7 @@ from pathlib import Path
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from agency.batch_files import BATCH_FILE, LOG_FILE
+from agency.batch_files import BATCH_FILE, LOG_FILE, submission_path
 from agency.diagnostics import BatchLogs
 from agency.models import RecordResult, Submission
 from agency.models.submissions import COMPLETED, PROCESSING, QUEUED, REFUSED
@@ -92,7 +92,7 @@ def wait_until_finished(svc: Agency, submission_id: int, seconds: float) -> Subm
 
 
 def submission_file(svc: Agency, submission: Submission, name: str = BATCH_FILE) -> Path:
-    return svc.settings.batch_dir / submission.storage_path / name
+    return submission_path(svc.settings.batch_dir, submission.storage_path, name)
 
 
 def log_document(svc: Agency, submission: Submission | None) -> str:

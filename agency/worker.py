@@ -19,14 +19,13 @@ import threading
 import time
 from dataclasses import dataclass, field
 from datetime import timedelta
-from pathlib import Path
 from typing import Callable, Iterator, Protocol
 
 from sqlalchemy import and_, or_, select, update
 from sqlalchemy.orm import Session
 
 from agency.accounts import registrant_by_id
-from agency.batch_files import BATCH_FILE, LOG_FILE
+from agency.batch_files import LOG_FILE, submission_path
 from agency.config import Settings
 from agency.db import Database, bulk_insert
 from agency.diagnostics import BatchCounts, BatchLogs
@@ -139,7 +138,7 @@ class DepositRunner:
         if primed is not None and submission.records_done == 0:
             records = iter(primed)
         else:
-            path = self.settings.batch_dir / submission.storage_path / BATCH_FILE
+            path = submission_path(self.settings.batch_dir, submission.storage_path)
             records = iter_records(path, submission.batch_timestamp, skip=submission.records_done)
         batch = _OpenBatch(
             records=records,
@@ -184,7 +183,7 @@ class DepositRunner:
                 .where(RecordResult.submission_id == submission_id).order_by(RecordResult.seq)
                 .execution_options(yield_per=2000))
             diagnostics = (RecordDiagnostic(*row) for row in results)
-            log_path = self.settings.batch_dir / submission.storage_path / LOG_FILE
+            log_path = submission_path(self.settings.batch_dir, submission.storage_path, LOG_FILE)
             self.logs.write(log_path, submission, diagnostics, BatchCounts.of(submission))
         with self.db.transaction() as session:
             submission = session.get(Submission, submission_id)
@@ -294,7 +293,3 @@ class Worker:
         thread = threading.Thread(target=self.run_forever, args=(stop,), name="agency-worker", daemon=True)
         thread.start()
         return thread
-
-
-def batch_path(settings: Settings, submission: Submission) -> Path:
-    return settings.batch_dir / submission.storage_path / BATCH_FILE
