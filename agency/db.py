@@ -6,13 +6,15 @@ import json
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Callable, Iterator, Sequence
 
 from sqlalchemy import Connection, Engine, String, Table, bindparam, create_engine, event, func, literal, select, true
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.sql.base import Executable
-from sqlalchemy.sql.elements import ClauseElement
+from sqlalchemy.sql.elements import ClauseElement, ColumnElement
+from sqlalchemy.sql.expression import FromClause
+from sqlalchemy.types import TypeEngine
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 
 
@@ -97,16 +99,49 @@ class PreparedStatement:
         return {**self.constants, **values}
 
 
+@dataclass(frozen=True)
+class RowsTable:
+    """Many rows passed as one parameter and read as a table by the database itself.
+
+    Arrays and ``unnest`` on PostgreSQL, a JSON array and ``json_each`` on SQLite:
+    one statement, compiled once, whatever the number of rows, and no per-row
+    parameter handling (SQLAlchemy's, or psycopg's parsing of long VALUES lists).
+    ``columns`` are the rows' values as SQL expressions; ``ordinal`` is each row's
+    0-based position in the list, so results can be traced back to the row that asked.
+    """
+
+    source: FromClause
+    columns: tuple[ColumnElement, ...]
+    ordinal: ColumnElement
+    dialect_name: str
+    prefix: str
+
+    @classmethod
+    def of(cls, dialect_name: str, types: Sequence[TypeEngine], prefix: str = "rows") -> "RowsTable":
+        names = [f"c{i}" for i in range(len(types))]
+        if dialect_name == "postgresql":
+            source = func.unnest(*[bindparam(f"{prefix}_{i}", type_=ARRAY(t)) for i, t in enumerate(types)]) \
+                .table_valued(*names, with_ordinality="ordinal").render_derived()
+            return cls(source, tuple(source.c[name] for name in names), source.c.ordinal - 1, dialect_name, prefix)
+        source = func.json_each(bindparam(prefix, type_=String)).table_valued("key", "value")
+        return cls(source, tuple(func.json_extract(source.c.value, f"$[{i}]") for i in range(len(types))),
+                   source.c.key, dialect_name, prefix)
+
+    def parameters(self, rows: Sequence[Sequence]) -> dict:
+        """The rows (plain str/int/bool/None values) as this table's parameters."""
+        if self.dialect_name == "postgresql":
+            return {f"{self.prefix}_{i}": [row[i] for row in rows] for i in range(len(self.columns))}
+        return {self.prefix: json.dumps(rows)}
+
+
 def bulk_insert(connection: Connection, table: Table, rows: list[dict], constants: dict | None = None,
                 on_conflict: Callable | None = None, returning: tuple = ()) -> list:
-    """Insert many plain rows (str/int/bool/None) in one statement; returns RETURNING rows.
+    """Insert many plain rows (str/int/bool/None) in one statement (see ``RowsTable``);
+    returns RETURNING rows.
 
-    The rows travel as one parameter that the database unpacks itself: arrays and
-    ``unnest`` on PostgreSQL, a JSON array and ``json_each`` on SQLite. Per-row
-    parameter handling (SQLAlchemy's, and psycopg's parsing of long multi-row
-    VALUES statements) cost more than the database work it fed. ``constants`` are
-    the same for every row (values or SQL expressions); ``on_conflict`` takes the
-    dialect's insert statement and returns it with its ON CONFLICT clause.
+    ``constants`` are the same for every row (values or SQL expressions);
+    ``on_conflict`` takes the dialect's insert statement and returns it with its
+    ON CONFLICT clause.
     """
     if not rows:
         return []
@@ -114,18 +149,10 @@ def bulk_insert(connection: Connection, table: Table, rows: list[dict], constant
     names = list(rows[0])
     extra = [value if isinstance(value, ClauseElement) else literal(value, table.c[name].type)
              for name, value in constants.items()]
-    if connection.dialect.name == "postgresql":
-        columns = [table.c[name] for name in names]
-        source = func.unnest(*[bindparam(f"bulk_{c.name}", type_=ARRAY(c.type)) for c in columns]) \
-            .table_valued(*names).render_derived()
-        picked = [source.c[name] for name in names]
-        parameters = {f"bulk_{name}": [row[name] for row in rows] for name in names}
-        insert = postgresql.insert
-    else:
-        source = func.json_each(bindparam("bulk_rows", type_=String)).table_valued("value")
-        picked = [func.json_extract(source.c.value, f"$[{i}]") for i in range(len(names))]
-        parameters = {"bulk_rows": json.dumps([[row[name] for name in names] for row in rows])}
-        insert = sqlite.insert
+    table_of_rows = RowsTable.of(connection.dialect.name, [table.c[name].type for name in names], "bulk")
+    parameters = table_of_rows.parameters([[row[name] for name in names] for row in rows])
+    insert = postgresql.insert if connection.dialect.name == "postgresql" else sqlite.insert
+    picked, source = list(table_of_rows.columns), table_of_rows.source
     # WHERE true: SQLite needs it to tell the SELECT's end from an ON CONFLICT clause.
     statement = insert(table).from_select(names + list(constants),
                                           select(*picked, *extra).select_from(source).where(true()))

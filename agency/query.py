@@ -18,22 +18,23 @@ candidate comes within ``Thresholds.margin`` of it; otherwise the line is
 AMBIGUOUS (with the candidates) or NO_MATCH. Ties are broken by DOI, so the
 same data always gives the same answer.
 
-Look-ups run for many lines at once (one statement per strategy for up to
-``TERMS_PER_STATEMENT`` lines), which is what makes large files fast.
+Look-ups run for many lines at once: the key tuples of up to
+``TERMS_PER_STATEMENT`` lines travel as one parameter, read as a table that is
+joined to the index (``agency.db.RowsTable``), which is what makes large files fast.
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from typing import Callable, Iterable, Sequence
 
 from rapidfuzz import fuzz
-from sqlalchemy import and_, bindparam, or_, select
+from sqlalchemy import and_, select
 from sqlalchemy.orm import Session
 
-from agency.db import Database, PreparedStatement
+from agency.db import Database, PreparedStatement, RowsTable
 from agency.doi_syntax import doi_key
 from agency.models import Handle
 from agency.models.metadata import MetadataContributor, MetadataIdentifier, MetadataLocator, MetadataRecord
@@ -43,7 +44,7 @@ from agency.query_format import (
 from agency.query_keys import first_page_key, volume_keys
 from agency.text_keys import name_key, text_key, title_key, volume_key
 
-TERMS_PER_STATEMENT = 200  # SQLite parses an OR chain recursively (expression depth limit 1000)
+TERMS_PER_STATEMENT = 200  # key tuples per look-up statement (each statement returns at most MAX_ROWS_PER_LOOKUP)
 KEYS_PER_STATEMENT = 500
 MAX_ROWS_PER_LOOKUP = 5000
 
@@ -75,10 +76,8 @@ RECORD_COLUMNS = (
     MetadataRecord.component_number, MetadataRecord.edition_number,
 )
 
-COLUMN_POSITION = {column.key: position for position, column in enumerate(RECORD_COLUMNS)}
 
-
-@dataclass
+@dataclass(slots=True)
 class Candidate:
     """A record as the scorer sees it: its keys, identifiers and contributor surnames."""
 
@@ -459,42 +458,47 @@ def _chunks(items: Sequence, size: int) -> Iterable[Sequence]:
         yield items[start:start + size]
 
 
-def _bucket(count: int, size: int) -> int:
-    """Statements come in a few sizes (8, 16, ... size) so their compiled SQL is reused."""
-    bucket = 8
-    while bucket < count:
-        bucket *= 2
-    return min(bucket, size)
+@lru_cache(maxsize=64)
+def _lookup(strategy: Strategy, dialect) -> tuple[RowsTable, PreparedStatement]:
+    """The strategy's look-up: the key tuples as a table, joined on the strategy's columns.
+
+    One statement however many keys, compiled once; each row carries the position
+    of the key tuple that found it. (An OR of hundreds of terms cost more to build,
+    compile and plan than the index probes it asked for.)
+    """
+    keys = RowsTable.of(dialect.name, [column.type for column in strategy.columns], "keys")
+    target = MetadataLocator if strategy.via_locators else MetadataRecord
+    statement = (select(*RECORD_COLUMNS, MetadataIdentifier.kind, MetadataIdentifier.value, keys.ordinal)
+                 .select_from(keys.source)
+                 .join(target, and_(*[column == key for column, key in zip(strategy.columns, keys.columns)])))
+    if strategy.via_locators:
+        statement = statement.join(MetadataRecord, MetadataRecord.doi_key == MetadataLocator.doi_key)
+    statement = (statement.outerjoin(MetadataIdentifier, MetadataIdentifier.doi_key == MetadataRecord.doi_key)
+                 .limit(MAX_ROWS_PER_LOOKUP))
+    prepared = PreparedStatement.of(statement, dialect)
+    if dialect.name == "sqlite":
+        # The keys must be the outer loop, each probing the index. SQLite's planner may
+        # scan the table instead when the column is mostly NULL (volume titles in a
+        # database of journal articles); CROSS JOIN is SQLite's way to fix the order.
+        head, joined, tail = prepared.sql.partition(" JOIN ")
+        assert joined and "FROM json_each(" in head, prepared.sql
+        prepared = replace(prepared, sql=f"{head} CROSS JOIN {tail}")
+    return keys, prepared
 
 
-@lru_cache(maxsize=256)
-def _lookup_statement(strategy: Strategy, terms: int):
-    """SELECT candidates WHERE (c1 = :k0_0 AND c2 = :k0_1) OR ... for ``terms`` key tuples."""
-    if len(strategy.columns) == 1:
-        condition = strategy.columns[0].in_(bindparam("keys", expanding=True))
-    else:
-        condition = or_(*[and_(*[col == bindparam(f"k{i}_{j}") for j, col in enumerate(strategy.columns)])
-                          for i in range(terms)])
-    statement = select(*RECORD_COLUMNS, MetadataIdentifier.kind, MetadataIdentifier.value)
-    if strategy.via_locators:  # rows also say which (page, volume, ISSN) found them
-        statement = (statement.add_columns(*strategy.columns).select_from(MetadataLocator)
-                     .join(MetadataRecord, MetadataRecord.doi_key == MetadataLocator.doi_key))
-    return (statement.outerjoin(MetadataIdentifier, MetadataIdentifier.doi_key == MetadataRecord.doi_key)
-            .where(condition).limit(MAX_ROWS_PER_LOOKUP))
+def _lookup_rows(connection, strategy: Strategy, keys: Sequence[tuple]) -> list[tuple]:
+    """The rows of one look-up for up to ``TERMS_PER_STATEMENT`` key tuples, as plain tuples.
 
-
-@lru_cache(maxsize=256)
-def _prepared_lookup(strategy: Strategy, terms: int, dialect) -> PreparedStatement:
-    """The OR-of-terms look-up compiled once: hashing a statement of hundreds of terms on
-    every execution (SQLAlchemy's cache key) cost more than running it."""
-    return PreparedStatement.of(_lookup_statement(strategy, terms), dialect)
-
-
-def _lookup_params(strategy: Strategy, keys: Sequence[tuple], terms: int) -> dict:
-    if len(strategy.columns) == 1:
-        return {"keys": [k[0] for k in keys]}
-    padded = list(keys) + [keys[-1]] * (terms - len(keys))
-    return {f"k{i}_{j}": value for i, key in enumerate(padded) for j, value in enumerate(key)}
+    Run on the DB-API cursor of the session's connection: SQLAlchemy's row objects
+    cost more than SQLite's index probes here.
+    """
+    table, prepared = _lookup(strategy, connection.dialect)
+    cursor = connection.connection.dbapi_connection.cursor()
+    try:
+        cursor.execute(prepared.sql, prepared.parameters(table.parameters(keys)))
+        return cursor.fetchall()
+    finally:
+        cursor.close()
 
 
 class QueryMatcher:
@@ -555,37 +559,26 @@ class QueryMatcher:
     def _gather(self, session: Session, queries: dict[int, QueryKeys], strategies: Sequence[Strategy],
                 candidates: dict[int, dict[str, Candidate]], records: dict[str, Candidate]) -> None:
         for strategy in strategies:
-            wanted: dict[tuple, list[int]] = defaultdict(list)
-            routes: dict[tuple, list[int]] = defaultdict(list)  # the column values a row comes back with
+            wanted: dict[tuple, list[int]] = defaultdict(list)  # key tuple -> the lines asking
             for i, keys in queries.items():
                 for key in strategy.keys_of(keys):
-                    if all(part is not None for part in key):
+                    if None not in key:
                         wanted[key].append(i)
-                        routes[key[:len(strategy.columns)]].append(i)
             if not wanted:
                 continue
             width = len(RECORD_COLUMNS)
-            positions = (list(range(width + 2, width + 2 + len(strategy.columns))) if strategy.via_locators
-                         else [COLUMN_POSITION[c.key] for c in strategy.columns])
             connection = session.connection()
             for chunk in _chunks(sorted(wanted), TERMS_PER_STATEMENT):
-                terms = _bucket(len(chunk), TERMS_PER_STATEMENT)
-                params = _lookup_params(strategy, chunk, terms)
-                if "keys" in params:  # an expanding IN: rendered per call by SQLAlchemy
-                    rows = connection.execute(_lookup_statement(strategy, terms), params)
-                else:
-                    prepared = _prepared_lookup(strategy, terms, connection.dialect)
-                    rows = connection.exec_driver_sql(prepared.sql, prepared.parameters(params))
-                for row in rows:
-                    kind, value = row[width], row[width + 1]
+                for row in _lookup_rows(connection, strategy, chunk):
+                    kind = row[width]
                     candidate = records.get(row[0])
                     if candidate is None:
                         candidate = records[row[0]] = Candidate(*row[:width], complete=True)
                     if kind == "issn":
-                        candidate.issns.add(value)
+                        candidate.issns.add(row[width + 1])
                     elif kind == "isbn":
-                        candidate.isbns.add(value)
-                    for i in routes.get(tuple(row[p] for p in positions), ()):
+                        candidate.isbns.add(row[width + 1])
+                    for i in wanted[chunk[row[width + 2]]]:
                         candidates[i][candidate.doi_key] = candidate
 
     def _gather_isbn(self, session: Session, queries: dict[int, QueryKeys],
