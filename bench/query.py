@@ -12,6 +12,8 @@ line; the goal is >= 2,000 lines/s on SQLite and >= 30% of the floor.
     .venv/bin/python bench/query.py [--records N] [--lines M] [--database-url URL] [--keep DIR]
 
 With a PostgreSQL URL the index is built in a throwaway schema, dropped at the end.
+With ``--keep DIR`` (SQLite) the index is built in DIR and kept; a later run with
+the same DIR, records and seed reuses it (its build time is then not reported).
 """
 
 from __future__ import annotations
@@ -84,6 +86,16 @@ def records(total: int, rnd: random.Random):
                                                          s, "A", None) for i, s in enumerate(names)],
                     identifiers=[IdentifierText("issn", journal_issn, "electronic")])
                 page += rnd.randrange(3, 25)
+
+
+def sample_records(total: int, seed: int) -> list[RecordMetadata]:
+    """The records ``build_index`` samples, without building anything (for a kept index)."""
+    rnd = random.Random(seed)
+    samples = []
+    for record in records(total, rnd):
+        if rnd.random() < 0.02 or len(samples) < 100:
+            samples.append(record)
+    return samples
 
 
 def build_index(db, total: int, seed: int) -> dict:
@@ -201,11 +213,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--chunk", type=int, default=1000, help="lines answered together (the worker's chunk)")
     parser.add_argument("--database-url", default="", help="default: SQLite in a temporary folder")
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--keep", type=Path, help="SQLite only: build the index in this folder and keep it; reuse it")
     args = parser.parse_args(argv)
 
     workdir = Path(tempfile.mkdtemp(prefix="agency-bench-query-"))
     url, schema, admin = args.database_url, None, None
-    if not url:
+    kept = None
+    if args.keep and not url:
+        args.keep.mkdir(parents=True, exist_ok=True)
+        kept = args.keep / f"bench-{args.records}-{args.seed}.db"
+        url = f"sqlite:///{kept}"
+    elif not url:
         url = f"sqlite:///{workdir / 'bench.db'}"
     elif url.startswith("postgresql"):
         schema = f"bench_{uuid.uuid4().hex[:10]}"
@@ -216,9 +234,15 @@ def main(argv: list[str] | None = None) -> int:
     db = open_database(url)
     try:
         print(f"database: {db.dialect}; records: {args.records:,}; query lines: {args.lines:,}", flush=True)
-        built = build_index(db, args.records, args.seed)
-        print(f"index build: insert {built['insert_s']:.1f} s, indexes {built['index_s']:.1f} s, "
-              f"size {database_size(db)}", flush=True)
+        if kept is not None and (kept.parent / (kept.name + ".complete")).exists():
+            built = {"samples": sample_records(args.records, args.seed)}
+            print(f"index reused from {kept}, size {database_size(db)}", flush=True)
+        else:
+            built = build_index(db, args.records, args.seed)
+            print(f"index build: insert {built['insert_s']:.1f} s, indexes {built['index_s']:.1f} s, "
+                  f"size {database_size(db)}", flush=True)
+            if kept is not None:
+                (kept.parent / (kept.name + ".complete")).touch()
         with db.engine.connect() as conn:
             indexed = conn.execute(select(func.count()).select_from(MetadataRecord)).scalar()
         lines, floor_keys = query_lines(built["samples"], args.lines, args.seed + 1)
