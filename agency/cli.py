@@ -13,7 +13,7 @@ from sqlalchemy import select
 from agency.accounts import AccountError, create_account
 from agency.config import SettingError, documented_variables, load_settings
 from agency.models import Account
-from agency.services import build_agency
+from agency.services import build_agency, settle_startup_heap
 
 DEMO_LOGIN, DEMO_PREFIX, DEMO_EMAIL = "demo", "10.5555", "demo@example.org"
 
@@ -70,6 +70,7 @@ def cmd_serve(args) -> int:
     app = create_app(agency=svc, start_background=True)
     print(f"agency serving on http://{args.host}:{args.port} (data {settings.data_dir.resolve()}, "
           f"batches {settings.batch_dir.resolve()})", flush=True)
+    settle_startup_heap()
     try:
         # Bodies up to 32 MiB are buffered in memory and read in large pieces: waitress's defaults
         # (512 KiB, then a temp file written 8 KiB at a time) cost more than validating the batch.
@@ -89,6 +90,7 @@ def cmd_worker(args) -> int:
     import threading
 
     stop = threading.Event()
+    settle_startup_heap()
     try:
         svc.worker.run_forever(stop)
     except KeyboardInterrupt:

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 from agency.app import create_app
 from agency.config import load_settings
+from agency.services import settle_startup_heap
 
 settings = load_settings()
 app = create_app(settings, start_background=settings.run_worker)
+settle_startup_heap()
