@@ -5,12 +5,15 @@ from __future__ import annotations
 import json
 import time
 from pathlib import Path
+from typing import Sequence
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from agency.batch_files import BATCH_FILE, LOG_FILE, submission_path
 from agency.diagnostics import BatchLogs
+from agency.doi_syntax import MAX_DOI_LENGTH
+from agency.handles import RecordDiagnostic
 from agency.models import RecordResult, Submission
 from agency.models.submissions import COMPLETED, PROCESSING, QUEUED, REFUSED
 from agency.services import Agency
@@ -68,9 +71,14 @@ def summary(submission: Submission, base: str = "") -> dict:
     return body
 
 
-def record_results(session: Session, submission_id: int) -> list[dict]:
-    rows = session.execute(select(RecordResult.seq, RecordResult.doi, RecordResult.status, RecordResult.message)
-                           .where(RecordResult.submission_id == submission_id).order_by(RecordResult.seq))
+def record_results(session: Session, submission_id: int,
+                   kept: Sequence[RecordDiagnostic] | None = None) -> list[dict]:
+    """Each record's result, in batch order: ``kept`` (the worker's own copy) when given, else the stored rows."""
+    if kept is not None:
+        rows = ((d.seq, d.doi[:MAX_DOI_LENGTH], d.status, d.message) for d in kept)
+    else:
+        rows = session.execute(select(RecordResult.seq, RecordResult.doi, RecordResult.status, RecordResult.message)
+                               .where(RecordResult.submission_id == submission_id).order_by(RecordResult.seq))
     return [{"seq": seq, "doi": doi, "status": status, "msg": message} for seq, doi, status, message in rows]
 
 

@@ -19,7 +19,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import Callable, Iterator, Protocol
+from typing import Callable, Iterable, Iterator, Protocol
 
 from sqlalchemy import and_, or_, select, update
 from sqlalchemy.orm import Session
@@ -29,7 +29,7 @@ from agency.batch_files import LOG_FILE, submission_path
 from agency.config import Settings
 from agency.db import Database, bulk_insert
 from agency.diagnostics import BatchCounts, BatchLogs
-from agency.doi_syntax import doi_key
+from agency.doi_syntax import MAX_DOI_LENGTH, doi_key
 from agency.extraction import DepositRecord, iter_records
 from agency.handles import FAILURE, SUCCESS, WARNING, BatchRegistration, RecordDiagnostic
 from agency.models import RecordResult, Submission
@@ -38,6 +38,11 @@ from agency.models.types import utcnow
 
 log = logging.getLogger(__name__)
 MAX_PRIMED_BATCHES = 32
+# A batch up to this size keeps its results in memory while it runs uninterrupted: its log is
+# written, and a waiting request answered, without reading them back. Larger batches (and
+# resumed ones) read them from the database, so memory stays flat whatever the size.
+MAX_RESULTS_IN_MEMORY = 20_000
+MAX_FINISHED_KEPT = 8
 
 
 class LostLease(Exception):
@@ -96,6 +101,7 @@ class _OpenBatch:
     records: Iterator[DepositRecord]
     registration: BatchRegistration
     records_done: int
+    results: list[RecordDiagnostic] | None  # every result so far, while the batch is small and ran here
 
 
 @dataclass
@@ -108,6 +114,7 @@ class DepositRunner:
     on_completed: object = None  # callable(session, submission) or None
     _open: dict[int, _OpenBatch] = field(default_factory=dict)
     _primed: dict[int, list[DepositRecord]] = field(default_factory=dict)
+    _finished: dict[int, list[RecordDiagnostic]] = field(default_factory=dict)
 
     def prime(self, submission_id: int, records: list[DepositRecord] | None) -> None:
         """Records already extracted at intake: used instead of re-reading the file, if still fresh."""
@@ -117,13 +124,17 @@ class DepositRunner:
         while len(self._primed) > MAX_PRIMED_BATCHES:  # another process may be doing the work
             self._primed.pop(next(iter(self._primed)))
 
+    def finished_results(self, submission_id: int) -> list[RecordDiagnostic] | None:
+        """The results of a batch this runner just completed, once, if it kept them; else None."""
+        return self._finished.pop(submission_id, None)
+
     def run_slice(self, submission_id: int, owner: str) -> bool:
         with self.db.sessions() as session:
             submission = session.get(Submission, submission_id)
             batch = self._batch_for(session, submission)
         return run_in_chunks(self.settings, batch.records,
                              lambda chunk: self._register_chunk(submission_id, owner, batch, chunk),
-                             lambda: self._finish(submission_id, owner))
+                             lambda: self._finish(submission_id, owner, batch))
 
     def _batch_for(self, session: Session, submission: Submission) -> _OpenBatch:
         batch = self._open.get(submission.id)
@@ -135,8 +146,10 @@ class DepositRunner:
                 RecordResult.submission_id == submission.id,
                 RecordResult.outcome.in_(("added", "updated", "stale"))))}
         primed = self._primed.pop(submission.id, None)
+        results = None
         if primed is not None and submission.records_done == 0:
             records = iter(primed)
+            results = [] if len(primed) <= MAX_RESULTS_IN_MEMORY else None
         else:
             path = submission_path(self.settings.batch_dir, submission.storage_path)
             records = iter_records(path, submission.batch_timestamp, skip=submission.records_done)
@@ -144,6 +157,7 @@ class DepositRunner:
             records=records,
             registration=BatchRegistration(registrant, submission.id, self.settings.handle_ttl, seen),
             records_done=submission.records_done,
+            results=results,
         )
         self._open[submission.id] = batch
         return batch
@@ -156,7 +170,7 @@ class DepositRunner:
                 submission = session.get(Submission, submission_id)
                 diagnostics = batch.registration.register(session, chunk)
                 bulk_insert(session.connection(), RecordResult.__table__, [
-                    {"seq": d.seq, "doi": d.doi[:2048], "status": d.status, "message": d.message,
+                    {"seq": d.seq, "doi": d.doi[:MAX_DOI_LENGTH], "status": d.status, "message": d.message,
                      "outcome": d.outcome} for d in diagnostics], constants={"submission_id": submission_id})
                 statuses = [d.status for d in diagnostics]
                 fenced_progress(
@@ -172,17 +186,24 @@ class DepositRunner:
             self._open.pop(submission_id, None)  # re-read from the file on the next claim
             raise
         batch.records_done += len(chunk)
+        if batch.results is not None:
+            batch.results.extend(diagnostics)
 
-    def _finish(self, submission_id: int, owner: str) -> None:
+    def _finish(self, submission_id: int, owner: str, batch: _OpenBatch) -> None:
         self._open.pop(submission_id, None)
         with self.db.sessions() as session:
             submission = session.get(Submission, submission_id)
-            results = session.execute(
-                select(RecordResult.seq, RecordResult.doi, RecordResult.status, RecordResult.message,
-                       RecordResult.outcome)
-                .where(RecordResult.submission_id == submission_id).order_by(RecordResult.seq)
-                .execution_options(yield_per=2000))
-            diagnostics = (RecordDiagnostic(*row) for row in results)
+            kept = batch.results if batch.results is not None and len(batch.results) == submission.records_done \
+                else None
+            if kept is not None:
+                diagnostics: Iterable[RecordDiagnostic] = kept
+            else:
+                results = session.execute(
+                    select(RecordResult.seq, RecordResult.doi, RecordResult.status, RecordResult.message,
+                           RecordResult.outcome)
+                    .where(RecordResult.submission_id == submission_id).order_by(RecordResult.seq)
+                    .execution_options(yield_per=2000))
+                diagnostics = (RecordDiagnostic(*row) for row in results)
             log_path = submission_path(self.settings.batch_dir, submission.storage_path, LOG_FILE)
             self.logs.write(log_path, submission, diagnostics, BatchCounts.of(submission))
         with self.db.transaction() as session:
@@ -192,6 +213,10 @@ class DepositRunner:
                             index_status="pending")
             if self.on_completed:
                 self.on_completed(session, submission)
+        if kept is not None:
+            self._finished[submission_id] = kept
+            while len(self._finished) > MAX_FINISHED_KEPT:  # nobody waited for these
+                self._finished.pop(next(iter(self._finished)))
 
 
 class Worker:

@@ -53,9 +53,11 @@ def create() -> Response:
         response.status_code = refusal_status(verdict)
         return response
     wait = _wait_seconds(svc.settings.max_wait_seconds)
+    kept = None
     if wait:
         submission = subs.wait_until_finished(svc, submission.id, wait)
-    return _submission_response(submission, created=True)
+        kept = svc.finished_results(submission.id) if submission.is_finished else None
+    return _submission_response(submission, created=True, kept=kept)
 
 
 def _wait_seconds(maximum: int) -> float:
@@ -69,11 +71,11 @@ def _wait_seconds(maximum: int) -> float:
     return max(0.0, min(value, float(maximum)))
 
 
-def _submission_response(submission: Submission, created: bool = False) -> Response:
+def _submission_response(submission: Submission, created: bool = False, kept: list | None = None) -> Response:
     body = subs.summary(submission, base_url())
     if submission.is_finished:
         with agency().db.sessions() as session:
-            body["records"] = subs.record_results(session, submission.id)
+            body["records"] = subs.record_results(session, submission.id, kept)
     response = jsonify(body)
     location = url_for("deposits_api.show", submission_id=submission.id)
     if created:

@@ -61,6 +61,46 @@ def test_wait_returns_the_finished_log_summary_and_records(client, alice, svc):
     assert [r["msg"] for r in body["records"]] == ["Successfully added"] * 3
 
 
+def _with_worker_thread(svc, action):
+    stop = threading.Event()
+
+    def work():
+        while not stop.is_set():
+            svc.worker.run_once() or stop.wait(0.02)
+
+    thread = threading.Thread(target=work, daemon=True)
+    thread.start()
+    try:
+        return action()
+    finally:
+        stop.set()
+        thread.join()
+
+
+def test_waited_answer_and_log_equal_the_stored_results(client, alice, svc, monkeypatch):
+    """The worker hands a small batch's results to the waiting request and writes the log from
+    them without reading them back: both must say exactly what the stored rows say."""
+    newer = deposit_xml([Article("10.5555/kept.stale")], timestamp="20250101000000", batch_id="newer")
+    _with_worker_thread(svc, lambda: client.post("/v1/deposits?wait=30", data=newer, headers=ALICE))
+    handed = []
+    original = svc.finished_results
+    monkeypatch.setattr(svc, "finished_results", lambda sid: handed.append(original(sid)) or handed[-1])
+    articles = [*many("10.5555", 3), Article("10.5555/test.2"), Article("10.6666/not.ours"),
+                Article("10.5555/bad.url", url="ftp://example.org/x"), Article("10.5555/kept.stale"),
+                Article("10.5555/with space")]
+    response = _with_worker_thread(svc, lambda: client.post("/v1/deposits?wait=30", data=deposit_xml(articles),
+                                                            headers=ALICE))
+    assert response.status_code == 200, response.get_data(as_text=True)
+    waited = response.get_json()
+    assert handed and handed[0] is not None and len(handed[0]) == len(articles)  # the in-memory path ran
+    stored = client.get(f"/v1/deposits/{waited['submission_id']}", headers=ALICE).get_json()
+    assert waited["records"] == stored["records"]
+    assert [r["status"] for r in stored["records"]] == ["Success"] * 3 + ["Failure"] * 5
+    assert "Duplicate" in stored["records"][3]["msg"] and "prefix: 10.6666" in stored["records"][4]["msg"]
+    log = parse_valid_log(client.get(f"/v1/deposits/{waited['submission_id']}/log", headers=ALICE).data)
+    assert log_records(log) == [(r["status"], r["doi"], r["msg"]) for r in stored["records"]]
+
+
 def test_wait_is_bounded(client, alice, svc):
     response = client.post("/v1/deposits?wait=0.2", data=deposit_xml(many("10.5555", 1)), headers=ALICE)
     assert response.status_code == 202  # no worker running: still queued when the wait ends
