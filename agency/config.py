@@ -46,7 +46,7 @@ class Settings:
     run_worker: bool = setting(True, "run the deposit/query worker inside `agency serve`")
     worker_poll_seconds: float = setting(0.2, "how often an idle worker looks for work")
     worker_slice_records: int = setting(2000, "records a worker runs of one submission before letting others in")
-    chunk_records: int = setting(1000, "records committed together (handles, results, progress)")
+    chunk_records: int = setting(2000, "records committed together (handles, results, progress)")
     lease_seconds: int = setting(120, "a worker's claim on a submission; a dead worker's expires after this")
     # Handle store.
     handle_ttl: int = setting(86400, "TTL of the URL value of a handle, seconds")
