@@ -49,15 +49,28 @@ def iter_records(path: Path, batch_timestamp: str | None, skip: int = 0) -> Iter
         yield from _records(elements, batch_timestamp, skip, drop_preceding=True)
 
 
-class RecordCollector:
-    """The same records again, gathered from body items while a streaming validator reads them."""
+MAX_COLLECTED_RECORDS = 100_000
 
-    def __init__(self) -> None:
-        self.records: list[DepositRecord] = []
+
+class RecordCollector:
+    """The same records again, gathered from body items while a streaming validator reads them.
+
+    Up to ``limit`` records (a batch of 100,000 takes about 40 MB this way); beyond,
+    ``records`` is None and whoever needs them streams them from the file, so memory
+    stays bounded however large the batch.
+    """
+
+    def __init__(self, limit: int = MAX_COLLECTED_RECORDS) -> None:
+        self.records: list[DepositRecord] | None = []
+        self.limit = limit
 
     def __call__(self, body_item: etree._Element, head) -> None:
+        if self.records is None:
+            return
         self.records.extend(_records(body_item.iter(*RECORD_TAGS), head.timestamp, 0,
                                      drop_preceding=False, first_seq=len(self.records) + 1))
+        if len(self.records) > self.limit:
+            self.records = None
 
 
 def _records(elements: Iterator[etree._Element], batch_timestamp: str | None, skip: int,

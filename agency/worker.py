@@ -30,19 +30,19 @@ from agency.config import Settings
 from agency.db import Database, bulk_insert
 from agency.diagnostics import BatchCounts, BatchLogs
 from agency.doi_syntax import MAX_DOI_LENGTH, doi_key
-from agency.extraction import DepositRecord, iter_records
+from agency.extraction import MAX_COLLECTED_RECORDS, DepositRecord, iter_records
 from agency.handles import FAILURE, SUCCESS, WARNING, BatchRegistration, RecordDiagnostic
 from agency.models import RecordResult, Submission
 from agency.models.submissions import COMPLETED, PROCESSING, QUEUED
 from agency.models.types import utcnow
 
 log = logging.getLogger(__name__)
-MAX_PRIMED_BATCHES = 32
-# A batch up to this size keeps its results in memory while it runs uninterrupted: its log is
-# written, and a waiting request answered, without reading them back. Larger batches (and
-# resumed ones) read them from the database, so memory stays flat whatever the size.
-MAX_RESULTS_IN_MEMORY = 20_000
-MAX_FINISHED_KEPT = 8
+# Memory held for speed, bounded however large the batches or the backlog: records handed
+# over at intake (else the worker re-reads the file), and the results of a batch that ran
+# here uninterrupted (its log is written, and a waiting request answered, without reading
+# them back; else they stream from the database). Oldest are dropped first.
+MAX_PRIMED_RECORDS = 2 * MAX_COLLECTED_RECORDS
+MAX_KEPT_RESULTS = MAX_COLLECTED_RECORDS
 
 
 class LostLease(Exception):
@@ -121,8 +121,7 @@ class DepositRunner:
         if records is None:
             return
         self._primed[submission_id] = records
-        while len(self._primed) > MAX_PRIMED_BATCHES:  # another process may be doing the work
-            self._primed.pop(next(iter(self._primed)))
+        _drop_oldest(self._primed, MAX_PRIMED_RECORDS)  # another process may be doing the work
 
     def finished_results(self, submission_id: int) -> list[RecordDiagnostic] | None:
         """The results of a batch this runner just completed, once, if it kept them; else None."""
@@ -149,7 +148,7 @@ class DepositRunner:
         results = None
         if primed is not None and submission.records_done == 0:
             records = iter(primed)
-            results = [] if len(primed) <= MAX_RESULTS_IN_MEMORY else None
+            results = [] if len(primed) <= MAX_KEPT_RESULTS else None
         else:
             path = submission_path(self.settings.batch_dir, submission.storage_path)
             records = iter_records(path, submission.batch_timestamp, skip=submission.records_done)
@@ -215,8 +214,14 @@ class DepositRunner:
                 self.on_completed(session, submission)
         if kept is not None:
             self._finished[submission_id] = kept
-            while len(self._finished) > MAX_FINISHED_KEPT:  # nobody waited for these
-                self._finished.pop(next(iter(self._finished)))
+            _drop_oldest(self._finished, MAX_KEPT_RESULTS)  # nobody waited for these
+
+
+def _drop_oldest(lists: dict[int, list], most_items: int) -> None:
+    """Drop the oldest entries until the lists hold at most ``most_items`` items in all (the newest stays)."""
+    total = sum(len(items) for items in lists.values())
+    while total > most_items and len(lists) > 1:
+        total -= len(lists.pop(next(iter(lists))))
 
 
 class Worker:

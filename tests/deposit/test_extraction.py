@@ -65,3 +65,38 @@ def test_reading_a_large_batch_keeps_memory_flat(tmp_path):
     grown_mb = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024
     assert count == 60_000
     assert grown_mb < 40, f"peak memory grew by {grown_mb:.0f} MB while streaming"
+
+
+def test_the_validating_pass_stops_collecting_beyond_its_limit(tmp_path):
+    path = tmp_path / "b.xml"
+    path.write_bytes(_batch())  # seven records, in two body items
+    validator = DepositValidator(SchemaCatalog(SCHEMAS))
+    exact, over = RecordCollector(limit=7), RecordCollector(limit=4)
+    assert validator.check(path, body_items=exact).accepted and validator.check(path, body_items=over).accepted
+    assert len(exact.records) == 7
+    assert over.records is None  # held nothing more: the worker reads such a batch from its file
+
+
+def test_a_batch_too_large_to_hand_over_is_registered_from_its_file(client, svc, alice, monkeypatch):
+    from functools import partial
+
+    import agency.intake
+    from conftest import basic_headers
+    from logcheck import log_records, parse_valid_log
+
+    monkeypatch.setattr(agency.intake, "RecordCollector", partial(RecordCollector, limit=5))
+    primed = []
+    runner = svc.worker.runners["deposit"]
+    original_prime = runner.prime
+    monkeypatch.setattr(runner, "prime", lambda sid, records: primed.append(records) or original_prime(sid, records))
+    headers = basic_headers("alice", "alice-password")
+    response = client.post("/v1/deposits", data=deposit_xml([Article(f"10.5555/big.{i}") for i in range(12)]),
+                           headers=headers)
+    assert response.status_code == 202
+    svc.worker.run_until_idle()
+    assert primed == [None]
+    submission_id = response.get_json()["submission_id"]
+    body = client.get(f"/v1/deposits/{submission_id}", headers=headers).get_json()
+    assert body["status"] == "completed" and body["counts"]["success_count"] == 12
+    log = parse_valid_log(client.get(f"/v1/deposits/{submission_id}/log", headers=headers).data)
+    assert [doi for _status, doi, _msg in log_records(log)] == [f"10.5555/big.{i}" for i in range(12)]
