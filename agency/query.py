@@ -34,7 +34,7 @@ from rapidfuzz import fuzz
 from sqlalchemy import and_, select
 from sqlalchemy.orm import Session
 
-from agency.db import Database, PreparedStatement, RowsTable
+from agency.db import Database, PreparedStatement, RowsTable, driver_cursor
 from agency.doi_syntax import doi_key
 from agency.models import Handle
 from agency.models.metadata import MetadataContributor, MetadataIdentifier, MetadataLocator, MetadataRecord
@@ -493,12 +493,9 @@ def _lookup_rows(connection, strategy: Strategy, keys: Sequence[tuple]) -> list[
     cost more than SQLite's index probes here.
     """
     table, prepared = _lookup(strategy, connection.dialect)
-    cursor = connection.connection.dbapi_connection.cursor()
-    try:
+    with driver_cursor(connection, prepared.sql) as cursor:
         cursor.execute(prepared.sql, prepared.parameters(table.parameters(keys)))
         return cursor.fetchall()
-    finally:
-        cursor.close()
 
 
 class QueryMatcher:

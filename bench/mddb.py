@@ -33,7 +33,9 @@ from lxml import etree  # noqa: E402
 from sqlalchemy import create_engine, delete, insert, select, text  # noqa: E402
 
 from agency.config import load_settings  # noqa: E402
-from agency.models import MetadataContributor, MetadataIdentifier, MetadataRecord  # noqa: E402
+from agency.models import MetadataContributor, MetadataIdentifier, MetadataLocator, MetadataRecord  # noqa: E402
+
+TABLES = (MetadataRecord, MetadataContributor, MetadataIdentifier, MetadataLocator)  # all the load writes
 from agency.services import build_agency  # noqa: E402
 from agency.validation import hardened_parser_options  # noqa: E402
 from generate import write_batch  # noqa: E402
@@ -70,19 +72,19 @@ def rows_of(svc) -> dict:
     with svc.db.sessions() as session:
         return {model: [{c.name: getattr(row, c.name) for c in model.__table__.columns}
                         for row in session.scalars(select(model))]
-                for model in (MetadataRecord, MetadataContributor, MetadataIdentifier)}
+                for model in TABLES}
 
 
 def floor_seconds(svc, files: list[Path], rows: dict) -> float:
     """Bare parse of every file + one bulk insert of the load's rows into the emptied tables."""
     with svc.db.transaction() as session:
-        for model in (MetadataContributor, MetadataIdentifier, MetadataRecord):
+        for model in reversed(TABLES):
             session.execute(delete(model))
     start = time.perf_counter()
     for path in files:
         etree.parse(str(path), etree.XMLParser(**hardened_parser_options()))
     with svc.db.transaction() as session:
-        for model in (MetadataRecord, MetadataContributor, MetadataIdentifier):
+        for model in TABLES:
             session.connection().execute(insert(model.__table__), rows[model])
     return time.perf_counter() - start
 
