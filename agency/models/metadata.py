@@ -14,16 +14,13 @@ The load's own bookkeeping lives here too: which batch folders were loaded
 
 from __future__ import annotations
 
-import logging
 from datetime import datetime
 
-from sqlalchemy import BigInteger, Boolean, ForeignKey, Index, Integer, String, Text, event, text
+from sqlalchemy import BigInteger, Boolean, ForeignKey, Index, Integer, String, Text, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from agency.db import Base
 from agency.models.types import UTCDateTime, utcnow
-
-log = logging.getLogger(__name__)
 
 KEY = 512  # normalized keys are cut to this length (agency.text_keys.MAX_KEY_LENGTH)
 
@@ -48,15 +45,13 @@ class MetadataRecord(Base):
         Index("ix_mdrec_abbrev_vol_page", "journal_abbrev_key", "volume_key", "first_page_key",
               **_where_present("journal_abbrev_key")),
         Index("ix_mdrec_page_vol", "first_page_key", "volume_key"),
-        # Article/chapter title, book/proceedings (volume) and series titles.
-        Index("ix_mdrec_title", "title_key"),
+        # Book/proceedings (volume) and series titles.
         Index("ix_mdrec_volume_title", "volume_title_key", **_where_present("volume_title_key")),
         Index("ix_mdrec_series_title", "series_title_key", **_where_present("series_title_key")),
         # Author + year (+ first page), the usual fallback when nothing else found the record;
         # with the page in the index a miss costs one probe, not a walk over the author's year.
+        # (Only indexes the matcher's look-ups use: each one is paid for by every record loaded.)
         Index("ix_mdrec_author_year_page", "first_author_key", "year", "first_page_key"),
-        Index("ix_mdrec_prefix", "prefix"),
-        Index("ix_mdrec_submission", "submission_id"),
     )
 
     doi_key: Mapped[str] = mapped_column(String(2048), primary_key=True)  # agency.doi_syntax.doi_key
@@ -101,7 +96,6 @@ class MetadataContributor(Base):
     """One contributor of a record, in deposit order (position 1 is listed first)."""
 
     __tablename__ = "metadata_contributors"
-    __table_args__ = (Index("ix_mdcontrib_surname", "surname_key"),)
 
     doi_key: Mapped[str] = mapped_column(
         String(2048), ForeignKey("metadata_records.doi_key", ondelete="CASCADE"), primary_key=True)
@@ -194,52 +188,3 @@ class JobRun(Base):
     last_finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     last_status: Mapped[str | None] = mapped_column(String(16))  # ok | failed | skipped
     last_summary: Mapped[str | None] = mapped_column(Text)
-
-
-TRIGRAM_COLUMNS = ("title_key", "journal_title_key", "volume_title_key")
-
-
-def _trigram_schema(connection) -> str | None:
-    """The schema holding pg_trgm, creating the extension when allowed; None when unavailable."""
-    found = connection.execute(text(
-        "SELECT n.nspname FROM pg_extension e JOIN pg_namespace n ON n.oid = e.extnamespace "
-        "WHERE e.extname = 'pg_trgm'")).scalar()
-    if found:
-        return found
-    # In public, not the current schema: dropping an application schema must not drop it.
-    has_public = connection.execute(text("SELECT 1 FROM pg_namespace WHERE nspname = 'public'")).scalar()
-    clause = " WITH SCHEMA public" if has_public else ""
-    connection.execute(text(f"CREATE EXTENSION IF NOT EXISTS pg_trgm{clause}"))
-    return connection.execute(text(
-        "SELECT n.nspname FROM pg_extension e JOIN pg_namespace n ON n.oid = e.extnamespace "
-        "WHERE e.extname = 'pg_trgm'")).scalar()
-
-
-@event.listens_for(MetadataRecord.__table__, "after_create")
-def _add_trigram_indexes(table, connection, **_kw) -> None:
-    """On PostgreSQL, GIN trigram indexes for fuzzy title search; skipped quietly when pg_trgm is missing."""
-    if connection.dialect.name != "postgresql":
-        return
-    savepoint = connection.begin_nested()
-    try:
-        schema = _trigram_schema(connection)
-        if schema is None:
-            savepoint.rollback()
-            return
-        for column in TRIGRAM_COLUMNS:
-            connection.execute(text(
-                f'CREATE INDEX IF NOT EXISTS ix_mdrec_{column}_trgm ON {table.name} '
-                f'USING gin ({column} "{schema}".gin_trgm_ops)'))
-        savepoint.commit()
-    except Exception as exc:  # no privilege, extension not installed: plain btree indexes remain
-        savepoint.rollback()
-        log.info("pg_trgm indexes not created (%s); fuzzy title search falls back to btree keys", exc)
-
-
-def has_trigram_indexes(connection) -> bool:
-    """True when the trigram indexes exist (the query matcher may then use ``%`` / similarity())."""
-    if connection.dialect.name != "postgresql":
-        return False
-    return bool(connection.execute(text(
-        "SELECT 1 FROM pg_indexes WHERE indexname = 'ix_mdrec_title_key_trgm' "
-        "AND schemaname = current_schema()")).scalar())
