@@ -37,7 +37,7 @@ from agency.config import Settings
 from agency.db import Database
 from agency.handles import FAILURE, SUCCESS, WARNING
 from agency.mail import enqueue_mail, recipients_for
-from agency.metadata_extraction import BatchHead, BatchMetadataReader, RecordMetadata
+from agency.metadata_extraction import BatchHead, BatchMetadataReader, RecordMetadata, local_name
 from agency.metadata_index import SKIPPED, IndexResult, LoadSource, MetadataWriter, PreparedRecord, prepare
 from agency.models import Account, MddbLoad, MetadataRecord, Submission
 from agency.models.submissions import COMPLETED
@@ -83,7 +83,7 @@ def read_log(data: bytes) -> DepositLog:
         raise FolderProblem(f"log.xml is not a deposit log (root element <{etree.QName(root).localname}>)")
     entries, submission_id, batch_id, refused = [], None, None, False
     for child in root:
-        name = etree.QName(child).localname if isinstance(child.tag, str) else ""
+        name = local_name(child.tag)
         if name == "record_diagnostic":
             status = child.get("status") or ""
             if status not in (SUCCESS, WARNING, FAILURE):
@@ -100,7 +100,7 @@ def read_log(data: bytes) -> DepositLog:
 
 def _child_text(element, name: str) -> str:
     for child in element:
-        if isinstance(child.tag, str) and etree.QName(child).localname == name:
+        if local_name(child.tag) == name:
             return (child.text or "").strip()
     return ""
 

@@ -122,8 +122,10 @@ class _LocalNames(dict):
 _LOCAL = _LocalNames()
 
 
-def _local(tag) -> str:
+def local_name(tag) -> str:
+    """"{ns}title" → "title" ("" for comments and processing instructions), cached per tag."""
     return _LOCAL[tag]
+
 
 
 def _clean(text: str | None) -> str | None:
@@ -228,7 +230,7 @@ def _contributors(kids: _Kids) -> list[Contributor]:
     found: list[Contributor] = []
     group = kids.get("contributors")
     for node in group if group is not None else ():
-        name = _local(node.tag)
+        name = local_name(node.tag)
         if name == "person_name":
             found.append(_person(node))
         elif name == "organization":
@@ -384,7 +386,7 @@ class BatchMetadataReader:
         with open(self.path, "rb") as fh:
             events = etree.iterparse(fh, events=("end",), tag=_EVENT_TAGS, **hardened_parser_options())
             for _event, element in events:
-                name = _local(element.tag)
+                name = local_name(element.tag)
                 if name == "doi_data":
                     parent = element.getparent()
                     if parent is not None:
@@ -409,7 +411,7 @@ class BatchMetadataReader:
         if name in CONTEXT_TAGS:
             self._context_cache = None
         parent = element.getparent()
-        if parent is not None and _local(parent.tag) == "body":
+        if parent is not None and local_name(parent.tag) == "body":
             self._context_cache = None
             element.clear()
             while element.getprevious() is not None:
@@ -449,12 +451,12 @@ class BatchMetadataReader:
                               body_type=_body_type(element))
         ancestors = []
         node = parent
-        while node is not None and _local(node.tag) not in ("body", "doi_batch"):
+        while node is not None and local_name(node.tag) not in ("body", "doi_batch"):
             ancestors.append(node)
             node = node.getparent()
         for ancestor in reversed(ancestors):
             for child in ancestor:
-                name = _local(child.tag)
+                name = local_name(child.tag)
                 if name in CONTEXT_TAGS and child is not element and child not in ancestors:
                     _apply_container(name, _Kids(child), base)
         self._context_cache = (parent, base)
@@ -496,7 +498,7 @@ def _top_level(element):
     node = element
     while node is not None:
         parent = node.getparent()
-        if parent is not None and _local(parent.tag) == "body":
+        if parent is not None and local_name(parent.tag) == "body":
             return node
         node = parent
     return None
@@ -504,4 +506,4 @@ def _top_level(element):
 
 def _body_type(element) -> str:
     top = _top_level(element)
-    return _local(top.tag) if top is not None else "unknown"
+    return local_name(top.tag) if top is not None else "unknown"
