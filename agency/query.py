@@ -481,7 +481,8 @@ def _lookup(strategy: Strategy, dialect) -> tuple[RowsTable, PreparedStatement]:
         # scan the table instead when the column is mostly NULL (volume titles in a
         # database of journal articles); CROSS JOIN is SQLite's way to fix the order.
         head, joined, tail = prepared.sql.partition(" JOIN ")
-        assert joined and "FROM json_each(" in head, prepared.sql
+        if not joined or "FROM json_each(" not in head:
+            raise RuntimeError(f"unexpected shape of the {strategy.name} look-up: {prepared.sql}")
         prepared = replace(prepared, sql=f"{head} CROSS JOIN {tail}")
     return keys, prepared
 
