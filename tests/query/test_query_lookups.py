@@ -90,3 +90,21 @@ def test_look_ups_probe_indexes_when_most_titles_are_missing(svc, database_url):
             plan = [row[-1] for row in connection.exec_driver_sql("EXPLAIN QUERY PLAN " + prepared.sql, parameters)]
             assert not _scans(svc, plan), (strategy.name, plan)
             assert plan[0].startswith("SCAN") and "VIRTUAL TABLE" in plan[0], (strategy.name, plan)
+
+
+def test_hostile_keys_travel_as_data_and_spoil_no_other_line(svc):
+    """Keys reach the database as one JSON array (SQLite) or arrays (PostgreSQL): quotes,
+    backslashes, SQL, brackets and very long titles are values, never syntax."""
+    records = journal_records(20)
+    index(svc, records)
+    hostile_titles = ['Annals" of ], [Lookups', "Annals\\ of Lookups 1", "x' OR '1'='1' --", "]}",
+                      "Ann\u00e4ls \U0001F600 of Lookups", "T" * 5000, "null", "[1, 2]"]
+    good = records[3]
+    good_line = "|".join([good.identifiers[0].raw, "", good.contributors[0].surname, good.volume, "",
+                          good.first_page, str(good.year), "", "good", ""])
+    lines = [good_line] + [f"|{title}|Smith|1||99999|2000|||" for title in hostile_titles] + [good_line]
+    outcomes = svc.queries.matcher.answer([parse_line(i, line) for i, line in enumerate(lines, 1)])
+    assert outcomes[0] == outcomes[-1] == Found(good.doi)
+    assert all(isinstance(outcome, NoMatch) for outcome in outcomes[1:-1]), outcomes
+    with svc.db.engine.connect() as connection:  # nothing was written or dropped by the look-ups
+        assert connection.execute(text("SELECT count(*) FROM metadata_records")).scalar() == 20
