@@ -26,6 +26,21 @@ def submission_path(batch_dir: Path, storage_path: str, name: str = BATCH_FILE) 
     return batch_dir / storage_path / name
 
 
+def uploaded_file_name(name: str | None, default: str) -> str:
+    """The uploaded file name as the registrant gave it, minus any folder part and control characters."""
+    name = (name or "").replace("\\", "/").rsplit("/", 1)[-1]
+    return "".join(c for c in name if c.isprintable())[:255] or default
+
+
+def store_received_file(spooled: Path, batch_dir: Path, storage_path: str, name: str) -> Path:
+    """Move a received file into its submission folder durably (rename, then fsync the folder)."""
+    target = submission_path(batch_dir, storage_path, name)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    os.replace(spooled, target)
+    fsync_dir(target.parent)
+    return target
+
+
 def fsync_dir(folder: Path) -> None:
     fd = os.open(folder, os.O_RDONLY)
     try:

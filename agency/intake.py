@@ -19,7 +19,9 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from agency.accounts import Registrant
-from agency.batch_files import BATCH_FILE, LOG_FILE, fsync_dir, submission_folder, submission_path
+from agency.batch_files import (
+    BATCH_FILE, LOG_FILE, store_received_file, submission_folder, submission_path, uploaded_file_name,
+)
 from agency.config import Settings
 from agency.db import Database
 from agency.diagnostics import BatchCounts, BatchLogs, Refusal
@@ -139,7 +141,7 @@ class DepositIntake:
             submission = Submission(
                 account_id=registrant.id, kind="deposit", operation=operation,
                 status=QUEUED if verdict.accepted else REFUSED,
-                file_name=_safe_file_name(file_name), byte_size=spooled.size, sha256=spooled.sha256,
+                file_name=uploaded_file_name(file_name, BATCH_FILE), byte_size=spooled.size, sha256=spooled.sha256,
                 received_at=now,
             )
             if verdict.head:
@@ -150,12 +152,8 @@ class DepositIntake:
                 submission.batch_timestamp = head.timestamp
             session.add(submission)
             session.flush()
-            folder = submission_folder(registrant.login, now, submission.id)
-            submission.storage_path = folder
-            target = self.settings.batch_dir / folder / BATCH_FILE
-            target.parent.mkdir(parents=True, exist_ok=True)
-            os.replace(spooled.path, target)
-            fsync_dir(target.parent)
+            submission.storage_path = submission_folder(registrant.login, now, submission.id)
+            store_received_file(spooled.path, self.settings.batch_dir, submission.storage_path, BATCH_FILE)
             if not verdict.accepted:
                 self._refuse(session, submission, registrant, verdict, now)
         return submission
@@ -170,9 +168,3 @@ class DepositIntake:
         self.logs.write(log_path, submission, [], BatchCounts(), refusal)
         if self.on_refused:
             self.on_refused(session, submission, registrant)
-
-
-def _safe_file_name(name: str) -> str:
-    """The uploaded file name as the registrant gave it, minus any folder part."""
-    name = (name or "").replace("\\", "/").rsplit("/", 1)[-1]
-    return "".join(c for c in name if c.isprintable())[:255] or "batch.xml"

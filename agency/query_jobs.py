@@ -24,7 +24,9 @@ from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
 
 from agency.accounts import Registrant, registrant_by_id
-from agency.batch_files import QUERY_RESULT_FILE, fsync_dir, submission_folder, submission_path
+from agency.batch_files import (
+    QUERY_RESULT_FILE, fsync_dir, store_received_file, submission_folder, submission_path, uploaded_file_name,
+)
 from agency.config import Settings
 from agency.db import Database
 from agency.intake import DepositIntake, SpooledFile
@@ -148,21 +150,13 @@ class QueryIntake:
         now = utcnow()
         with self.db.transaction() as session:
             submission = Submission(account_id=registrant.id, kind=QUERY_KIND, operation=operation, status=QUEUED,
-                                    file_name=_safe_file_name(file_name), byte_size=spooled.size,
+                                    file_name=uploaded_file_name(file_name, QUERY_FILE), byte_size=spooled.size,
                                     sha256=spooled.sha256, received_at=now)
             session.add(submission)
             session.flush()
             submission.storage_path = submission_folder(registrant.login, now, submission.id)
-            target = submission_path(self.settings.batch_dir, submission.storage_path, QUERY_FILE)
-            target.parent.mkdir(parents=True, exist_ok=True)
-            os.replace(spooled.path, target)
-            fsync_dir(target.parent)
+            store_received_file(spooled.path, self.settings.batch_dir, submission.storage_path, QUERY_FILE)
         return submission
-
-
-def _safe_file_name(name: str) -> str:
-    name = (name or "").replace("\\", "/").rsplit("/", 1)[-1]
-    return "".join(c for c in name if c.isprintable())[:255] or QUERY_FILE
 
 
 @dataclass

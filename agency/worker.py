@@ -163,7 +163,6 @@ class DepositRunner:
 
     def _register_chunk(self, submission_id: int, owner: str, batch: _OpenBatch,
                         chunk: list[DepositRecord]) -> None:
-        seen_before = dict(batch.registration.seen)
         try:
             with self.db.transaction() as session:
                 submission = session.get(Submission, submission_id)
@@ -181,8 +180,7 @@ class DepositRunner:
                     failure_count=submission.failure_count + statuses.count(FAILURE),
                 )
         except BaseException:
-            batch.registration.seen = seen_before
-            self._open.pop(submission_id, None)  # re-read from the file on the next claim
+            self._open.pop(submission_id, None)  # rebuilt (file, and what the batch has seen) on the next claim
             raise
         batch.records_done += len(chunk)
         if batch.results is not None:
