@@ -12,7 +12,7 @@ import json
 import re
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Iterable, Sequence
+from typing import Sequence
 
 from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
@@ -219,9 +219,8 @@ def find_handle(session: Session, name: str) -> Handle | None:
     return session.get(Handle, doi_key(name))
 
 
-def handle_values(session: Session, name: str, types: Iterable[str] = (), indexes: Iterable[int] = ()
-                  ) -> list[HandleValueView]:
-    """The values of a handle, optionally only those of the given types or indexes.
+def handle_values(session: Session, name: str) -> list[HandleValueView]:
+    """The values of a handle, by index (empty when the handle does not exist).
 
     HS_ADMIN is the same for every handle of a prefix (the prefix's admin group),
     so it is derived from the handle row rather than stored once per DOI: that
@@ -234,11 +233,7 @@ def handle_values(session: Session, name: str, types: Iterable[str] = (), indexe
         select(HandleValue).where(HandleValue.handle_key == handle.key).order_by(HandleValue.idx))]
     ttl = stored[0].ttl if stored else DEFAULT_TTL
     admin = HandleValueView(ADMIN_INDEX, "HS_ADMIN", admin_value_data(handle.prefix), ttl, handle.created_at)
-    values = sorted([*stored, admin], key=lambda v: v.index)
-    types, indexes = set(types), set(indexes)
-    if types or indexes:
-        values = [v for v in values if v.type in types or v.index in indexes]
-    return values
+    return sorted([*stored, admin], key=lambda v: v.index)
 
 
 def resolve_url(session: Session, name: str) -> str | None:

@@ -29,8 +29,8 @@ from sqlalchemy import Engine, and_, bindparam, event, select
 from sqlalchemy.exc import DBAPIError
 
 from agency.doi_syntax import MAX_DOI_LENGTH, doi_key, doi_prefix
-from agency.handles import (ADMIN_HANDLE_INDEX, ADMIN_INDEX, ADMIN_PERMISSIONS, URL_INDEX, HandleValueView,
-                            admin_handle, handle_values)
+from agency.handles import (ADMIN_HANDLE_INDEX, ADMIN_INDEX, URL_INDEX, HandleValueView, admin_value_data,
+                            handle_values)
 from agency.models import Account, Handle, HandleValue, Prefix
 
 
@@ -486,9 +486,8 @@ def prefix_record_values(prefix: str, since: datetime, ttl: int) -> list[HandleV
     empty: no key administers these records over the Handle protocol; the
     agency changes them only through deposits from the prefix's registrant.
     """
-    admin = json.dumps({"handle": admin_handle(prefix), "index": VLIST_INDEX, "permissions": ADMIN_PERMISSIONS})
     return [
-        HandleValueView(ADMIN_INDEX, "HS_ADMIN", admin, ttl, since),
+        HandleValueView(ADMIN_INDEX, "HS_ADMIN", admin_value_data(prefix), ttl, since),
         HandleValueView(VLIST_INDEX, "HS_VLIST", "[]", ttl, since),
     ]
 
@@ -503,10 +502,10 @@ def handle_record(db, handle: str, ttl: int, types: Sequence[str] = (),
         return answer(INVALID_HANDLE, handle, "A handle has the form prefix/suffix, e.g. 10.5555/abc123.")
     if not prefix_served(db, prefix):
         return answer(NOT_RESPONSIBLE, handle, _not_responsible_message(prefix))
-    exists = db.execute(select(Handle.key).where(Handle.key == doi_key(handle))).first() is not None
-    if not exists:
+    values = handle_values(db, handle)  # never empty for a handle that exists: HS_ADMIN is always there
+    if not values:
         return answer(HANDLE_NOT_FOUND, handle)
-    return _values_answer(handle, handle_values(db, handle), types, indexes)
+    return _values_answer(handle, values, types, indexes)
 
 
 def _not_responsible_message(prefix: str) -> str:
