@@ -18,14 +18,14 @@ from typing import Iterable
 from jinja2 import Environment
 
 from agency.batch_files import fsync_dir
+from agency.diagnostics import SERVICE_NAME
 from agency.handles import FAILURE, SUCCESS, WARNING
+from agency.metadata_index import SKIPPED
 
 COMBINED_TEMPLATE = "logs/combined_diagnostic.xml.j2"
 MAIL_TEXT = "mail/combined.txt.j2"
 MAIL_HTML = "mail/combined.html.j2"
-SERVICE_NAME = "agency"
 LISTED_PROBLEMS = 100  # the email lists this many failures and warnings; the attachment has them all
-SKIPPED = "Skipped"
 _NOT_XML = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
 
 # (category, what a message contains), checked in order; the templates hold the advice per category.

@@ -91,8 +91,8 @@ class PreparedStatement:
     constants: dict
 
     @classmethod
-    def of(cls, statement: Executable, dialect, column_keys: list[str] | None = None) -> "PreparedStatement":
-        compiled = statement.compile(dialect=dialect, column_keys=column_keys)
+    def of(cls, statement: Executable, dialect) -> "PreparedStatement":
+        compiled = statement.compile(dialect=dialect)
         return cls(str(compiled), compiled.positiontup, dict(compiled.params))
 
     def parameters(self, values: dict):

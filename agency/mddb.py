@@ -38,7 +38,9 @@ from agency.db import Database
 from agency.handles import FAILURE, SUCCESS, WARNING
 from agency.mail import enqueue_mail, recipients_for
 from agency.metadata_extraction import BatchHead, BatchMetadataReader, RecordMetadata, local_name
-from agency.metadata_index import SKIPPED, IndexResult, LoadSource, MetadataWriter, PreparedRecord, prepare
+from agency.metadata_index import (
+    SKIPPED, IndexResult, LoadSource, MetadataWriter, PreparedRecord, failure_reason, prepare,
+)
 from agency.models import Account, MddbLoad, MetadataRecord, Submission
 from agency.models.submissions import COMPLETED
 from agency.models.submissions import REFUSED as REFUSED_SUBMISSION
@@ -354,13 +356,13 @@ class MddbLoader:
         except FolderProblem as exc:
             return self._fail(lease, folder, sha, stat, str(exc))
         except (etree.XMLSyntaxError, OSError) as exc:
-            return self._fail(lease, folder, sha, stat, f"batch.xml cannot be read ({_reason(exc)}); records "
+            return self._fail(lease, folder, sha, stat, f"batch.xml cannot be read ({failure_reason(exc)}); records "
                                                         "indexed before the error stay indexed")
         except LeaseLost:
             raise
         except SQLAlchemyError as exc:
             log.exception("metadata load of %s failed on a database error", folder.folder)
-            return self._fail(lease, folder, sha, stat, f"database error ({_reason(exc)}); the next load retries")
+            return self._fail(lease, folder, sha, stat, f"database error ({failure_reason(exc)}); the next load retries")
 
     def _row_state(self, folder: BatchFolder) -> str:
         """"files" when no submission row speaks for the folder (a copy of batches/: the files decide),
@@ -421,7 +423,7 @@ class MddbLoader:
             return prepare(record, source, now)
         except Exception as exc:  # a metadata shape nobody foresaw: this record fails, the batch goes on
             log.exception("metadata of record %s (%s) could not be prepared", record.seq, record.doi)
-            results[record.seq] = IndexResult(FAILURE, (f"Metadata problem: {_reason(exc)}; not indexed",))
+            results[record.seq] = IndexResult(FAILURE, (f"Metadata problem: {failure_reason(exc)}; not indexed",))
             return None
 
     def _write_chunk(self, lease: JobLease, chunk: list[PreparedRecord], results: dict[int, IndexResult]) -> None:
@@ -538,8 +540,3 @@ class MddbLoader:
         if only_pending and (submission.status != COMPLETED or submission.index_status != "pending"):
             return
         submission.index_status, submission.indexed_at = index_status, when
-
-
-def _reason(exc: BaseException) -> str:
-    original = getattr(exc, "orig", None) or exc
-    return " ".join(str(original).split())[:300] or type(exc).__name__

@@ -212,7 +212,7 @@ class MetadataWriter:
                         results.update(self._write_chunk(session, [one]))
                 except (DataError, IntegrityError) as exc:
                     results[one.seq] = IndexResult(FAILURE, (
-                        f"Metadata could not be stored ({_reason(exc)}); the DOI is registered and resolves, "
+                        f"Metadata could not be stored ({failure_reason(exc)}); the DOI is registered and resolves, "
                         "but queries will not find it until it is deposited again",))
         return results
 
@@ -264,6 +264,7 @@ def _without_repeats(prepared: list[PreparedRecord]) -> tuple[list[PreparedRecor
     return unique, results
 
 
-def _reason(exc: Exception) -> str:
+def failure_reason(exc: BaseException) -> str:
+    """One line saying why something failed: the driver's message when there is one."""
     original = getattr(exc, "orig", None) or exc
-    return " ".join(str(original).split())[:300]
+    return " ".join(str(original).split())[:300] or type(exc).__name__

@@ -308,7 +308,7 @@ def _title_agreement(keys: QueryKeys, c: Candidate, thresholds: Thresholds) -> f
     return -1.5 if similarity < thresholds.title_floor else 0.0
 
 
-def _book_shape(keys: QueryKeys, c: Candidate) -> float | None:
+def _book_shape(keys: QueryKeys, c: Candidate) -> float:
     """A book query with a page or component wants a chapter or paper; without, rather the book."""
     wants_item = bool(keys.page or keys.component)
     is_book_level = c.content_type in BOOK_LEVEL_TYPES
@@ -336,8 +336,6 @@ def score(keys: QueryKeys, c: Candidate, thresholds: Thresholds) -> float | None
     if author is None:
         return None
     shape = _book_shape(keys, c) if keys.is_book else 0.0
-    if shape is None:
-        return None
     source = _source(keys, c, thresholds)
     if source is None:
         return None

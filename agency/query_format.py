@@ -284,14 +284,14 @@ def _identifier_tokens(text: str) -> list[str]:
     return [t for t in _ID_SEPARATORS.split(text) if t]
 
 
-def _issns(text: str, label: str = "ISSN") -> tuple[str, ...]:
+def _issns(text: str) -> tuple[str, ...]:
     found = []
     for token in _identifier_tokens(text):
         issn = parse_issn(token)
         if issn is None:
-            raise _Problem(MALFORMED, f"{label} {token!r} is not an ISSN (8 characters, NNNN-NNNC)")
+            raise _Problem(MALFORMED, f"ISSN {token!r} is not an ISSN (8 characters, NNNN-NNNC)")
         if not issn.valid_check_digit:
-            raise _Problem(MALFORMED, f"{label} {token!r} has a wrong check digit")
+            raise _Problem(MALFORMED, f"ISSN {token!r} has a wrong check digit")
         found.append(issn.canonical)
     return tuple(dict.fromkeys(found))
 
@@ -300,7 +300,7 @@ def _isbns_and_issns(text: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
     isbns, issns = [], []
     for token in _identifier_tokens(text):
         if parse_issn(token) is not None:  # eight characters: an ISSN
-            issns.extend(_issns(token, "ISSN"))
+            issns.extend(_issns(token))
             continue
         isbn = parse_isbn(token)
         if isbn is None:

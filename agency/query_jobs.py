@@ -204,7 +204,7 @@ class QueryRunner:
             with self.db.transaction() as session:
                 submission = session.get(Submission, submission_id)
                 session.execute(insert(RecordResult), [
-                    {"submission_id": submission_id, "seq": line.number, "doi": _found_doi(line, answer, code),
+                    {"submission_id": submission_id, "seq": line.number, "doi": _found_doi(answer, code),
                      "status": code, "message": answer, "outcome": code}
                     for line, answer, code in zip(parsed, answers, codes)])
                 counts = LineCounts.of(codes)
@@ -253,7 +253,7 @@ def result_attachment_name(submission: Submission) -> str:
     return f"submission-{submission.id}-result.txt"
 
 
-def _found_doi(line: QueryLine, answer: str, code: str) -> str:
+def _found_doi(answer: str, code: str) -> str:
     if code != FOUND:
         return ""
     return answer.rsplit("|", 1)[-1][:2048]

@@ -28,7 +28,6 @@ class Agency:
     settings: Settings
     db: Database
     passwords: PasswordCheck
-    catalog: SchemaCatalog
     logs: BatchLogs
     intake: DepositIntake
     worker: Worker
@@ -112,5 +111,5 @@ def build_agency(settings: Settings) -> Agency:
     queries = QueryIntake(settings, db, intake, matcher, on_accepted=lambda _id: worker.wakeup.set())
     worker.runners["query"] = QueryRunner(settings, db, matcher, templates)
     return Agency(settings=settings, db=db, passwords=PasswordCheck(settings.password_time_cost),
-                  catalog=catalog, logs=logs, intake=intake, worker=worker, templates=templates,
+                  logs=logs, intake=intake, worker=worker, templates=templates,
                   mail=mail, queries=queries)
