@@ -7,7 +7,10 @@ URL), answered by the worker, mailed to the account and downloadable.
 
 from __future__ import annotations
 
+from contextlib import nullcontext
+
 from flask import Blueprint, Response, jsonify, request, send_file, url_for
+from sqlalchemy.orm import Session
 
 from agency import submissions as subs
 from agency.accounts import Registrant
@@ -15,7 +18,9 @@ from agency.batch_files import QUERY_RESULT_FILE
 from agency.intake import IntakeError
 from agency.models import Submission
 from agency.query_format import QueryTextError, read_query_text
-from agency.query_jobs import API_QUERY, DOI_QUERY, METADATA_QUERY, QUERY_FILE, QUERY_KIND, Answered, counts_of
+from agency.query_jobs import (
+    API_QUERY, DOI_QUERY, METADATA_QUERY, QUERY_FILE, QUERY_KIND, Answered, counts_of, result_attachment_name,
+)
 from agency.web import servlet
 from agency.web.common import (AUTH_REQUIRED, agency, basic_auth_registrant, check_credentials, json_error,
                                owned_submission, refusal_response)
@@ -33,7 +38,8 @@ def _answer_response(answered: Answered) -> Response:
     return response
 
 
-def query_summary(submission: Submission) -> dict:
+def query_summary(submission: Submission, session: Session | None = None) -> dict:
+    """The job as JSON; with its counts once finished (read in ``session`` when given)."""
     base = request.host_url.rstrip("/")
     root = f"{base}/v1/queries/{submission.id}"
     body = {
@@ -45,8 +51,8 @@ def query_summary(submission: Submission) -> dict:
         "links": {"self": root, "result": f"{root}/result"},
     }
     if submission.is_finished:
-        with agency().db.sessions() as session:
-            body["counts"] = counts_of(session, submission.id).as_dict()
+        with nullcontext(session) if session is not None else agency().db.sessions() as reading:
+            body["counts"] = counts_of(reading, submission.id).as_dict()
     return body
 
 
@@ -95,7 +101,7 @@ def index() -> Response:
     with agency().db.sessions() as session:
         found = subs.list_own(session, registrant.id, file_name=request.args.get("file_name"), kind=QUERY_KIND,
                               limit=min(request.args.get("limit", 100, type=int), 1000))
-    return jsonify({"queries": [query_summary(s) for s in found]})
+        return jsonify({"queries": [query_summary(s, session) for s in found]})
 
 
 @bp.get("/v1/queries/<int:submission_id>")
@@ -119,7 +125,7 @@ def result(submission_id: int) -> Response:
 
 def result_file_response(submission: Submission) -> Response:
     path = subs.submission_file(agency(), submission, QUERY_RESULT_FILE)
-    response = send_file(path, mimetype="text/plain", download_name=f"submission-{submission.id}-result.txt")
+    response = send_file(path, mimetype="text/plain", download_name=result_attachment_name(submission))
     response.charset = "utf-8"
     return response
 
