@@ -13,7 +13,7 @@ from typing import Iterator
 
 from lxml import etree
 
-from agency.validation import hardened_parser_options
+from agency.validation import hardened_parser_options, local_name
 
 
 @dataclass(frozen=True)
@@ -27,10 +27,6 @@ class DepositRecord:
     @property
     def is_pending(self) -> bool:
         return self.url is None
-
-
-def _local(tag: str) -> str:
-    return tag.rsplit("}", 1)[-1]
 
 
 RECORD_TAGS = ("{*}doi_data", "{*}pending_publication")
@@ -78,7 +74,7 @@ def _records(elements: Iterator[etree._Element], batch_timestamp: str | None, sk
     seq = first_seq - 1
     for element in elements:
         parent = element.getparent()
-        if _local(element.tag) == "pending_publication":
+        if local_name(element.tag) == "pending_publication":
             element, parent = _pending_doi(element), element
             if element is None:
                 continue
@@ -107,8 +103,8 @@ def _drop_preceding(element: etree._Element) -> None:
 
 
 def _record(seq: int, element: etree._Element, parent, batch_timestamp: str | None) -> DepositRecord:
-    content_type = _local(parent.tag) if parent is not None else "unknown"
-    if _local(element.tag) == "doi":  # pending_publication
+    content_type = local_name(parent.tag) if parent is not None else "unknown"
+    if local_name(element.tag) == "doi":  # pending_publication
         return DepositRecord(seq, (element.text or "").strip(), None, batch_timestamp, content_type)
     fields = _first_texts(element, ("doi", "timestamp", "resource"))
     return DepositRecord(
@@ -124,10 +120,7 @@ def _first_texts(element: etree._Element, names: tuple[str, ...]) -> dict[str, s
     """Stripped text of the first child with each local name, in one pass over the children."""
     found: dict[str, str] = {}
     for child in element:
-        tag = child.tag
-        if not isinstance(tag, str):
-            continue
-        name = tag[tag.rfind("}") + 1:]
+        name = local_name(child.tag)
         if name in names and name not in found:
             found[name] = (child.text or "").strip()
     return found

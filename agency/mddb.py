@@ -37,7 +37,7 @@ from agency.config import Settings
 from agency.db import Database
 from agency.handles import FAILURE, SUCCESS, WARNING
 from agency.mail import enqueue_mail, recipients_for
-from agency.metadata_extraction import BatchHead, BatchMetadataReader, RecordMetadata, local_name
+from agency.metadata_extraction import BatchHead, BatchMetadataReader, RecordMetadata
 from agency.metadata_index import (
     SKIPPED, IndexResult, LoadSource, MetadataWriter, PreparedRecord, failure_reason, prepare,
 )
@@ -46,7 +46,7 @@ from agency.models.submissions import COMPLETED
 from agency.models.submissions import REFUSED as REFUSED_SUBMISSION
 from agency.models.types import utcnow
 from agency.scheduling import MDDB_JOB, JobLease, LeaseLost, last_run, record_finish, record_start
-from agency.validation import hardened_parser_options
+from agency.validation import hardened_parser, local_name
 
 log = logging.getLogger(__name__)
 
@@ -78,11 +78,11 @@ class DepositLog:
 def read_log(data: bytes) -> DepositLog:
     """A ``doi_batch_diagnostic`` document: its status and one entry per record, in order."""
     try:
-        root = etree.fromstring(data, etree.XMLParser(**hardened_parser_options()))
+        root = etree.fromstring(data, hardened_parser())
     except etree.XMLSyntaxError as exc:
         raise FolderProblem(f"log.xml is not well-formed XML ({exc})") from None
-    if etree.QName(root).localname != "doi_batch_diagnostic":
-        raise FolderProblem(f"log.xml is not a deposit log (root element <{etree.QName(root).localname}>)")
+    if local_name(root.tag) != "doi_batch_diagnostic":
+        raise FolderProblem(f"log.xml is not a deposit log (root element <{local_name(root.tag)}>)")
     entries, submission_id, batch_id, refused = [], None, None, False
     for child in root:
         name = local_name(child.tag)

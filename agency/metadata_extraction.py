@@ -24,7 +24,7 @@ from typing import Iterator
 from lxml import etree
 
 from agency.text_keys import year_of
-from agency.validation import hardened_parser_options
+from agency.validation import LOCAL_NAMES, hardened_parser_options, local_name
 
 # Containers whose metadata applies to the records after them (they may carry a DOI themselves).
 CONTEXT_TAGS = frozenset({
@@ -110,21 +110,7 @@ class BatchHead:
     registrant: str | None = None
 
 
-class _LocalNames(dict):
-    """Tag → local name ("{ns}title" → "title"), computed once per distinct tag."""
-
-    def __missing__(self, tag) -> str:
-        name = tag.rsplit("}", 1)[-1] if isinstance(tag, str) else ""  # comments and PIs have no name
-        self[tag] = name
-        return name
-
-
-_LOCAL = _LocalNames()
-
-
-def local_name(tag) -> str:
-    """"{ns}title" → "title" ("" for comments and processing instructions), cached per tag."""
-    return _LOCAL[tag]
+_LOCAL = LOCAL_NAMES
 
 
 

@@ -21,7 +21,7 @@ from agency.config import Settings
 from agency.diagnostics import Refusal
 from agency.mail import clean_address, enqueue_mail, recipients_for
 from agency.models import OutboxMessage, Submission
-from agency.validation import HOSTILE, MAX_REPORTED_ERRORS, hardened_parser_options
+from agency.validation import HOSTILE, MAX_REPORTED_ERRORS, hardened_parser_options, local_name
 
 API_OPERATION = "api"
 REFUSED_TEXT = "mail/refused.txt.j2"
@@ -88,7 +88,7 @@ def head_email(path: Path) -> str | None:
         with open(path, "rb") as fh:
             events = etree.iterparse(fh, events=("start", "end"), **hardened_parser_options())
             for count, (event, element) in enumerate(events):
-                name = etree.QName(element).localname if isinstance(element.tag, str) else ""
+                name = local_name(element.tag)
                 if event == "start":
                     depth += 1
                     in_head = in_head or (depth == 2 and name == "head")

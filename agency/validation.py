@@ -92,6 +92,31 @@ def hardened_parser_options() -> dict:
     return dict(resolve_entities=False, load_dtd=False, no_network=True, huge_tree=False, dtd_validation=False)
 
 
+class _LocalNames(dict):
+    """Tag → local name ("{ns}title" → "title"), computed once per distinct tag.
+
+    Bounded: schemas leave extension content open, so a hostile file may carry any
+    number of distinct tags; past the limit the cache starts again.
+    """
+
+    LIMIT = 4096
+
+    def __missing__(self, tag) -> str:
+        name = tag.rsplit("}", 1)[-1] if isinstance(tag, str) else ""  # comments and PIs have no name
+        if len(self) >= self.LIMIT:
+            self.clear()
+        self[tag] = name
+        return name
+
+
+LOCAL_NAMES = _LocalNames()
+
+
+def local_name(tag) -> str:
+    """"{ns}title" → "title" ("" for comments and processing instructions), cached per tag."""
+    return LOCAL_NAMES[tag]
+
+
 def hardened_parser() -> etree.XMLParser:
     return etree.XMLParser(**hardened_parser_options())
 

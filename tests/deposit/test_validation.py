@@ -205,3 +205,13 @@ def test_truncated_files_are_malformed_at_any_size(validator, tmp_path, monkeypa
     verdict = validator.check(path)
     assert verdict.kind == MALFORMED
     assert verdict.issues[0].line
+
+
+def test_tag_name_cache_stays_bounded_whatever_the_file_holds():
+    """Extension content is open in the schemas: a file may carry any number of distinct tags."""
+    from agency.validation import LOCAL_NAMES, local_name
+
+    for n in range(3 * LOCAL_NAMES.LIMIT):
+        assert local_name(f"{{urn:x}}tag{n}") == f"tag{n}"
+    assert len(LOCAL_NAMES) <= LOCAL_NAMES.LIMIT
+    assert local_name("{http://www.crossref.org/schema/5.3.0}doi") == "doi" and local_name(None) == ""
