@@ -139,17 +139,14 @@ class BatchRegistration:
         return None
 
     def _write(self, session: Session, records: list[DepositRecord]) -> list[RecordDiagnostic]:
-        rows = sorted(
-            ({"key": doi_key(r.doi), "name": r.doi, "prefix": doi_prefix(r.doi), "version": version_of(r.timestamp or "")}
-             for r in records),
-            key=lambda row: row["key"],  # one lock order for every writer: no deadlocks
-        )
-        written = _conditional_upsert(session, rows, self.registrant.id, self.submission_id)
         by_key = {doi_key(r.doi): r for r in records}
+        rows = [{"key": key, "name": r.doi, "prefix": doi_prefix(r.doi), "version": version_of(r.timestamp or "")}
+                for key, r in sorted(by_key.items())]  # one lock order for every writer: no deadlocks
+        written = _conditional_upsert(session, rows, self.registrant.id, self.submission_id)
         stale_keys = [k for k in by_key if k not in written]
         stored = dict(session.execute(select(Handle.key, Handle.version).where(Handle.key.in_(stale_keys))).all()) \
             if stale_keys else {}
-        _write_values(session, [by_key[k] for k in sorted(written)], self.ttl)
+        _write_values(session, [(key, by_key[key]) for key in sorted(written)], self.ttl)
         out = []
         for key, record in by_key.items():
             if key in written:
@@ -202,14 +199,14 @@ def _conditional_upsert(session: Session, rows: list[dict], account_id: int, sub
     return {key: revision for key, revision in written}
 
 
-def _write_values(session: Session, records: list[DepositRecord], ttl: int) -> None:
-    """Write each record's URL value (index 1); a pending publication has none."""
+def _write_values(session: Session, records: list[tuple[str, DepositRecord]], ttl: int) -> None:
+    """Write each record's URL value (index 1); a pending publication has none. Records come with their keys."""
     connection = session.connection()
-    pending = [doi_key(r.doi) for r in records if r.url is None]
+    pending = [key for key, r in records if r.url is None]
     if pending:
         connection.execute(delete(HandleValue.__table__).where(HandleValue.handle_key.in_(pending),
                                                                HandleValue.idx == URL_INDEX))
-    urls = [{"handle_key": doi_key(r.doi), "data": r.url} for r in records if r.url is not None]
+    urls = [{"handle_key": key, "data": r.url} for key, r in records if r.url is not None]
     bulk_insert(connection, HandleValue.__table__, urls,
                 constants={"idx": URL_INDEX, "type": "URL", "ttl": ttl, "timestamp": func.current_timestamp()},
                 on_conflict=_replace_value)
