@@ -136,6 +136,15 @@ class RowsTable:
         return {self.prefix: json.dumps(rows)}
 
 
+def conflict_insert(dialect_name: str):
+    """The dialect's INSERT, the one with ON CONFLICT clauses (the agency runs on SQLite and PostgreSQL)."""
+    if dialect_name == "postgresql":
+        return postgresql.insert
+    if dialect_name == "sqlite":
+        return sqlite.insert
+    raise RuntimeError(f"agency supports SQLite and PostgreSQL, not {dialect_name}")
+
+
 def bulk_insert(connection: Connection, table: Table, rows: list[dict], constants: dict | None = None,
                 on_conflict: Callable | None = None, returning: tuple = ()) -> list:
     """Insert many plain rows (str/int/bool/None) in one statement (see ``RowsTable``);
@@ -156,7 +165,7 @@ def bulk_insert(connection: Connection, table: Table, rows: list[dict], constant
              for name, value in constants.items()]
     table_of_rows = RowsTable.of(connection.dialect.name, [table.c[name].type for name in names], "bulk")
     parameters = table_of_rows.parameters([[row[name] for name in names] for row in rows])
-    insert = postgresql.insert if connection.dialect.name == "postgresql" else sqlite.insert
+    insert = conflict_insert(connection.dialect.name)
     picked, source = list(table_of_rows.columns), table_of_rows.source
     # WHERE true: SQLite needs it to tell the SELECT's end from an ON CONFLICT clause.
     statement = insert(table).from_select(names + list(constants),

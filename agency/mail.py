@@ -37,15 +37,15 @@ from typing import Iterable, Protocol
 from urllib.parse import parse_qs, quote, unquote, urlsplit
 
 from sqlalchemy import func, or_, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from agency.batch_files import fsync_dir
 from agency.config import Settings
-from agency.db import Database
+from agency.db import Database, conflict_insert
 from agency.models import OutboxMessage
 from agency.models.outbox import DEAD, PENDING, SENT
 from agency.models.types import utcnow
+from agency.scheduling import process_owner
 
 log = logging.getLogger(__name__)
 
@@ -137,10 +137,7 @@ def enqueue_mail(session: Session, *, key: str, recipients: list[str], subject: 
 
 def _insert_unless_key_exists(session: Session, values: dict):
     """INSERT … ON CONFLICT (key) DO NOTHING: atomic against a concurrent enqueue of the same key."""
-    dialect = session.get_bind().dialect.name
-    insert = {"postgresql": postgresql.insert, "sqlite": sqlite.insert}.get(dialect)
-    if insert is None:
-        raise RuntimeError(f"the outbox supports SQLite and PostgreSQL, not {dialect}")
+    insert = conflict_insert(session.get_bind().dialect.name)
     return (insert(OutboxMessage).values(**values)
             .on_conflict_do_nothing(index_elements=[OutboxMessage.key])
             .returning(OutboxMessage.id))
@@ -516,7 +513,7 @@ class MailSender:
         self.settings = settings
         self.db = db
         self.transport = transport or transport_for(settings)
-        self.name = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self.name = process_owner()
 
     def deliver_due(self, now: datetime | None = None) -> int:
         """Try every message due now (or at ``now``, for tests) once; returns how many were delivered.

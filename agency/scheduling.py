@@ -29,11 +29,10 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 from sqlalchemy import or_, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from agency.config import Settings
-from agency.db import Database
+from agency.db import Database, conflict_insert
 from agency.models import JobLock, JobRun
 from agency.models.types import utcnow
 
@@ -51,8 +50,6 @@ def process_owner() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 
 
-def _insert_for(session: Session):
-    return postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
 
 
 @dataclass
@@ -74,7 +71,7 @@ class JobLease:
         if holder is not None and holder != self.owner:
             return False  # decided by a read: on SQLite a write would queue behind the holder's transaction
         with self.db.transaction() as session:
-            session.execute(_insert_for(session)(JobLock).values(name=self.name)
+            session.execute(conflict_insert(session.get_bind().dialect.name)(JobLock).values(name=self.name)
                             .on_conflict_do_nothing(index_elements=[JobLock.name]))
         with self.db.transaction() as session:
             claimed = session.execute(
