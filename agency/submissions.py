@@ -16,6 +16,7 @@ from agency.doi_syntax import MAX_DOI_LENGTH
 from agency.handles import RecordDiagnostic
 from agency.models import RecordResult, Submission
 from agency.models.submissions import COMPLETED, PROCESSING, QUEUED, REFUSED
+from agency.query_jobs import QUERY_KIND
 from agency.services import Agency
 
 LOG_STATUS = {QUEUED: "queued", PROCESSING: "in_process", COMPLETED: "completed", REFUSED: "completed"}
@@ -43,6 +44,10 @@ def list_own(session: Session, account_id: int, doi_batch_id: str | None = None,
 
 
 def links(base: str, submission: Submission) -> dict[str, str]:
+    """Where a submission is followed over HTTP: a deposit's status, log and file, a query job's status and result."""
+    if submission.kind == QUERY_KIND:
+        root = f"{base}/v1/queries/{submission.id}"
+        return {"self": root, "result": f"{root}/result"}
     root = f"{base}/v1/deposits/{submission.id}"
     return {"self": root, "log": f"{root}/log", "file": f"{root}/file"}
 

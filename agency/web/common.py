@@ -10,6 +10,11 @@ from agency.accounts import Registrant, authenticate
 from agency.services import Agency
 
 
+def base_url() -> str:
+    """This service's address as the client reached it, for links in answers."""
+    return request.host_url.rstrip("/")
+
+
 def agency() -> Agency:
     return current_app.extensions["agency"]
 

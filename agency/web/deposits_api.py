@@ -8,7 +8,7 @@ from agency import submissions as subs
 from agency.intake import IntakeError
 from agency.models import Submission
 from agency.validation import Verdict
-from agency.web.common import (AUTH_REQUIRED, agency, basic_auth_registrant, json_error, owned_submission,
+from agency.web.common import (AUTH_REQUIRED, agency, base_url, basic_auth_registrant, json_error, owned_submission,
                                refusal_response)
 
 bp = Blueprint("deposits_api", __name__, url_prefix="/v1/deposits")
@@ -19,10 +19,6 @@ REFUSAL_STATUS = {"malformed": 400, "hostile": 400, "invalid": 422, "unsupported
 
 def refusal_status(verdict: Verdict) -> int:
     return REFUSAL_STATUS.get(verdict.kind or "", 422)
-
-
-def base_url() -> str:
-    return request.host_url.rstrip("/")
 
 
 @bp.post("")

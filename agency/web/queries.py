@@ -22,7 +22,7 @@ from agency.query_jobs import (
     API_QUERY, DOI_QUERY, METADATA_QUERY, QUERY_FILE, QUERY_KIND, Answered, counts_of, result_attachment_name,
 )
 from agency.web import servlet
-from agency.web.common import (AUTH_REQUIRED, agency, basic_auth_registrant, check_credentials, json_error,
+from agency.web.common import (AUTH_REQUIRED, agency, base_url, basic_auth_registrant, check_credentials, json_error,
                                owned_submission, refusal_response)
 
 bp = Blueprint("queries", __name__)
@@ -40,15 +40,13 @@ def _answer_response(answered: Answered) -> Response:
 
 def query_summary(submission: Submission, session: Session | None = None) -> dict:
     """The job as JSON; with its counts once finished (read in ``session`` when given)."""
-    base = request.host_url.rstrip("/")
-    root = f"{base}/v1/queries/{submission.id}"
     body = {
         "submission_id": submission.id, "kind": submission.kind, "operation": submission.operation,
         "status": submission.status, "file_name": submission.file_name,
         "received_at": submission.received_at.isoformat(),
         "completed_at": submission.completed_at.isoformat() if submission.completed_at else None,
         "lines_done": submission.records_done,
-        "links": {"self": root, "result": f"{root}/result"},
+        "links": subs.links(base_url(), submission),
     }
     if submission.is_finished:
         with nullcontext(session) if session is not None else agency().db.sessions() as reading:

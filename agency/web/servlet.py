@@ -11,13 +11,12 @@ from flask import Blueprint, Response, render_template, request, send_file
 from agency import submissions as subs
 from agency.intake import IntakeError
 from agency.models import Submission
-from agency.web.common import agency, check_credentials, refusal_response
+from agency.web.common import agency, base_url, check_credentials, refusal_response
 from agency.web.deposits_api import refusal_status
 
 bp = Blueprint("servlet", __name__, url_prefix="/servlet")
 
 DEPOSIT_OPERATIONS = ("doMDUpload",)
-SUPPORTED_OPERATIONS = ["doMDUpload", "doQueryUpload", "doDOIQueryUpload"]
 # Other operations (query uploads) are registered by their own modules.
 OPERATION_HANDLERS: dict = {}
 # submissionDownload for submissions of another kind (kind -> handler(submission, type)).
@@ -33,14 +32,11 @@ def _field(*names: str) -> str | None:
 
 
 def page(title: str, status: int, reason: str = "", issues=(), submission: Submission | None = None) -> Response:
-    base = request.host_url.rstrip("/")
-    is_query = submission is not None and submission.kind == "query"
-    root = f"{base}/v1/{'queries' if is_query else 'deposits'}/{submission.id}" if submission else ""
+    followed = subs.links(base_url(), submission) if submission is not None else {}
     html = render_template(
         "pages/servlet_result.html.j2", title=title, reason=reason, issues=[str(i) for i in issues],
-        submission=submission,
-        status_url=root,
-        log_url=f"{root}/{'result' if is_query else 'log'}" if submission else "",
+        submission=submission, status_url=followed.get("self", ""),
+        log_url=followed.get("log", followed.get("result", "")),
     )
     response = Response(html, status=status, mimetype="text/html")
     if submission is not None:
@@ -62,7 +58,7 @@ def deposit() -> Response:
         return OPERATION_HANDLERS[operation](registrant)
     if operation not in DEPOSIT_OPERATIONS:
         return failure(400, f"Unknown operation {operation!r}. Supported operations: "
-                            + ", ".join(SUPPORTED_OPERATIONS) + ".")
+                            + ", ".join((*DEPOSIT_OPERATIONS, *OPERATION_HANDLERS)) + ".")
     upload = request.files.get("fname") or request.files.get("mdFile")
     if upload is None:
         return failure(400, "No file: send the batch as multipart/form-data in the part 'fname' (or 'mdFile').")
