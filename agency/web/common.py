@@ -35,6 +35,12 @@ def basic_auth_registrant() -> Registrant | None:
 
 
 AUTH_REQUIRED = "Login and password required (HTTP Basic), or they are wrong."
+LIST_DEFAULT, LIST_MAX = 100, 1000
+
+
+def list_limit() -> int:
+    """How many submissions a listing returns: ``?limit=N``, kept within 1..LIST_MAX."""
+    return max(1, min(request.args.get("limit", LIST_DEFAULT, type=int), LIST_MAX))
 
 
 def owned_submission(submission_id: int, kind: str, what: str):

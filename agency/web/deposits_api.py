@@ -9,7 +9,7 @@ from agency.intake import IntakeError
 from agency.models import Submission
 from agency.validation import Verdict
 from agency.web.common import (AUTH_REQUIRED, agency, base_url, basic_auth_registrant, json_error, owned_submission,
-                               refusal_response)
+                               list_limit, refusal_response)
 
 bp = Blueprint("deposits_api", __name__, url_prefix="/v1/deposits")
 
@@ -92,7 +92,7 @@ def index() -> Response:
     with agency().db.sessions() as session:
         found = subs.list_own(session, registrant.id, request.args.get("doi_batch_id"),
                               request.args.get("file_name"), kind="deposit",
-                              limit=min(request.args.get("limit", 100, type=int), 1000))
+                              limit=list_limit())
     return jsonify({"submissions": [subs.summary(s, base_url()) for s in found]})
 
 

@@ -23,7 +23,7 @@ from agency.query_jobs import (
 )
 from agency.web import servlet
 from agency.web.common import (AUTH_REQUIRED, agency, base_url, basic_auth_registrant, check_credentials, json_error,
-                               owned_submission, refusal_response)
+                               list_limit, owned_submission, refusal_response)
 
 bp = Blueprint("queries", __name__)
 
@@ -98,7 +98,7 @@ def index() -> Response:
         return json_error(401, AUTH_REQUIRED)
     with agency().db.sessions() as session:
         found = subs.list_own(session, registrant.id, file_name=request.args.get("file_name"), kind=QUERY_KIND,
-                              limit=min(request.args.get("limit", 100, type=int), 1000))
+                              limit=list_limit())
         return jsonify({"queries": [query_summary(s, session) for s in found]})
 
 

@@ -203,6 +203,15 @@ def test_listing_is_own_newest_first_and_filters(client, alice, bob):
             .get_json()["submissions"]] == ["second"]
 
 
+def test_listing_limit_is_kept_within_bounds_whatever_is_asked(client, alice):
+    for n in range(3):
+        client.post("/v1/deposits", data=deposit_xml(many("10.5555", 1), batch_id=f"b{n}"), headers=ALICE)
+    for asked, expected in (("2", 2), ("-1", 1), ("0", 1), ("abc", 3), ("99999999", 3)):
+        response = client.get(f"/v1/deposits?limit={asked}", headers=ALICE)
+        assert response.status_code == 200, (asked, response.data)
+        assert len(response.get_json()["submissions"]) == expected, asked
+
+
 def test_another_accounts_submission_is_404_never_its_content(client, alice, bob):
     response = client.post("/v1/deposits", data=deposit_xml(many("10.6666", 1)),
                            headers=basic_headers("bob", "bob-password"))
