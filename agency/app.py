@@ -7,7 +7,7 @@ from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from agency.config import Settings, load_settings
 from agency.services import Agency, build_agency
-from agency.templating import autoescape_for
+from agency.templating import TEMPLATE_OPTIONS
 
 MULTIPART_OVERHEAD = 1024 * 1024
 
@@ -17,9 +17,7 @@ def create_app(settings: Settings | None = None, agency: Agency | None = None,
     settings = settings or (agency.settings if agency else load_settings())
     agency = agency or build_agency(settings)
     app = Flask(__name__, template_folder=str(settings.template_dir))
-    app.jinja_env.trim_blocks = True
-    app.jinja_env.lstrip_blocks = True
-    app.jinja_env.autoescape = autoescape_for  # Flask's default misses *.html.j2
+    app.jinja_options = {**app.jinja_options, **TEMPLATE_OPTIONS}  # Flask's autoescape misses *.html.j2
     app.config["MAX_CONTENT_LENGTH"] = settings.max_batch_bytes + MULTIPART_OVERHEAD
     # Keys in the order the answer builds them (seq, doi, status, msg): reads better, and sorting
     # the keys of every record of a large batch's answer cost more than encoding them.

@@ -21,12 +21,14 @@ def autoescape_for(template_name: str | None) -> bool:
     return name.endswith(ESCAPED_KINDS)
 
 
+# How every environment over templates/ renders, the agency's own and Flask's (pages).
+TEMPLATE_OPTIONS = {"autoescape": autoescape_for, "trim_blocks": True, "lstrip_blocks": True}
+
+
 def make_environment(template_dir: Path) -> Environment:
     return Environment(
         loader=FileSystemLoader(str(template_dir)),
-        autoescape=autoescape_for,
         undefined=StrictUndefined,
-        trim_blocks=True,
-        lstrip_blocks=True,
+        **TEMPLATE_OPTIONS,
         keep_trailing_newline=True,
     )
