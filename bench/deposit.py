@@ -19,12 +19,11 @@ import subprocess
 import sys
 import tempfile
 import time
-import uuid
 from pathlib import Path
 
 import requests
 from lxml import etree
-from sqlalchemy import create_engine, insert, text
+from sqlalchemy import insert
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -39,28 +38,9 @@ from agency.models.types import utcnow  # noqa: E402
 from agency.validation import SchemaCatalog, hardened_parser  # noqa: E402
 from generate import write_batch  # noqa: E402
 from live_server import agency_env, start_server  # noqa: E402
+from scratch import scratch_database  # noqa: E402
 
 NAMESPACE = "http://www.crossref.org/schema/5.3.0"
-
-
-class Scratch:
-    """A fresh database of the requested kind: a new SQLite file, or a new PostgreSQL schema."""
-
-    def __init__(self, base_url: str | None, folder: Path, name: str) -> None:
-        self.base_url = base_url
-        self.schema = f"bench_{uuid.uuid4().hex[:10]}"
-        if base_url:
-            with create_engine(base_url, isolation_level="AUTOCOMMIT").connect() as conn:
-                conn.execute(text(f"CREATE SCHEMA {self.schema}"))
-            sep = "&" if "?" in base_url else "?"
-            self.url = f"{base_url}{sep}options=-csearch_path%3D{self.schema}"
-        else:
-            self.url = f"sqlite:///{folder / (name + '.db')}"
-
-    def drop(self) -> None:
-        if self.base_url:
-            with create_engine(self.base_url, isolation_level="AUTOCOMMIT").connect() as conn:
-                conn.execute(text(f"DROP SCHEMA {self.schema} CASCADE"))
 
 
 def floor(batch: Path, url: str) -> float:
@@ -136,13 +116,10 @@ def run(records: int, base_url: str | None) -> float:
         batch = folder / "batch.xml"
         write_batch(batch, records)
         size = batch.stat().st_size / 1e6
-        floor_db, path_db = Scratch(base_url, folder, "floor"), Scratch(base_url, folder, "path")
-        try:
-            floor_s = floor(batch, floor_db.url)
-            path_s, rss = whole_path(batch, records, path_db.url, folder)
-        finally:
-            floor_db.drop()
-            path_db.drop()
+        with scratch_database(base_url, folder / "floor.db") as floor_url, \
+                scratch_database(base_url, folder / "path.db") as path_url:
+            floor_s = floor(batch, floor_url)
+            path_s, rss = whole_path(batch, records, path_url, folder)
     kind = "PostgreSQL" if base_url else "SQLite"
     print(f"{kind:10} {records:>7} records ({size:.0f} MB): whole path {records / path_s:8.0f} rec/s "
           f"({path_s:.2f} s), floor {records / floor_s:8.0f} rec/s ({floor_s:.2f} s), "

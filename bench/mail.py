@@ -9,18 +9,15 @@ The aiosmtpd server runs in the same process (it needs the test extra).
 from __future__ import annotations
 
 import argparse
-import socket
 import sys
 import tempfile
 import time
-import uuid
-from contextlib import contextmanager
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from aiosmtpd.controller import Controller  # noqa: E402
-from sqlalchemy import create_engine, text  # noqa: E402
+from scratch import free_port, scratch_database  # noqa: E402
 
 from agency.config import load_settings  # noqa: E402
 from agency.db import open_database  # noqa: E402
@@ -38,12 +35,6 @@ class Counter:
         return "250 OK"
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 def enqueue_many(db, count: int, prefix: str, attachment: str) -> float:
     started = time.perf_counter()
     for start in range(0, count, 500):
@@ -53,24 +44,6 @@ def enqueue_many(db, count: int, prefix: str, attachment: str) -> float:
                              subject=f"Batch {n}", text=f"Batch {n} was processed.\n" * 20,
                              html=f"<p>Batch {n} was processed.</p>" * 20, attachment_path=attachment)
     return time.perf_counter() - started
-
-
-@contextmanager
-def scratch_database(url: str, root: Path):
-    """SQLite in the temporary folder, or a throwaway schema on PostgreSQL (dropped afterwards)."""
-    if not url:
-        yield f"sqlite:///{root / 'bench.db'}"
-        return
-    schema = f"bench_mail_{uuid.uuid4().hex[:10]}"
-    admin = create_engine(url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f"CREATE SCHEMA {schema}"))
-    try:
-        yield f"{url}{'&' if '?' in url else '?'}options=-csearch_path%3D{schema}"
-    finally:
-        with admin.connect() as conn:
-            conn.execute(text(f"DROP SCHEMA {schema} CASCADE"))
-        admin.dispose()
 
 
 def report(step: str, count: int, seconds: float) -> None:
@@ -83,7 +56,7 @@ def main() -> int:
     parser.add_argument("--attachment-kb", type=int, default=64)
     parser.add_argument("--database-url", default="", help="PostgreSQL URL (a throwaway schema is used)")
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory() as tmp, scratch_database(args.database_url, Path(tmp)) as url:
+    with tempfile.TemporaryDirectory() as tmp, scratch_database(args.database_url, Path(tmp) / 'bench.db') as url:
         root = Path(tmp)
         settings = load_settings(environ={}, data_dir=root / "var", batch_dir=root / "batches", database_url=url)
         (settings.batch_dir / "bench").mkdir(parents=True)

@@ -23,14 +23,13 @@ import os
 import sys
 import tempfile
 import time
-import uuid
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from lxml import etree  # noqa: E402
-from sqlalchemy import create_engine, delete, insert, select, text  # noqa: E402
+from sqlalchemy import delete, insert, select  # noqa: E402
 
 from agency.config import load_settings  # noqa: E402
 from agency.models import MetadataContributor, MetadataIdentifier, MetadataLocator, MetadataRecord  # noqa: E402
@@ -39,6 +38,7 @@ TABLES = (MetadataRecord, MetadataContributor, MetadataIdentifier, MetadataLocat
 from agency.services import build_agency, settle_startup_heap  # noqa: E402
 from agency.validation import hardened_parser_options  # noqa: E402
 from generate import write_batch  # noqa: E402
+from scratch import scratch_database  # noqa: E402
 
 def write_log(path: Path, submission_id: int, batch_id: str, dois: list[str]) -> None:
     lines = [f'<?xml version="1.0" encoding="UTF-8"?>\n<doi_batch_diagnostic status="completed" sp="agency">\n'
@@ -124,18 +124,8 @@ def main() -> int:
         work = Path(tmp) / "sqlite"
         run("SQLite", f"sqlite:///{work / 'agency.db'}", args.records, args.per_batch, work)
         if args.database_url:
-            schema = f"bench_{uuid.uuid4().hex[:10]}"
-            admin = create_engine(args.database_url, isolation_level="AUTOCOMMIT")
-            with admin.connect() as conn:
-                conn.execute(text(f"CREATE SCHEMA {schema}"))
-            try:
-                sep = "&" if "?" in args.database_url else "?"
-                run("PostgreSQL", f"{args.database_url}{sep}options=-csearch_path%3D{schema}", args.records,
-                    args.per_batch, Path(tmp) / "pg")
-            finally:
-                with admin.connect() as conn:
-                    conn.execute(text(f"DROP SCHEMA {schema} CASCADE"))
-                admin.dispose()
+            with scratch_database(args.database_url, Path(tmp) / "unused.db") as url:
+                run("PostgreSQL", url, args.records, args.per_batch, Path(tmp) / "pg")
     return 0
 
 

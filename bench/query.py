@@ -24,13 +24,12 @@ import shutil
 import sys
 import tempfile
 import time
-import uuid
 from datetime import datetime, timezone
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from sqlalchemy import bindparam, create_engine, func, insert, select, text  # noqa: E402
+from sqlalchemy import bindparam, func, insert, select, text  # noqa: E402
 
 from agency.db import open_database  # noqa: E402
 from agency.identifiers import issn_check_char  # noqa: E402
@@ -39,6 +38,7 @@ from agency.metadata_index import LoadSource, prepare  # noqa: E402
 from agency.models import MetadataContributor, MetadataIdentifier, MetadataLocator, MetadataRecord  # noqa: E402
 from agency.query import QueryMatcher  # noqa: E402
 from agency.query_format import Found, answer_line, parse_lines  # noqa: E402
+from scratch import scratch_database  # noqa: E402
 
 TABLES = (MetadataRecord.__table__, MetadataContributor.__table__, MetadataIdentifier.__table__,
           MetadataLocator.__table__)
@@ -217,20 +217,19 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     workdir = Path(tempfile.mkdtemp(prefix="agency-bench-query-"))
-    url, schema, admin = args.database_url, None, None
-    kept = None
-    if args.keep and not url:
+    kept, sqlite_file = None, workdir / "bench.db"
+    if args.keep and not args.database_url:
         args.keep.mkdir(parents=True, exist_ok=True)
-        kept = args.keep / f"bench-{args.records}-{args.seed}.db"
-        url = f"sqlite:///{kept}"
-    elif not url:
-        url = f"sqlite:///{workdir / 'bench.db'}"
-    elif url.startswith("postgresql"):
-        schema = f"bench_{uuid.uuid4().hex[:10]}"
-        admin = create_engine(url, isolation_level="AUTOCOMMIT")
-        with admin.connect() as conn:
-            conn.execute(text(f"CREATE SCHEMA {schema}"))
-        url = f"{url}{'&' if '?' in url else '?'}options=-csearch_path%3D{schema}"
+        kept = sqlite_file = args.keep / f"bench-{args.records}-{args.seed}.db"
+    try:
+        with scratch_database(args.database_url, sqlite_file) as url:
+            measure(args, url, kept)
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+    return 0
+
+
+def measure(args, url: str, kept: Path | None) -> None:
     db = open_database(url)
     try:
         print(f"database: {db.dialect}; records: {args.records:,}; query lines: {args.lines:,}", flush=True)
@@ -256,12 +255,6 @@ def main(argv: list[str] | None = None) -> int:
         print(f"ratio to floor: {rate / floor_rate:.0%} (goal >= 30%; lines/s goal >= 2,000 on SQLite)")
     finally:
         db.engine.dispose()
-        if admin is not None:
-            with admin.connect() as conn:
-                conn.execute(text(f"DROP SCHEMA {schema} CASCADE"))
-            admin.dispose()
-        shutil.rmtree(workdir, ignore_errors=True)
-    return 0
 
 
 if __name__ == "__main__":

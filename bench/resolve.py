@@ -24,25 +24,23 @@ import os
 import random
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
-import uuid
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from sqlalchemy import create_engine, text  # noqa: E402
 
 from agency.accounts import create_account  # noqa: E402
 from agency.config import load_settings  # noqa: E402
 from agency.extraction import DepositRecord  # noqa: E402
 from agency.handles import BatchRegistration  # noqa: E402
 from agency.services import build_agency  # noqa: E402
+from scratch import free_port, scratch_database  # noqa: E402
 
 PREFIX = "10.5555"
 CHUNK = 1000
@@ -69,12 +67,6 @@ def register_dois(settings, count: int) -> float:
     elapsed = time.perf_counter() - started
     svc.db.engine.dispose()
     return elapsed
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def start_gunicorn(settings, workers: int, port: int, log_path: Path) -> subprocess.Popen:
@@ -186,23 +178,6 @@ def report_line(name: str, result: dict) -> str:
             f"{mean:>8.2f} {ms[0]:>8.2f} {ms[1]:>8.2f} {ms[2]:>8.2f} {ms[3]:>8.2f} {result['cpu_us']:>10.0f}")
 
 
-def throwaway_schema(url: str) -> tuple[str, str]:
-    schema = f"bench_{uuid.uuid4().hex[:10]}"
-    engine = create_engine(url, isolation_level="AUTOCOMMIT")
-    with engine.connect() as conn:
-        conn.execute(text(f"CREATE SCHEMA {schema}"))
-    engine.dispose()
-    sep = "&" if "?" in url else "?"
-    return schema, f"{url}{sep}options=-csearch_path%3D{schema}"
-
-
-def drop_schema(url: str, schema: str) -> None:
-    engine = create_engine(url, isolation_level="AUTOCOMMIT")
-    with engine.connect() as conn:
-        conn.execute(text(f"DROP SCHEMA {schema} CASCADE"))
-    engine.dispose()
-
-
 def main() -> int:
     cores = os.cpu_count() or 1
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -215,10 +190,17 @@ def main() -> int:
     args = parser.parse_args()
 
     work = Path(tempfile.mkdtemp(prefix="agency-bench-resolve-"))
-    schema = None
-    database_url = ""
-    if args.database_url:
-        schema, database_url = throwaway_schema(args.database_url)
+    try:
+        if args.database_url:
+            with scratch_database(args.database_url, work / "unused.db") as database_url:
+                return measure_routes(args, work, database_url)
+        return measure_routes(args, work, "")
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def measure_routes(args, work: Path, database_url: str) -> int:
+    cores = os.cpu_count() or 1
     settings = load_settings(environ={}, data_dir=work / "var", batch_dir=work / "batches",
                              database_url=database_url, run_worker=False, run_scheduler=False,
                              password_time_cost=1)
@@ -258,9 +240,6 @@ def main() -> int:
                 process.wait(timeout=20)
             except subprocess.TimeoutExpired:
                 process.kill()
-        if schema:
-            drop_schema(args.database_url, schema)
-        shutil.rmtree(work, ignore_errors=True)
 
 
 if __name__ == "__main__":
