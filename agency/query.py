@@ -32,7 +32,7 @@ from typing import Callable, Iterable, Sequence
 
 from rapidfuzz import fuzz
 from sqlalchemy import and_, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, aliased
 
 from agency.db import Database, PreparedStatement, RowsTable, driver_cursor
 from agency.doi_syntax import doi_key
@@ -99,7 +99,6 @@ class Candidate:
     issns: set[str] = field(default_factory=set)
     isbns: set[str] = field(default_factory=set)
     names: list[str] = field(default_factory=list)  # contributor surname keys, in order
-    complete: bool = False  # identifiers loaded
     names_loaded: bool = False  # contributor surnames loaded (only when the first author's is not enough)
 
     @property
@@ -360,18 +359,16 @@ def decide(scored: list[tuple[float, Candidate]], thresholds: Thresholds) -> Out
 class Strategy:
     """One indexed look-up: columns compared with equality, and the key tuples a query gives for them.
 
-    Columns of ``metadata_locators`` (ISSN, volume, first page) are reached through
-    that table's primary key, so a journal query costs one index probe however many
-    journals share a volume and page number.
+    ``table`` is where the columns are: ``metadata_records`` itself, or a table that
+    leads to it by DOI key. Through ``metadata_locators`` (ISSN, volume, first page)
+    a journal query costs one primary-key probe however many journals share a volume
+    and page number; through ``metadata_identifiers`` an ISBN finds its book and chapters.
     """
 
     name: str
     columns: tuple
     keys_of: Callable[[QueryKeys], list[tuple]]
-
-    @property
-    def via_locators(self) -> bool:
-        return self.columns[0].class_ is MetadataLocator
+    table: object = MetadataRecord
 
 
 def _years(k: QueryKeys) -> tuple[int, ...]:
@@ -428,14 +425,20 @@ def _page_year_keys(k: QueryKeys) -> list[tuple]:
     return [(k.page, y) for y in _years(k)] if k.page and not k.volumes and not k.authors else []
 
 
+def _isbn_keys(k: QueryKeys) -> list[tuple]:
+    return [("isbn", isbn) for isbn in sorted(k.isbns)]
+
+
 R = MetadataRecord
 L = MetadataLocator
+ISBN = aliased(MetadataIdentifier, name="by_isbn")  # the identifiers table also joins each candidate's own
 FIRST_STRATEGIES = (
-    Strategy("issn+volume+page", (L.first_page_key, L.volume_key, L.issn), _page_volume_issn_keys),
+    Strategy("issn+volume+page", (L.first_page_key, L.volume_key, L.issn), _page_volume_issn_keys, L),
     Strategy("title+volume+page", (R.journal_title_key, R.volume_key, R.first_page_key), _title_volume_page_keys),
     Strategy("abbrev+volume+page", (R.journal_abbrev_key, R.volume_key, R.first_page_key),
              _title_volume_page_keys),
     Strategy("page+volume", (R.first_page_key, R.volume_key), _page_volume_keys_without_issn_or_title),
+    Strategy("isbn", (ISBN.kind, ISBN.value), _isbn_keys, ISBN),
 )
 FALLBACK_STRATEGIES = (
     Strategy("page+volume", (R.first_page_key, R.volume_key), _page_volume_keys),  # e.g. the other medium's ISSN
@@ -465,12 +468,11 @@ def _lookup(strategy: Strategy, dialect) -> tuple[RowsTable, PreparedStatement]:
     compile and plan than the index probes it asked for.)
     """
     keys = RowsTable.of(dialect.name, [column.type for column in strategy.columns], "keys")
-    target = MetadataLocator if strategy.via_locators else MetadataRecord
     statement = (select(*RECORD_COLUMNS, MetadataIdentifier.kind, MetadataIdentifier.value, keys.ordinal)
                  .select_from(keys.source)
-                 .join(target, and_(*[column == key for column, key in zip(strategy.columns, keys.columns)])))
-    if strategy.via_locators:
-        statement = statement.join(MetadataRecord, MetadataRecord.doi_key == MetadataLocator.doi_key)
+                 .join(strategy.table, and_(*[column == key for column, key in zip(strategy.columns, keys.columns)])))
+    if strategy.table is not MetadataRecord:
+        statement = statement.join(MetadataRecord, MetadataRecord.doi_key == strategy.table.doi_key)
     statement = (statement.outerjoin(MetadataIdentifier, MetadataIdentifier.doi_key == MetadataRecord.doi_key)
                  .limit(MAX_ROWS_PER_LOOKUP))
     prepared = PreparedStatement.of(statement, dialect)
@@ -524,9 +526,6 @@ class QueryMatcher:
         candidates: dict[int, dict[str, Candidate]] = {i: {} for i in queries}
         records: dict[str, Candidate] = {}
         self._gather(session, queries, FIRST_STRATEGIES, candidates, records)
-        isbn_queries = {i: k for i, k in queries.items() if k.isbns}
-        if isbn_queries:
-            self._gather_isbn(session, isbn_queries, candidates, records)
         outcomes = self._score_all(session, queries, candidates, records)
         # A miss is looked at again more widely, unless page and volume were already searched
         # without an ISSN filter (an ISSN of the other medium, or a wrong one, narrows too much).
@@ -569,7 +568,7 @@ class QueryMatcher:
                     kind = row[width]
                     candidate = records.get(row[0])
                     if candidate is None:
-                        candidate = records[row[0]] = Candidate(*row[:width], complete=True)
+                        candidate = records[row[0]] = Candidate(*row[:width])
                     if kind == "issn":
                         candidate.issns.add(row[width + 1])
                     elif kind == "isbn":
@@ -577,37 +576,9 @@ class QueryMatcher:
                     for i in wanted[chunk[row[width + 2]]]:
                         candidates[i][candidate.doi_key] = candidate
 
-    def _gather_isbn(self, session: Session, queries: dict[int, QueryKeys],
-                     candidates: dict[int, dict[str, Candidate]], records: dict[str, Candidate]) -> None:
-        wanted: dict[str, list[int]] = defaultdict(list)
-        for i, keys in queries.items():
-            for isbn in keys.isbns:
-                wanted[isbn].append(i)
-        for chunk in _chunks(sorted(wanted), KEYS_PER_STATEMENT):
-            rows = session.execute(
-                select(MetadataIdentifier.value, *RECORD_COLUMNS)
-                .join(MetadataRecord, MetadataRecord.doi_key == MetadataIdentifier.doi_key)
-                .where(MetadataIdentifier.kind == "isbn", MetadataIdentifier.value.in_(list(chunk)))
-                .limit(MAX_ROWS_PER_LOOKUP)).all()
-            for value, *rest in rows:
-                candidate = records.get(rest[0])
-                if candidate is None:
-                    candidate = records[rest[0]] = Candidate(*rest)
-                for i in wanted[value]:
-                    candidates[i][candidate.doi_key] = candidate
-
     def _complete(self, session: Session, queries: dict[int, QueryKeys],
                   candidates: dict[int, dict[str, Candidate]], records: dict[str, Candidate]) -> None:
-        """Load identifiers of new candidates, and contributor surnames where the first author is not enough."""
-        fresh = [k for k, c in records.items() if not c.complete]
-        for chunk in _chunks(fresh, KEYS_PER_STATEMENT):
-            chunk = list(chunk)
-            for key, kind, value in session.execute(
-                    select(MetadataIdentifier.doi_key, MetadataIdentifier.kind, MetadataIdentifier.value)
-                    .where(MetadataIdentifier.doi_key.in_(chunk))):
-                (records[key].issns if kind == "issn" else records[key].isbns).add(value)
-            for key in chunk:
-                records[key].complete = True
+        """Load contributor surnames where the first author is not enough (candidates come with their identifiers)."""
         need_names = set()
         for i, keys in queries.items():
             if not keys.authors:
