@@ -15,10 +15,12 @@ _NON_ID = re.compile(r"[^0-9Xx]")
 
 @dataclass(frozen=True)
 class Identifier:
-    """A parsed identifier: its canonical form, and whether its check digit is right."""
+    """A parsed identifier: its canonical form, whether its check digit is right, and the
+    check character its digits call for (what to tell a registrant who got it wrong)."""
 
     canonical: str
     valid_check_digit: bool
+    expected_check: str
 
 
 def _digits(raw: str) -> str:
@@ -40,7 +42,8 @@ def parse_issn(raw: str | None) -> Identifier | None:
     digits = _digits(raw)
     if len(digits) != 8 or not digits[:7].isdigit() or "X" in digits[:7]:
         return None
-    return Identifier(f"{digits[:4]}-{digits[4:]}", issn_check_char(digits[:7]) == digits[7])
+    check = issn_check_char(digits[:7])
+    return Identifier(f"{digits[:4]}-{digits[4:]}", check == digits[7], check)
 
 
 def isbn13_check_digit(first12: str) -> str:
@@ -60,9 +63,10 @@ def parse_isbn(raw: str | None) -> Identifier | None:
         return None
     digits = _digits(raw)
     if len(digits) == 10 and digits[:9].isdigit():
-        valid = isbn10_check_char(digits[:9]) == digits[9]
+        check = isbn10_check_char(digits[:9])
         body = "978" + digits[:9]
-        return Identifier(body + isbn13_check_digit(body), valid)
+        return Identifier(body + isbn13_check_digit(body), check == digits[9], check)
     if len(digits) == 13 and digits.isdigit():
-        return Identifier(digits, isbn13_check_digit(digits[:12]) == digits[12])
+        check = isbn13_check_digit(digits[:12])
+        return Identifier(digits, check == digits[12], check)
     return None

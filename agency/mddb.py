@@ -386,7 +386,6 @@ class MddbLoader:
         chunk: list[PreparedRecord] = []
         reader = BatchMetadataReader(folder.batch_path)
         source: LoadSource | None = None
-        now = utcnow()
         for record in reader:
             if source is None:
                 source = LoadSource(folder.folder, folder.login, submission_id, reader.head.registrant)
@@ -402,7 +401,7 @@ class MddbLoader:
             elif entry.status not in REGISTERED:
                 results[record.seq] = IndexResult(SKIPPED, ("Not indexed: the deposit of this record failed",))
             else:
-                prepared = self._prepare(record, source, now, results)
+                prepared = self._prepare(record, source, results)
                 if prepared is not None:
                     chunk.append(prepared)
                 if len(chunk) >= self.settings.mddb_chunk_records:
@@ -417,10 +416,10 @@ class MddbLoader:
                             stat, mail)
 
     @staticmethod
-    def _prepare(record: RecordMetadata, source: LoadSource, now: datetime,
+    def _prepare(record: RecordMetadata, source: LoadSource,
                  results: dict[int, IndexResult]) -> PreparedRecord | None:
         try:
-            return prepare(record, source, now)
+            return prepare(record, source)
         except Exception as exc:  # a metadata shape nobody foresaw: this record fails, the batch goes on
             log.exception("metadata of record %s (%s) could not be prepared", record.seq, record.doi)
             results[record.seq] = IndexResult(FAILURE, (f"Metadata problem: {failure_reason(exc)}; not indexed",))

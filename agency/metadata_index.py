@@ -9,7 +9,6 @@ batch rewrites identical rows and an older batch loaded late never wins.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
 from functools import lru_cache
 from typing import Sequence
 
@@ -20,7 +19,7 @@ from sqlalchemy.orm import Session
 from agency.db import bulk_insert
 from agency.doi_syntax import doi_key, doi_prefix
 from agency.handles import FAILURE, SUCCESS, WARNING, shown_version, version_of
-from agency.identifiers import Identifier, isbn10_check_char, isbn13_check_digit, issn_check_char, parse_isbn, parse_issn
+from agency.identifiers import Identifier, parse_isbn, parse_issn
 from agency.metadata_extraction import IdentifierText, RecordMetadata
 from agency.models import MetadataContributor, MetadataIdentifier, MetadataLocator, MetadataRecord
 from agency.text_keys import name_key, page_key, text_key, title_key, volume_key
@@ -85,7 +84,7 @@ def _parsed_identifier(kind: str, raw: str) -> tuple[Identifier | None, str | No
     if parsed is None:
         return None, f"{label} {raw!r} is not a valid {label}; it was not indexed"
     if not parsed.valid_check_digit:
-        return parsed, (f"{label} {raw} has a wrong check digit (expected {_expected_check(kind, raw)}); indexed "
+        return parsed, (f"{label} {raw} has a wrong check digit (expected {parsed.expected_check}); indexed "
                         f"as {parsed.canonical}, but look-ups by the correct {label} will not find it")
     return parsed, None
 
@@ -111,15 +110,6 @@ def identifier_rows(key: str, identifiers: Sequence[IdentifierText], warnings: l
     return list(rows.values())
 
 
-def _expected_check(kind: str, raw: str) -> str:
-    digits = "".join(c for c in raw.upper() if c.isdigit() or c == "X")
-    if kind == "issn":
-        return issn_check_char(digits[:7])
-    if len(digits) == 10:
-        return isbn10_check_char(digits[:9])
-    return isbn13_check_digit(digits[:12])
-
-
 def contributor_rows(key: str, record: RecordMetadata) -> tuple[list[dict], str | None]:
     """Rows in deposit order, the first author marked; returns them and the first author's surname."""
     rows = []
@@ -142,7 +132,7 @@ def contributor_rows(key: str, record: RecordMetadata) -> tuple[list[dict], str 
     return rows, first_author
 
 
-def prepare(record: RecordMetadata, source: LoadSource, now: datetime) -> PreparedRecord:
+def prepare(record: RecordMetadata, source: LoadSource) -> PreparedRecord:
     """The rows for one record, and the warnings its metadata deserves."""
     key = doi_key(record.doi)
     warnings: list[str] = []

@@ -24,7 +24,6 @@ import shutil
 import sys
 import tempfile
 import time
-from datetime import datetime, timezone
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -101,7 +100,6 @@ def sample_records(total: int, seed: int) -> list[RecordMetadata]:
 def build_index(db, total: int, seed: int) -> dict:
     rnd = random.Random(seed)
     source = LoadSource("bench/2024/01/1", "bench", 1, "Bench Press")
-    now = datetime.now(timezone.utc)
     started = time.perf_counter()
     with db.engine.begin() as conn:
         for table in reversed(TABLES):
@@ -114,7 +112,7 @@ def build_index(db, total: int, seed: int) -> dict:
     samples = []
     with db.engine.begin() as conn:
         for record in records(total, rnd):
-            prepared = prepare(record, source, now)
+            prepared = prepare(record, source)
             rows.append(prepared.row)
             contributors.extend(prepared.contributors)
             identifiers.extend(prepared.identifiers)

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
 
 from agency.metadata_extraction import Contributor, IdentifierText, RecordMetadata
 from agency.metadata_index import LoadSource, MetadataWriter, identifier_rows, prepare
 from mddb_pipeline import contributors, identifiers, record
 
 SOURCE = LoadSource("alice/2024/01/9", "alice", 9, "Test Press")
-NOW = datetime(2024, 1, 9, tzinfo=timezone.utc)
 
 
 def article(seq: int, doi: str, timestamp: str = "20240101000000", **fields) -> RecordMetadata:
@@ -37,23 +35,23 @@ def test_first_author_is_the_author_marked_first_else_the_first_author():
               Contributor("organization", "author", "first", "A Consortium", None, None),
               Contributor("person", "author", "additional", "Second", "S", None),
               Contributor("person", "author", "first", "Lead", "L", None)]
-    prepared = prepare(article(1, "10.5555/p", contributors=people), SOURCE, NOW)
+    prepared = prepare(article(1, "10.5555/p", contributors=people), SOURCE)
     assert [(r["surname"], r["is_first_author"]) for r in prepared.contributors] == [
         ("Editor", False), ("A Consortium", False), ("Second", False), ("Lead", True)]
     assert prepared.row["first_author_key"] == "lead"
     unmarked = [Contributor("person", None, None, "Only", "O", None)]
-    assert prepare(article(2, "10.5555/q", contributors=unmarked), SOURCE, NOW).row["first_author_key"] == "only"
+    assert prepare(article(2, "10.5555/q", contributors=unmarked), SOURCE).row["first_author_key"] == "only"
 
 
 def test_overlong_fields_are_cut_with_a_warning():
-    prepared = prepare(article(1, "10.5555/long", volume="9" * 300), SOURCE, NOW)
+    prepared = prepare(article(1, "10.5555/long", volume="9" * 300), SOURCE)
     assert len(prepared.row["volume"]) == 255
     assert any("volume is longer than 255 characters" in w for w in prepared.warnings)
 
 
 def test_a_record_the_database_refuses_fails_alone(svc):
-    good = [prepare(article(n, f"10.5555/ok{n}"), SOURCE, NOW) for n in (1, 3)]
-    bad = prepare(article(2, "10.5555/bad"), SOURCE, NOW)
+    good = [prepare(article(n, f"10.5555/ok{n}"), SOURCE) for n in (1, 3)]
+    bad = prepare(article(2, "10.5555/bad"), SOURCE)
     bad.row["depositor_login"] = None  # NOT NULL: the database refuses this row
     with svc.db.transaction() as session:
         results = MetadataWriter().write(session, [good[0], bad, good[1]])
@@ -69,24 +67,24 @@ def test_older_metadata_never_replaces_newer_and_equal_does(svc):
                                                contributors=[Contributor("person", "author", "first", "N", None,
                                                                          None)],
                                                identifiers=[IdentifierText("issn", "1234-5679", None)]),
-                                       SOURCE, NOW)])
+                                       SOURCE)])
     with svc.db.transaction() as session:
         [older] = writer.write(session, [prepare(article(1, "10.5555/v", "20240101000000", title="Old"),
-                                                 SOURCE, NOW)]).values()
+                                                 SOURCE)]).values()
     assert older.status == "Warning" and "newer deposit (timestamp 20240301000000)" in older.messages[0]
     assert record(svc, "10.5555/v").title == "New"
     assert [c.surname for c in contributors(svc, "10.5555/v")] == ["N"]
     assert identifiers(svc, "10.5555/v") == {("issn", "1234-5679", True)}
     with svc.db.transaction() as session:
         [same] = writer.write(session, [prepare(article(1, "10.5555/v", "20240301000000", title="Same time"),
-                                                SOURCE, NOW)]).values()
+                                                SOURCE)]).values()
     assert same.status == "Success" and record(svc, "10.5555/v").title == "Same time"
     assert contributors(svc, "10.5555/v") == [] and identifiers(svc, "10.5555/v") == set()
 
 
 def test_a_doi_twice_in_one_chunk_keeps_the_first(svc):
     with svc.db.transaction() as session:
-        results = MetadataWriter().write(session, [prepare(article(1, "10.5555/d", title="First"), SOURCE, NOW),
-                                                   prepare(article(2, "10.5555/D", title="Second"), SOURCE, NOW)])
+        results = MetadataWriter().write(session, [prepare(article(1, "10.5555/d", title="First"), SOURCE),
+                                                   prepare(article(2, "10.5555/D", title="Second"), SOURCE)])
     assert results[1].status == "Success" and results[2].status == "Failure"
     assert record(svc, "10.5555/d").title == "First"

@@ -7,7 +7,6 @@ Records go straight into the metadata tables through ``agency.metadata_index``
 from __future__ import annotations
 
 import random
-from datetime import datetime, timezone
 
 import pytest
 from sqlalchemy import text
@@ -44,9 +43,8 @@ def issn_of(journal: int) -> str:
 
 def index(svc, records: list[RecordMetadata]) -> None:
     source = LoadSource("test/2024/01/1", "alice", None, None)
-    now = datetime.now(timezone.utc)
     with svc.db.transaction() as session:
-        results = MetadataWriter().write(session, [prepare(r, source, now) for r in records])
+        results = MetadataWriter().write(session, [prepare(r, source) for r in records])
     assert all(result.status == "Success" for result in results.values()), results
 
 
