@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-
 from agency.metadata_extraction import Contributor, IdentifierText, RecordMetadata
 from agency.metadata_index import LoadSource, MetadataWriter, identifier_rows, prepare
 from mddb_pipeline import contributors, identifiers, record
