@@ -100,7 +100,7 @@ def cmd_worker(args) -> int:
 
 def cmd_query(args) -> int:
     """Answer a piped query file from the command line (an operator's check of the index)."""
-    from agency.query_format import QueryTextError, iter_query_lines
+    from agency.query.piped_format import QueryTextError, iter_query_lines
 
     svc = build_agency(load_settings())
     try:
@@ -128,7 +128,7 @@ def cmd_config(_args) -> int:
 
 
 def cmd_mail_send(_args) -> int:
-    from agency.mail import outbox_counts
+    from agency.notify.outbox import outbox_counts
 
     svc = build_agency(load_settings())
     delivered = svc.mail.deliver_due()
@@ -139,7 +139,7 @@ def cmd_mail_send(_args) -> int:
 
 
 def cmd_mail_list(args) -> int:
-    from agency.mail import describe_message, list_messages
+    from agency.notify.outbox import describe_message, list_messages
 
     svc = build_agency(load_settings())
     statuses = args.status or ["pending", "dead"]
@@ -152,7 +152,7 @@ def cmd_mail_list(args) -> int:
 
 
 def cmd_mail_retry(args) -> int:
-    from agency.mail import retry_dead
+    from agency.notify.outbox import retry_dead
 
     if not args.ids and not args.all_dead:
         print("agency: give message ids, or --all-dead", file=sys.stderr)
@@ -248,7 +248,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     args = build_parser().parse_args(argv)
-    from agency.mail import MailConfigError
+    from agency.notify.outbox import MailConfigError
 
     try:
         return args.func(args)

@@ -17,11 +17,7 @@ from sqlalchemy.sql.base import Executable
 from sqlalchemy.sql.elements import ClauseElement, ColumnElement
 from sqlalchemy.sql.expression import FromClause
 from sqlalchemy.types import TypeEngine
-from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
-
-
-class Base(DeclarativeBase):
-    """Declarative base of every table the agency keeps."""
+from sqlalchemy.orm import Session, sessionmaker
 
 
 def _sqlite_pragmas(dbapi_connection, _record) -> None:
@@ -67,9 +63,9 @@ class Database:
             yield session
 
     def create_all(self) -> None:
-        from agency import models  # noqa: F401  (registers every table)
+        from agency import models  # registers every table
 
-        Base.metadata.create_all(self.engine)
+        models.Base.metadata.create_all(self.engine)
 
 
 def open_database(url: str) -> Database:

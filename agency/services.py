@@ -12,15 +12,16 @@ from dataclasses import dataclass, field
 from agency.accounts import PasswordCheck
 from agency.config import Settings
 from agency.db import Database, open_database
-from agency.diagnostics import BatchLogs
-from agency.intake import DepositIntake
-from agency.mail import MailSender
-from agency.notices import RefusalNotices
-from agency.query import QueryMatcher
-from agency.query_jobs import QueryIntake, QueryRunner
+from agency.deposit.logs import BatchLogs
+from agency.deposit.intake import DepositIntake
+from agency.notify.outbox import MailSender
+from agency.notify.notices import RefusalNotices
+from agency.query.matcher import QueryMatcher
+from agency.query.jobs import QueryIntake, QueryRunner
 from agency.templating import make_environment
-from agency.validation import DepositValidator, SchemaCatalog
-from agency.worker import DepositRunner, Worker
+from agency.deposit.validation import DepositValidator, SchemaCatalog
+from agency.deposit.runner import DepositRunner
+from agency.runtime.worker import Worker
 
 
 @dataclass
@@ -41,9 +42,9 @@ class Agency:
 
     @property
     def mddb(self):
-        """The metadata database loader (agency.mddb.MddbLoader), built on first use."""
+        """The metadata database loader (agency.metadata.load.MddbLoader), built on first use."""
         if self._mddb is None:
-            from agency.mddb import MddbLoader
+            from agency.metadata.load import MddbLoader
 
             self._mddb = MddbLoader(self.settings, self.db, self.templates)
         return self._mddb
@@ -53,7 +54,7 @@ class Agency:
         if self.settings.run_worker and not self._threads:
             self._threads.append(self.worker.start_thread(self._stop))
         if self.settings.run_scheduler and self._scheduler is None:
-            from agency.scheduling import build_scheduler
+            from agency.runtime.scheduling import build_scheduler
 
             self._scheduler = build_scheduler(self)
             self._scheduler.start()

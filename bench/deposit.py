@@ -30,12 +30,12 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests" / "e2e"))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from agency.db import Base  # noqa: E402
-from agency.doi_syntax import doi_key  # noqa: E402
-from agency.handles import version_of  # noqa: E402
+from agency.models.base import Base  # noqa: E402
+from agency.handles.doi_syntax import doi_key  # noqa: E402
+from agency.handles.store import version_of  # noqa: E402
 from agency.models import Handle  # noqa: E402
 from agency.models.types import utcnow  # noqa: E402
-from agency.validation import SchemaCatalog, hardened_parser  # noqa: E402
+from agency.deposit.validation import SchemaCatalog, hardened_parser  # noqa: E402
 from generate import write_batch  # noqa: E402
 from live_server import agency_env, start_server  # noqa: E402
 from scratch import scratch_database  # noqa: E402

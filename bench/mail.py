@@ -21,7 +21,7 @@ from scratch import free_port, scratch_database  # noqa: E402
 
 from agency.config import load_settings  # noqa: E402
 from agency.db import open_database  # noqa: E402
-from agency.mail import MailSender, enqueue_mail  # noqa: E402
+from agency.notify.outbox import MailSender, enqueue_mail  # noqa: E402
 
 
 class Counter:

@@ -36,7 +36,7 @@ from agency.models import MetadataContributor, MetadataIdentifier, MetadataLocat
 
 TABLES = (MetadataRecord, MetadataContributor, MetadataIdentifier, MetadataLocator)  # all the load writes
 from agency.services import build_agency, settle_startup_heap  # noqa: E402
-from agency.validation import hardened_parser_options  # noqa: E402
+from agency.deposit.validation import hardened_parser_options  # noqa: E402
 from generate import write_batch  # noqa: E402
 from scratch import scratch_database  # noqa: E402
 

@@ -2,7 +2,7 @@
 """Benchmark piped queries: lines per second against a large metadata index, and the ratio to a floor.
 
 Builds an index of N journal-article records (default 1,000,000) by bulk
-insert into the metadata tables (rows computed by agency.metadata_index.prepare,
+insert into the metadata tables (rows computed by agency.metadata.index.prepare,
 so the keys are exactly the load's), then answers a query file of M lines
 (default 10,000) derived from indexed records with citation-style damage,
 plus lines for articles that were never deposited. The floor is M bare indexed
@@ -31,12 +31,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from sqlalchemy import bindparam, func, insert, select, text  # noqa: E402
 
 from agency.db import open_database  # noqa: E402
-from agency.identifiers import issn_check_char  # noqa: E402
-from agency.metadata_extraction import Contributor, IdentifierText, RecordMetadata  # noqa: E402
-from agency.metadata_index import LoadSource, prepare  # noqa: E402
+from agency.metadata.identifiers import issn_check_char  # noqa: E402
+from agency.metadata.extraction import Contributor, IdentifierText, RecordMetadata  # noqa: E402
+from agency.metadata.index import LoadSource, prepare  # noqa: E402
 from agency.models import MetadataContributor, MetadataIdentifier, MetadataLocator, MetadataRecord  # noqa: E402
-from agency.query import QueryMatcher  # noqa: E402
-from agency.query_format import Found, answer_line, parse_lines  # noqa: E402
+from agency.query.matcher import QueryMatcher  # noqa: E402
+from agency.query.piped_format import Found, answer_line, parse_lines  # noqa: E402
 from scratch import scratch_database  # noqa: E402
 
 TABLES = (MetadataRecord.__table__, MetadataContributor.__table__, MetadataIdentifier.__table__,

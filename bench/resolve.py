@@ -4,7 +4,7 @@
     .venv/bin/python bench/resolve.py --dois 5000 --seconds 3
     .venv/bin/python bench/resolve.py --database-url postgresql+psycopg://postgres@127.0.0.1:5432/test
 
-Registers the DOIs with ``agency.handles.BatchRegistration`` in chunks (as the
+Registers the DOIs with ``agency.handles.store.BatchRegistration`` in chunks (as the
 worker does), starts gunicorn on ``agency.wsgi:app`` with the worker count its
 documentation recommends ((2 x cores) + 1, sync workers), then load-tests
 ``/healthz`` (no database) and ``/{doi}`` (a random registered DOI, expecting
@@ -37,8 +37,8 @@ sys.path.insert(0, str(ROOT))
 
 from agency.accounts import create_account  # noqa: E402
 from agency.config import load_settings  # noqa: E402
-from agency.extraction import DepositRecord  # noqa: E402
-from agency.handles import BatchRegistration  # noqa: E402
+from agency.deposit.extraction import DepositRecord  # noqa: E402
+from agency.handles.store import BatchRegistration  # noqa: E402
 from agency.services import build_agency  # noqa: E402
 from scratch import free_port, scratch_database  # noqa: E402
 

@@ -1,5 +1,6 @@
 """Tables, one module per domain; importing this package registers them all."""
 
+from agency.models.base import Base
 from agency.models.accounts import Account, Prefix
 from agency.models.handles import Handle, HandleValue
 from agency.models.metadata import (
@@ -9,6 +10,7 @@ from agency.models.outbox import OutboxMessage
 from agency.models.submissions import RecordResult, Submission
 
 __all__ = [
+    "Base",
     "Account",
     "Prefix",
     "Handle",

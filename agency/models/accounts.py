@@ -7,7 +7,7 @@ from datetime import datetime
 from sqlalchemy import ForeignKey, String
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from agency.db import Base
+from agency.models.base import Base
 from agency.models.types import UTCDateTime, utcnow
 
 

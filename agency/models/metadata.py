@@ -4,7 +4,7 @@ One row per registered DOI in ``metadata_records`` (its newest successful
 deposit wins, by the same 19-digit version as the handle store), with its
 contributors and ISSN/ISBN identifiers in their own tables. Every text a query
 compares is stored twice: as deposited (for answers) and as a ``*_key``
-computed by ``agency.text_keys`` (for look-ups), so the matcher computes the
+computed by ``agency.metadata.text_keys`` (for look-ups), so the matcher computes the
 same keys from the query and meets the index with plain equality.
 
 The load's own bookkeeping lives here too: which batch folders were loaded
@@ -19,10 +19,10 @@ from datetime import datetime
 from sqlalchemy import BigInteger, Boolean, ForeignKey, Index, Integer, String, Text, text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from agency.db import Base
+from agency.models.base import Base
 from agency.models.types import UTCDateTime, utcnow
 
-KEY = 512  # normalized keys are cut to this length (agency.text_keys.MAX_KEY_LENGTH)
+KEY = 512  # normalized keys are cut to this length (agency.metadata.text_keys.MAX_KEY_LENGTH)
 
 
 def _where_present(column: str) -> dict:
@@ -54,7 +54,7 @@ class MetadataRecord(Base):
         Index("ix_mdrec_author_year_page", "first_author_key", "year", "first_page_key"),
     )
 
-    doi_key: Mapped[str] = mapped_column(String(2048), primary_key=True)  # agency.doi_syntax.doi_key
+    doi_key: Mapped[str] = mapped_column(String(2048), primary_key=True)  # agency.handles.doi_syntax.doi_key
     doi: Mapped[str] = mapped_column(String(2048))  # as deposited
     prefix: Mapped[str] = mapped_column(String(64))
     url: Mapped[str | None] = mapped_column(Text)  # None for pending_publication
@@ -106,7 +106,7 @@ class MetadataContributor(Base):
     is_first_author: Mapped[bool] = mapped_column(Boolean, default=False)
     surname: Mapped[str | None] = mapped_column(Text)  # or the organization's name
     given_name: Mapped[str | None] = mapped_column(Text)
-    surname_key: Mapped[str | None] = mapped_column(String(KEY))  # agency.text_keys.name_key
+    surname_key: Mapped[str | None] = mapped_column(String(KEY))  # agency.metadata.text_keys.name_key
     orcid: Mapped[str | None] = mapped_column(String(255))
 
 

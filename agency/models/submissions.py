@@ -7,7 +7,7 @@ from datetime import datetime
 from sqlalchemy import ForeignKey, Index, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from agency.db import Base
+from agency.models.base import Base
 from agency.models.types import UTCDateTime, utcnow
 
 QUEUED, PROCESSING, COMPLETED, REFUSED = "queued", "processing", "completed", "refused"

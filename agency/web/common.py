@@ -45,7 +45,7 @@ def list_limit() -> int:
 
 def owned_submission(submission_id: int, kind: str, what: str):
     """(submission, None) for the caller's own submission of this kind, else (None, a 401/404 answer)."""
-    from agency.submissions import own_submission
+    from agency.web.submissions import own_submission
 
     registrant = basic_auth_registrant()
     if registrant is None:

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from flask import Blueprint, Response, jsonify, request, send_file, url_for
 
-from agency import submissions as subs
-from agency.intake import IntakeError
+from agency.web import submissions as subs
+from agency.deposit.intake import IntakeError
 from agency.models import Submission
-from agency.validation import Verdict
+from agency.deposit.validation import Verdict
 from agency.web.common import (AUTH_REQUIRED, agency, base_url, basic_auth_registrant, json_error, owned_submission,
                                list_limit, refusal_response)
 

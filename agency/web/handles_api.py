@@ -14,7 +14,7 @@ import logging
 from flask import Blueprint, Response, request
 from sqlalchemy.exc import SQLAlchemyError
 
-from agency import resolver
+from agency.handles import resolver
 from agency.web.common import agency
 
 log = logging.getLogger(__name__)

@@ -12,13 +12,13 @@ from contextlib import nullcontext
 from flask import Blueprint, Response, jsonify, request, send_file, url_for
 from sqlalchemy.orm import Session
 
-from agency import submissions as subs
+from agency.web import submissions as subs
 from agency.accounts import Registrant
-from agency.batch_files import QUERY_RESULT_FILE
-from agency.intake import IntakeError
+from agency.deposit.batch_files import QUERY_RESULT_FILE
+from agency.deposit.intake import IntakeError
 from agency.models import Submission
-from agency.query_format import QueryTextError, read_query_text
-from agency.query_jobs import (
+from agency.query.piped_format import QueryTextError, read_query_text
+from agency.query.jobs import (
     API_QUERY, DOI_QUERY, METADATA_QUERY, QUERY_FILE, QUERY_KIND, Answered, counts_of, result_attachment_name,
 )
 from agency.web import servlet

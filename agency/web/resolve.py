@@ -17,7 +17,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from werkzeug.routing import PathConverter
 from werkzeug.urls import iri_to_uri
 
-from agency import resolver
+from agency.handles import resolver
 from agency.web.common import agency
 
 log = logging.getLogger(__name__)

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from flask import Blueprint, Response, render_template, request, send_file
 
-from agency import submissions as subs
-from agency.intake import IntakeError
+from agency.web import submissions as subs
+from agency.deposit.intake import IntakeError
 from agency.models import Submission
 from agency.web.common import agency, base_url, check_credentials, refusal_response
 from agency.web.deposits_api import refusal_status

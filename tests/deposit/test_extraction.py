@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from agency.extraction import RecordCollector, iter_records
-from agency.validation import DepositValidator, SchemaCatalog
+from agency.deposit.extraction import RecordCollector, iter_records
+from agency.deposit.validation import DepositValidator, SchemaCatalog
 from batchgen import Article, deposit_xml
 
 SCHEMAS = Path(__file__).resolve().parents[2] / "schemas"
@@ -80,11 +80,11 @@ def test_the_validating_pass_stops_collecting_beyond_its_limit(tmp_path):
 def test_a_batch_too_large_to_hand_over_is_registered_from_its_file(client, svc, alice, monkeypatch):
     from functools import partial
 
-    import agency.intake
+    import agency.deposit.intake
     from conftest import basic_headers
     from logcheck import log_records, parse_valid_log
 
-    monkeypatch.setattr(agency.intake, "RecordCollector", partial(RecordCollector, limit=5))
+    monkeypatch.setattr(agency.deposit.intake, "RecordCollector", partial(RecordCollector, limit=5))
     primed = []
     runner = svc.worker.runners["deposit"]
     original_prime = runner.prime

@@ -9,8 +9,8 @@ from sqlalchemy import select
 
 from agency.accounts import registrant_by_id
 from agency.db import open_database
-from agency.extraction import DepositRecord
-from agency.handles import BatchRegistration
+from agency.deposit.extraction import DepositRecord
+from agency.handles.store import BatchRegistration
 from agency.models import Handle, HandleValue
 
 DOIS = [f"10.5555/race.{i}" for i in range(300)]

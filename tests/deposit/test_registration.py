@@ -6,7 +6,7 @@ import json
 
 from sqlalchemy import select
 
-from agency.handles import find_handle, handle_values, resolve_url
+from agency.handles.store import find_handle, handle_values, resolve_url
 from agency.models import Handle
 from batchgen import Article, deposit_xml, many
 

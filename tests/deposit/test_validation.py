@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from agency.validation import HOSTILE, INVALID, MALFORMED, UNSUPPORTED, DepositValidator, SchemaCatalog
+from agency.deposit.validation import HOSTILE, INVALID, MALFORMED, UNSUPPORTED, DepositValidator, SchemaCatalog
 from batchgen import Article, deposit_xml
 
 SCHEMAS = Path(__file__).resolve().parents[2] / "schemas"
@@ -177,7 +177,7 @@ def test_schema_location_is_never_fetched(check):
 
 
 def test_large_files_are_validated_streaming(validator, tmp_path, monkeypatch):
-    import agency.validation as validation
+    import agency.deposit.validation as validation
 
     monkeypatch.setattr(validation, "DETAILED_ERRORS_MAX_BYTES", 100)
     path = tmp_path / "big.xml"
@@ -195,7 +195,7 @@ def test_large_files_are_validated_streaming(validator, tmp_path, monkeypatch):
 
 @pytest.mark.parametrize("cut", [0.3, 0.6, 0.97])
 def test_truncated_files_are_malformed_at_any_size(validator, tmp_path, monkeypatch, cut):
-    import agency.validation as validation
+    import agency.deposit.validation as validation
 
     data = deposit_xml([Article(f"10.5555/t{i}") for i in range(40)])
     path = tmp_path / "cut.xml"
@@ -209,7 +209,7 @@ def test_truncated_files_are_malformed_at_any_size(validator, tmp_path, monkeypa
 
 def test_tag_name_cache_stays_bounded_whatever_the_file_holds():
     """Extension content is open in the schemas: a file may carry any number of distinct tags."""
-    from agency.validation import LOCAL_NAMES, local_name
+    from agency.deposit.validation import LOCAL_NAMES, local_name
 
     for n in range(3 * LOCAL_NAMES.LIMIT):
         assert local_name(f"{{urn:x}}tag{n}") == f"tag{n}"

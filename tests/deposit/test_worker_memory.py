@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from agency.worker import _drop_oldest
+from agency.deposit.runner import _drop_oldest
 
 
 def test_oldest_lists_go_first_until_the_total_fits():

@@ -18,7 +18,7 @@ import unicodedata
 from dataclasses import dataclass, field
 from xml.sax.saxutils import escape
 
-from agency.identifiers import issn_check_char
+from agency.metadata.identifiers import issn_check_char
 
 PREFIX = "10.5555"
 SUBJECTS = [

@@ -6,12 +6,12 @@ import io
 
 import pytest
 
-from agency.query_format import (
+from agency.query.piped_format import (
     AMBIGUOUS, MALFORMED, NO_MATCH, REJECTED, Ambiguous, BookQuery, DoiLookup, Found, JournalQuery,
     NoMatch, QueryTextError, RecordFields, TooManyLines, answer_line, iter_query_lines, outcome_code,
     parse_line, read_query_text,
 )
-from agency.query_keys import first_page_key, roman_value, to_roman, volume_keys
+from agency.query.keys import first_page_key, roman_value, to_roman, volume_keys
 
 JOURNAL = "1234-5679|Journal of Tests|Smith|12|3|239|2004|full_text|key1|"
 BOOK = "978-0-306-40615-7||Advances in Testing|Jones|2|3|45|2010|Chapter 4|full_text|bk1|"

@@ -17,7 +17,7 @@ from conftest import add_account, corpus_dir
 from labelled_set import corpus_queries, deposit_documents, generate, labelled_queries
 from querydata import deposit, load_index
 
-from agency.query_format import Ambiguous, Found, parse_lines
+from agency.query.piped_format import Ambiguous, Found, parse_lines
 
 PRECISION_FLOOR, RECALL_FLOOR = 0.99, 0.95
 

@@ -1,6 +1,6 @@
 """The matcher's look-ups: many key tuples in one statement, each row traced back to the lines that asked.
 
-Records go straight into the metadata tables through ``agency.metadata_index``
+Records go straight into the metadata tables through ``agency.metadata.index``
 (the load's own writer), so hundreds of them cost no deposits.
 """
 
@@ -11,10 +11,10 @@ import random
 import pytest
 from sqlalchemy import text
 
-from agency.metadata_extraction import Contributor, IdentifierText, RecordMetadata
-from agency.metadata_index import LoadSource, MetadataWriter, prepare
-from agency.query import FALLBACK_STRATEGIES, FIRST_STRATEGIES, TERMS_PER_STATEMENT, _lookup
-from agency.query_format import Found, NoMatch, parse_line
+from agency.metadata.extraction import Contributor, IdentifierText, RecordMetadata
+from agency.metadata.index import LoadSource, MetadataWriter, prepare
+from agency.query.matcher import FALLBACK_STRATEGIES, FIRST_STRATEGIES, TERMS_PER_STATEMENT, _lookup
+from agency.query.piped_format import Found, NoMatch, parse_line
 
 SURNAMES = ["Smith", "Okafor", "Tanaka", "Rossi", "Haddad", "Lindqvist", "Moreau", "Petrović"]
 
@@ -35,7 +35,7 @@ def journal_records(count: int, journals: int = 7) -> list[RecordMetadata]:
 
 
 def issn_of(journal: int) -> str:
-    from agency.identifiers import issn_check_char
+    from agency.metadata.identifiers import issn_check_char
 
     first7 = f"{2000000 + journal:07d}"
     return f"{first7[:4]}-{first7[4:]}{issn_check_char(first7)}"

@@ -5,7 +5,7 @@ from __future__ import annotations
 from conftest import corpus_dir
 from querydata import deposit, index_journal, load_index
 
-from agency.query_format import Ambiguous, Found, NoMatch, RecordFields, answer_line, parse_line
+from agency.query.piped_format import Ambiguous, Found, NoMatch, RecordFields, answer_line, parse_line
 
 BOOK = "crossref-schema-bundle-0.3.1__best-practice__book5.3.0.xml"
 

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from agency.query import (
+from agency.query.matcher import (
     Candidate, QueryKeys, Thresholds, abbreviation_score, author_variants, decide, name_similarity, score,
     title_similarity,
 )
-from agency.query_format import Ambiguous, Found, JournalQuery, NoMatch
+from agency.query.piped_format import Ambiguous, Found, JournalQuery, NoMatch
 
 
 def candidate(doi="10.5555/a", page="239", volume="12", issue="3", year=2004, author="smith",

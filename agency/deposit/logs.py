@@ -1,0 +1,83 @@
+"""Batch logs: record diagnostics rendered as a ``doi_batch_diagnostic`` XML document.
+
+Logs are rendered from ``templates/logs/`` and written durably next to the
+batch, so a log file on disk is always complete.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable, Iterator
+
+from jinja2 import Environment
+
+from agency.models import Submission
+from agency.deposit.validation import XmlIssue
+
+SERVICE_NAME = "agency"
+LOG_TEMPLATE = "logs/doi_batch_diagnostic.xml.j2"
+
+
+@dataclass(frozen=True)
+class BatchCounts:
+    record_count: int = 0
+    success_count: int = 0
+    warning_count: int = 0
+    failure_count: int = 0
+
+    @classmethod
+    def of(cls, submission: Submission) -> "BatchCounts":
+        return cls(submission.record_count, submission.success_count,
+                   submission.warning_count, submission.failure_count)
+
+
+
+@dataclass(frozen=True)
+class Refusal:
+    kind: str
+    summary: str
+    issues: list[XmlIssue]
+
+    @classmethod
+    def of(cls, submission: Submission) -> "Refusal":
+        raw = json.loads(submission.refusal or "{}")
+        return cls(submission.refusal_kind or "invalid", raw.get("summary", ""),
+                   [XmlIssue(**issue) for issue in raw.get("issues", [])])
+
+    def to_json(self) -> str:
+        return json.dumps({"summary": self.summary, "issues": [i.as_dict() for i in self.issues]})
+
+
+class BatchLogs:
+    """Renders and writes the per-batch XML logs."""
+
+    def __init__(self, env: Environment) -> None:
+        self.template = env.get_template(LOG_TEMPLATE)
+
+    def chunks(self, submission: Submission | None, status: str, diagnostics: Iterable = (),
+               counts: BatchCounts | None = None, refusal: Refusal | None = None) -> Iterator[str]:
+        return self.template.generate(submission=submission or _Unknown(), status=status,
+                                      service=SERVICE_NAME, diagnostics=diagnostics, counts=counts,
+                                      refusal=refusal)
+
+    def render(self, *args, **kwargs) -> str:
+        return "".join(self.chunks(*args, **kwargs))
+
+    def write(self, path: Path, submission: Submission, diagnostics: Iterable,
+              counts: BatchCounts, refusal: Refusal | None = None) -> None:
+        """Write the completed log atomically (temp file, fsync, rename)."""
+        tmp = path.with_name(path.name + ".part")
+        with open(tmp, "w", encoding="utf-8") as fh:
+            for chunk in self.chunks(submission, "completed", diagnostics, counts, refusal):
+                fh.write(chunk)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+
+
+class _Unknown:
+    id = ""
+    doi_batch_id = None

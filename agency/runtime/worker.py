@@ -1,0 +1,184 @@
+"""The worker: claims queued submissions and runs them, slice by slice, fairly.
+
+It knows no kind of submission: runners (deposits, query jobs) are handed to it.
+
+A claim is a lease on the submission row (``SELECT … FOR UPDATE SKIP LOCKED`` on
+PostgreSQL). Every chunk of records is committed together with its results and
+the submission's progress, fenced by the lease: a worker that lost its lease
+cannot commit, and a restarted worker resumes after the last committed chunk.
+After each slice the lease is released, and the next claim prefers the
+submission served least recently, so one registrant's huge batch cannot hold
+up another's small one.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import os
+import socket
+import threading
+import time
+from datetime import timedelta
+from typing import Callable, Iterator, Protocol
+
+from sqlalchemy import and_, or_, select, update
+from sqlalchemy.orm import Session
+
+from agency.config import Settings
+from agency.db import Database
+from agency.models import Submission
+from agency.models.submissions import PROCESSING, QUEUED
+from agency.models.types import utcnow
+
+log = logging.getLogger(__name__)
+
+
+class LostLease(Exception):
+    """Another worker owns the submission now; this worker's chunk was rolled back."""
+
+
+class SliceRunner(Protocol):
+    def run_slice(self, submission_id: int, owner: str) -> bool:
+        """Process part of a claimed submission; True when it is finished."""
+
+
+def default_worker_id() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}:{threading.get_ident()}"
+
+
+def fenced_progress(session: Session, submission: Submission, owner: str, settings: Settings, **changes) -> None:
+    """Record progress only while still holding the lease (raises LostLease otherwise)."""
+    result = session.execute(
+        update(Submission)
+        .where(Submission.id == submission.id, Submission.lease_owner == owner,
+               Submission.records_done == submission.records_done)
+        .values(**{"lease_expires_at": utcnow() + timedelta(seconds=settings.lease_seconds), **changes})
+        .execution_options(synchronize_session=False)
+    )
+    if result.rowcount != 1:
+        raise LostLease(f"submission {submission.id}: lease lost")
+
+
+def run_in_chunks(settings: Settings, items: Iterator, process: Callable[[list], None],
+                  finish: Callable[[], None]) -> bool:
+    """One slice of a submission: items in chunks of ``chunk_records``, at most
+    ``worker_slice_records`` of them; when the items run out, ``finish`` and return True."""
+    done_in_slice = 0
+    while done_in_slice < settings.worker_slice_records:
+        chunk = list(itertools.islice(items, settings.chunk_records))
+        if not chunk:
+            finish()
+            return True
+        process(chunk)
+        done_in_slice += len(chunk)
+    return False
+
+
+def release(db: Database, submission_id: int, owner: str) -> None:
+    with db.transaction() as session:
+        session.execute(update(Submission)
+                        .where(Submission.id == submission_id, Submission.lease_owner == owner)
+                        .values(lease_owner=None, lease_expires_at=None, last_slice_at=utcnow())
+                        .execution_options(synchronize_session=False))
+
+
+class Worker:
+    """Claims runnable submissions of the kinds it has runners for and runs one slice at a time."""
+
+    def __init__(self, settings: Settings, db: Database, runners: dict[str, SliceRunner],
+                 worker_id: str | None = None) -> None:
+        self.settings = settings
+        self.db = db
+        self.runners = runners
+        self.worker_id = worker_id or default_worker_id()
+        self.wakeup = threading.Event()
+        # Notified after every slice, so in-process waiters learn of completion at once.
+        self.progress = threading.Condition()
+
+    def claim(self) -> tuple[int, str] | None:
+        now = utcnow()
+        runnable = and_(
+            Submission.kind.in_(list(self.runners)),
+            or_(Submission.status == QUEUED,
+                and_(Submission.status == PROCESSING,
+                     or_(Submission.lease_owner.is_(None), Submission.lease_expires_at < now))))
+        with self.db.transaction() as session:
+            query = (select(Submission.id, Submission.kind).where(runnable)
+                     .order_by(Submission.last_slice_at.asc().nulls_first(), Submission.id).limit(1))
+            if self.db.dialect == "postgresql":
+                query = query.with_for_update(skip_locked=True)
+            row = session.execute(query).first()
+            if row is None:
+                return None
+            claimed = session.execute(
+                update(Submission).where(Submission.id == row.id, runnable)
+                .values(status=PROCESSING, lease_owner=self.worker_id,
+                        lease_expires_at=now + timedelta(seconds=self.settings.lease_seconds))
+                .execution_options(synchronize_session=False))
+            if claimed.rowcount != 1:
+                return None
+            session.execute(update(Submission).where(Submission.id == row.id, Submission.started_at.is_(None))
+                            .values(started_at=now).execution_options(synchronize_session=False))
+        return row.id, row.kind
+
+    def run_once(self) -> bool:
+        """Run one slice of one submission; False when there was nothing to do."""
+        claimed = self.claim()
+        if claimed is None:
+            return False
+        submission_id, kind = claimed
+        try:
+            finished = self.runners[kind].run_slice(submission_id, self.worker_id)
+        except LostLease as exc:
+            log.warning("%s", exc)
+            return True
+        except Exception:
+            log.exception("submission %s failed in this slice; it will be retried", submission_id)
+            release(self.db, submission_id, self.worker_id)
+            raise
+        if not finished:
+            release(self.db, submission_id, self.worker_id)
+        with self.progress:
+            self.progress.notify_all()
+        return True
+
+    def run_until_idle(self, timeout: float = 300.0) -> None:
+        deadline = time.monotonic() + timeout
+        while self.run_once():
+            if time.monotonic() > deadline:
+                raise TimeoutError("worker still busy")
+
+    def unfinished(self) -> int:
+        """How many submissions of this worker's kinds are queued or processing."""
+        from sqlalchemy import func
+
+        with self.db.sessions() as session:
+            return session.scalar(select(func.count()).select_from(Submission).where(
+                Submission.kind.in_(list(self.runners)), Submission.status.in_((QUEUED, PROCESSING))))
+
+    def drain(self, timeout: float) -> None:
+        """Work until nothing is left, waiting out leases that a dead worker left behind."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if not self.run_once():
+                if not self.unfinished():
+                    return
+                time.sleep(min(0.5, self.settings.lease_seconds / 4))
+        raise TimeoutError("worker still busy")
+
+    def run_forever(self, stop: threading.Event) -> None:
+        while not stop.is_set():
+            try:
+                busy = self.run_once()
+            except Exception:
+                busy = False
+                stop.wait(1.0)
+            if not busy:
+                self.wakeup.wait(self.settings.worker_poll_seconds)
+                self.wakeup.clear()
+
+    def start_thread(self, stop: threading.Event) -> threading.Thread:
+        thread = threading.Thread(target=self.run_forever, args=(stop,), name="agency-worker", daemon=True)
+        thread.start()
+        return thread

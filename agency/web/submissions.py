@@ -1,0 +1,120 @@
+"""Following submissions: look-ups scoped to their owner, status summaries, logs, waiting."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Sequence
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from agency.deposit.batch_files import BATCH_FILE, LOG_FILE, submission_path
+from agency.deposit.logs import BatchLogs
+from agency.handles.doi_syntax import MAX_DOI_LENGTH
+from agency.handles.store import RecordDiagnostic
+from agency.models import RecordResult, Submission
+from agency.models.submissions import COMPLETED, PROCESSING, QUEUED, REFUSED
+from agency.query.jobs import QUERY_KIND
+from agency.services import Agency
+
+LOG_STATUS = {QUEUED: "queued", PROCESSING: "in_process", COMPLETED: "completed", REFUSED: "completed"}
+
+
+def own_submission(session: Session, account_id: int, submission_id: int, kind: str) -> Submission | None:
+    """The submission of this kind if it belongs to this account; anything else is as good as absent."""
+    submission = session.get(Submission, submission_id)
+    if submission is None or submission.account_id != account_id or submission.kind != kind:
+        return None
+    return submission
+
+
+def list_own(session: Session, account_id: int, doi_batch_id: str | None = None,
+             file_name: str | None = None, kind: str | None = None, limit: int = 100) -> list[Submission]:
+    query = select(Submission).where(Submission.account_id == account_id)
+    if doi_batch_id:
+        query = query.where(Submission.doi_batch_id == doi_batch_id)
+    if file_name:
+        query = query.where(Submission.file_name == file_name)
+    if kind:
+        query = query.where(Submission.kind == kind)
+    return list(session.scalars(query.order_by(Submission.received_at.desc(), Submission.id.desc())
+                                .limit(limit)))
+
+
+def links(base: str, submission: Submission) -> dict[str, str]:
+    """Where a submission is followed over HTTP: a deposit's status, log and file, a query job's status and result."""
+    if submission.kind == QUERY_KIND:
+        root = f"{base}/v1/queries/{submission.id}"
+        return {"self": root, "result": f"{root}/result"}
+    root = f"{base}/v1/deposits/{submission.id}"
+    return {"self": root, "log": f"{root}/log", "file": f"{root}/file"}
+
+
+def summary(submission: Submission, base: str = "") -> dict:
+    body = {
+        "submission_id": submission.id,
+        "status": submission.status,
+        "kind": submission.kind,
+        "file_name": submission.file_name,
+        "doi_batch_id": submission.doi_batch_id,
+        "received_at": submission.received_at.isoformat(),
+        "completed_at": submission.completed_at.isoformat() if submission.completed_at else None,
+        "counts": {
+            "record_count": submission.record_count, "success_count": submission.success_count,
+            "warning_count": submission.warning_count, "failure_count": submission.failure_count,
+            "records_done": submission.records_done,
+        },
+        "index_status": submission.index_status,
+        "links": links(base, submission),
+    }
+    if submission.status == REFUSED:
+        refusal = json.loads(submission.refusal or "{}")
+        body["refusal"] = {"kind": submission.refusal_kind, "summary": refusal.get("summary"),
+                           "errors": refusal.get("issues", [])}
+    return body
+
+
+def record_results(session: Session, submission_id: int,
+                   kept: Sequence[RecordDiagnostic] | None = None) -> list[dict]:
+    """Each record's result, in batch order: ``kept`` (the worker's own copy) when given, else the stored rows."""
+    if kept is not None:
+        rows = ((d.seq, d.doi[:MAX_DOI_LENGTH], d.status, d.message) for d in kept)
+    else:
+        rows = session.execute(select(RecordResult.seq, RecordResult.doi, RecordResult.status, RecordResult.message)
+                               .where(RecordResult.submission_id == submission_id).order_by(RecordResult.seq))
+    return [{"seq": seq, "doi": doi, "status": status, "msg": message} for seq, doi, status, message in rows]
+
+
+def wait_until_finished(svc: Agency, submission_id: int, seconds: float) -> Submission:
+    """Wait until the submission is completed or refused, or the time is up.
+
+    An in-process worker wakes waiters after every slice; a worker in another
+    process is noticed by re-reading the row at least every half second.
+    """
+    deadline = time.monotonic() + seconds
+    while True:
+        with svc.worker.progress:  # read under the lock: a notification cannot slip in between
+            with svc.db.sessions() as session:
+                submission = session.get(Submission, submission_id)
+            remaining = deadline - time.monotonic()
+            if submission.is_finished or remaining <= 0:
+                return submission
+            svc.worker.progress.wait(timeout=min(0.5, remaining))
+
+
+def submission_file(svc: Agency, submission: Submission, name: str = BATCH_FILE) -> Path:
+    return submission_path(svc.settings.batch_dir, submission.storage_path, name)
+
+
+def log_document(svc: Agency, submission: Submission | None) -> str:
+    """The XML log: the file once finished, else a status-only document as Crossref gives."""
+    logs: BatchLogs = svc.logs
+    if submission is None:
+        return logs.render(None, "unknown_submission")
+    if submission.is_finished:
+        path = submission_file(svc, submission, LOG_FILE)
+        if path.exists():
+            return path.read_text(encoding="utf-8")
+    return logs.render(submission, LOG_STATUS.get(submission.status, "queued"))
