@@ -2,6 +2,7 @@
 
 from agency.models.base import Base
 from agency.models.accounts import Account, Prefix
+from agency.models.audit import AuditEvent
 from agency.models.handles import Handle, HandleValue
 from agency.models.metadata import (
     JobLock, JobRun, MddbLoad, MetadataContributor, MetadataIdentifier, MetadataLocator, MetadataRecord,
@@ -12,6 +13,7 @@ from agency.models.submissions import RecordResult, Submission
 __all__ = [
     "Base",
     "Account",
+    "AuditEvent",
     "Prefix",
     "Handle",
     "HandleValue",
