@@ -40,7 +40,7 @@ class Settings:
     base_url: str = setting("http://127.0.0.1:8000", "how links in mail point back to this service")
     # Intake limits.
     max_batch_bytes: int = setting(200 * 1024 * 1024, "largest accepted upload (413 above)")
-    max_pending_per_account: int = setting(20, "queued + processing submissions per account (429 above)")
+    max_pending_per_account: int = setting(10_000, "queued + processing submissions per account (429 above; Crossref allows 10,000)")
     max_wait_seconds: int = setting(60, "longest ?wait= on POST /v1/deposits")
     # Worker.
     run_worker: bool = setting(True, "run the deposit/query worker inside `agency serve`")

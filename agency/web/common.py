@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from typing import Callable
+from urllib.parse import urlencode
 
 from flask import Response, current_app, jsonify, request
 
@@ -43,6 +44,15 @@ def list_limit() -> int:
     return max(1, min(request.args.get("limit", LIST_DEFAULT, type=int), LIST_MAX))
 
 
+def paged_listing(name: str, page, render: Callable) -> Response:
+    """A listing page as JSON: ``{name: [...], "next_cursor": ...}`` and a ``Link: rel="next"`` header."""
+    response = jsonify({name: [render(item) for item in page.items], "next_cursor": page.next_cursor})
+    if page.next_cursor:
+        args = {**request.args.to_dict(), "cursor": page.next_cursor}
+        response.headers["Link"] = f'<{request.base_url}?{urlencode(args)}>; rel="next"'
+    return response
+
+
 def owned_submission(submission_id: int, kind: str, what: str):
     """(submission, None) for the caller's own submission of this kind, else (None, a 401/404 answer)."""
     from agency.web.submissions import own_submission
@@ -57,10 +67,21 @@ def owned_submission(submission_id: int, kind: str, what: str):
     return submission, None
 
 
-def json_error(status: int, message: str, **extra) -> Response:
-    body = {"error": message, "status": status}
-    body.update(extra)
-    response = jsonify(body)
+ERROR_CODES = {
+    400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found", 405: "method_not_allowed",
+    406: "not_acceptable", 409: "not_ready", 413: "too_large", 415: "unsupported_media_type",
+    422: "unprocessable", 429: "too_many_pending", 500: "internal_error", 503: "unavailable",
+}
+
+
+def error_body(status: int, message: str, code: str | None = None, details: dict | None = None) -> dict:
+    """The one error shape of /v1: ``{"error": {"code", "message", "details"}}``."""
+    return {"error": {"code": code or ERROR_CODES.get(status, "error"), "message": message,
+                      "details": details or {}}}
+
+
+def json_error(status: int, message: str, code: str | None = None, **details) -> Response:
+    response = jsonify(error_body(status, message, code, details))
     response.status_code = status
     if status == 401:
         response.headers["WWW-Authenticate"] = 'Basic realm="agency", charset="UTF-8"'

@@ -21,11 +21,67 @@ from agency.query.piped_format import QueryTextError, read_query_text
 from agency.query.jobs import (
     API_QUERY, DOI_QUERY, METADATA_QUERY, QUERY_FILE, QUERY_KIND, Answered, counts_of, result_attachment_name,
 )
-from agency.web import servlet
+from agency.web import openapi, servlet
 from agency.web.common import (AUTH_REQUIRED, agency, base_url, basic_auth_registrant, check_credentials, json_error,
-                               list_limit, owned_submission, refusal_response)
+                               list_limit, owned_submission, paged_listing, refusal_response)
 
 bp = Blueprint("queries", __name__)
+
+_ID = openapi.path_param("submission_id", {"type": "integer"}, "the query job id")
+_TAGS = ["Queries"]
+_COUNT_HEADERS = {"X-Query-Lines": openapi.header("lines answered", "integer")}
+OPENAPI_SCHEMAS = {
+    "QueryJob": {
+        "type": "object", "required": ["submission_id", "status", "links"],
+        "properties": {"submission_id": {"type": "integer"}, "kind": {"type": "string"},
+                       "operation": {"type": ["string", "null"]}, "status": {"type": "string"},
+                       "file_name": {"type": ["string", "null"]}, "received_at": {"type": "string"},
+                       "completed_at": {"type": ["string", "null"]}, "lines_done": {"type": ["integer", "null"]},
+                       "links": {"type": "object"}, "counts": {"type": "object"}},
+    },
+    "QueryPage": {
+        "type": "object", "required": ["queries", "next_cursor"],
+        "properties": {"queries": {"type": "array", "items": openapi.ref("QueryJob")},
+                       "next_cursor": {"type": ["string", "null"]}},
+    },
+}
+_SERVLET_QUERY = openapi.operation(
+    "Crossref-compatible piped query (answers in the piped format, plain-text errors)", tags=["Crossref servlets"],
+    basic_auth=False,
+    parameters=[openapi.query_param("usr"), openapi.query_param("pwd"),
+                openapi.query_param("format", {"type": "string", "enum": ["piped"]}),
+                openapi.query_param("qdata", description="query lines, URL-encoded, separated by %0A")],
+    responses={str(status): openapi.content_response(text, "text/plain")
+               for status, text in ((200, "Answer lines"), (400, "Bad query"), (401, "Login failed"),
+                                    (413, "Too many lines for one request"))})
+OPENAPI_PATHS = {
+    "/v1/queries": {
+        "post": openapi.operation(
+            "Piped query: small texts answered at once, larger ones become a job", tags=_TAGS,
+            body=openapi.request_body("text/plain", "multipart/form-data"),
+            parameters=[openapi.query_param("file_name")],
+            responses={"200": openapi.content_response("Answer lines (piped format)", "text/plain"),
+                       "202": openapi.json_response("A job; follow Location", openapi.ref("QueryJob")),
+                       **openapi.errors(400, 401, 413, 415, 429)}),
+        "get": openapi.operation(
+            "List the account's query jobs, newest first", tags=_TAGS,
+            parameters=[openapi.query_param("file_name"),
+                        openapi.query_param("limit", {"type": "integer"}, "page size, 1..1000"),
+                        openapi.query_param("cursor", description="next_cursor of the previous page")],
+            responses={"200": openapi.json_response("One page", openapi.ref("QueryPage")),
+                       **openapi.errors(400, 401)}),
+    },
+    "/v1/queries/{submission_id}": {"get": openapi.operation(
+        "A query job's status", tags=_TAGS, parameters=[_ID],
+        responses={"200": openapi.json_response("The job", openapi.ref("QueryJob")), **openapi.errors(401, 404)})},
+    "/v1/queries/{submission_id}/result": {"get": openapi.operation(
+        "A finished job's answer lines", tags=_TAGS, parameters=[_ID],
+        responses={"200": openapi.content_response("Answer lines", "text/plain"), **openapi.errors(401, 404, 409)})},
+    "/servlet/query": {"get": _SERVLET_QUERY, "post": {**_SERVLET_QUERY, "parameters": [], "requestBody":
+                       openapi.request_body("application/x-www-form-urlencoded", schema={
+                           "type": "object", "properties": {n: {"type": "string"}
+                                                            for n in ("usr", "pwd", "format", "qdata")}})}},
+}
 
 TEXT_TYPES = {"text/plain", "text/csv", "application/octet-stream", ""}
 
@@ -96,10 +152,13 @@ def index() -> Response:
     registrant = basic_auth_registrant()
     if registrant is None:
         return json_error(401, AUTH_REQUIRED)
-    with agency().db.sessions() as session:
-        found = subs.list_own(session, registrant.id, file_name=request.args.get("file_name"), kind=QUERY_KIND,
-                              limit=list_limit())
-        return jsonify({"queries": [query_summary(s, session) for s in found]})
+    try:
+        with agency().db.sessions() as session:
+            page = subs.list_page(session, registrant.id, list_limit(), request.args.get("cursor"),
+                                  file_name=request.args.get("file_name"), kind=QUERY_KIND)
+            return paged_listing("queries", page, lambda s: query_summary(s, session))
+    except subs.BadCursor as exc:
+        return json_error(400, str(exc), code="invalid_cursor")
 
 
 @bp.get("/v1/queries/<int:submission_id>")

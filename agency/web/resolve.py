@@ -18,11 +18,31 @@ from werkzeug.routing import PathConverter
 from werkzeug.urls import iri_to_uri
 
 from agency.handles import resolver
+from agency.web import openapi
 from agency.web.common import agency
 
 log = logging.getLogger(__name__)
 
 bp = Blueprint("resolve", __name__)
+
+OPENAPI_EXCLUDED = {"GET /healthz": "liveness probe for load balancers, not part of the API"}
+OPENAPI_PATHS = {
+    "/{doi}": {"get": openapi.operation(
+        "Resolve a DOI as the DOI proxy does: redirect, or metadata by content negotiation", tags=["Resolution"],
+        basic_auth=False,
+        description="The DOI is the whole path (its slash unencoded), also pasted as doi:, info:doi/ or a "
+                    "doi.org link. Accept: application/vnd.citationstyles.csl+json or application/x-bibtex "
+                    "asks for metadata instead of the redirect.",
+        parameters=[openapi.path_param("doi", description="e.g. 10.5555/abc123")],
+        responses={"302": {"description": "To the DOI's URL", "headers": {"Location": openapi.header("the URL")}},
+                   "200": openapi.content_response("Metadata, or a DOI pending publication", "text/html",
+                                                   "application/json", "application/vnd.citationstyles.csl+json",
+                                                   "application/x-bibtex"),
+                   **{str(status): openapi.content_response(text, "text/html", "application/json")
+                      for status, text in ((400, "Not a DOI at all"), (404, "Not registered here, with why"),
+                                           (406, "No metadata in the requested type"),
+                                           (503, "The database cannot be read"))}})},
+}
 
 HTML = "text/html"
 CSL_JSON = "application/vnd.citationstyles.csl+json"
@@ -49,13 +69,13 @@ def health() -> Response:
     return Response("ok\n", mimetype="text/plain")
 
 
-@bp.route("/<doipath:raw>", methods=["GET"], merge_slashes=False)
-def resolve_doi(raw: str) -> Response:
+@bp.route("/<doipath:doi>", methods=["GET"], merge_slashes=False)
+def resolve_doi(doi: str) -> Response:
     problem = resolver.wsgi_path_problem(request.environ.get("PATH_INFO", ""))
     try:
         if problem:
             raise resolver.BadPath(problem)
-        name = resolver.requested_name(raw)
+        name = resolver.requested_name(doi)
     except resolver.BadPath as exc:
         return _bad_request(str(exc))
     wanted = _metadata_type()

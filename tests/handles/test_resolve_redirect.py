@@ -122,7 +122,7 @@ def test_pending_doi_resolves_once_published(client, svc, alice):
 
 
 def test_other_blueprints_are_not_shadowed(client, registered):
-    assert client.get("/v1/deposits/unknown").get_json()["status"] == 404  # JSON 404 of the deposit API
+    assert client.get("/v1/deposits/unknown").get_json()["error"]["code"] == "not_found"  # JSON 404 of the deposit API
     assert client.get("/static/style.css").status_code == 200
     assert client.get("/api/handles/10.5555/abc").get_json()["responseCode"] == 1
     assert client.post("/servlet/deposit").status_code == 401  # the servlet still answers, not the resolver
