@@ -74,6 +74,15 @@ class Settings:
     query_sync_lines: int = setting(30, "query files up to this many lines are answered at once; larger: a job")
     query_max_lines: int = setting(100_000, "longest accepted query file, in lines (413 above)")
     query_max_line_chars: int = setting(2000, "longest accepted query line")
+    # Notification callbacks (PUT /v1/account/callback), Crossref's notification callback service.
+    callback_allow_private: bool = setting(False, "allow callback URLs on loopback/private/link-local addresses "
+                                                  "(tests, closed networks)")
+    callback_timeout_seconds: float = setting(10.0, "connect and read timeout of one callback request")
+    callback_max_response_bytes: int = setting(64 * 1024, "most of a receiver's answer read (the rest is dropped)")
+    callback_max_attempts: int = setting(10, "callback attempts before a notice is marked dead")
+    callback_retry_base_seconds: int = setting(30, "first callback retry after this, then doubling ...")
+    callback_retry_max_seconds: int = setting(3600, "... up to this delay between attempts")
+    callback_retrieve_days: int = setting(30, "CROSSREF-RETRIEVE-URL-EXPIRATION-DATE: days a result is promised")
     # Password hashing cost (argon2 time_cost); lower only in tests.
     password_time_cost: int = setting(3, "argon2 time cost of password hashes")
 

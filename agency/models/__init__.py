@@ -3,6 +3,7 @@
 from agency.models.base import Base
 from agency.models.accounts import Account, Prefix
 from agency.models.audit import AuditEvent
+from agency.models.callbacks import CallbackDelivery, CallbackTarget
 from agency.models.handles import Handle, HandleValue
 from agency.models.metadata import (
     JobLock, JobRun, MddbLoad, MetadataContributor, MetadataIdentifier, MetadataLocator, MetadataRecord,
@@ -14,6 +15,8 @@ __all__ = [
     "Base",
     "Account",
     "AuditEvent",
+    "CallbackDelivery",
+    "CallbackTarget",
     "Prefix",
     "Handle",
     "HandleValue",

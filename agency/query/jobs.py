@@ -31,6 +31,7 @@ from agency.deposit.batch_files import (
 from agency.config import Settings
 from agency.db import Database
 from agency.deposit.intake import DepositIntake, SpooledFile
+from agency.notify.callbacks import QUERY_RESULT, enqueue_callback
 from agency.notify.outbox import enqueue_mail, recipients_for
 from agency.models import RecordResult, Submission
 from agency.models.submissions import COMPLETED, QUEUED
@@ -239,6 +240,10 @@ class QueryRunner:
             registrant = registrant_by_id(session, submission.account_id)
             session.refresh(submission)
             self._enqueue_result_mail(session, submission, registrant)
+            enqueue_callback(session, self.settings, account_id=submission.account_id, event=QUERY_RESULT,
+                             key=f"query-result-{submission.id}", internal_id=submission.id,
+                             external_id=submission.file_name,
+                             retrieve_path=f"/v1/queries/{submission.id}/result")
 
     def _enqueue_result_mail(self, session: Session, submission: Submission, registrant: Registrant) -> None:
         context = {"submission": submission, "registrant": registrant,

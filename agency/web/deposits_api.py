@@ -5,6 +5,7 @@ from __future__ import annotations
 from flask import Blueprint, Response, jsonify, request, send_file, url_for
 
 from agency.web import openapi, submissions as subs
+from agency.deposit.batch_files import COMBINED_FILE
 from agency.deposit.intake import IntakeError
 from agency.models import Submission
 from agency.deposit.validation import Verdict
@@ -77,6 +78,11 @@ OPENAPI_PATHS = {
         "The doi_batch_diagnostic log (status-only while queued or processing)", tags=_TAGS, parameters=[_ID],
         responses={"200": openapi.content_response("The XML log", "application/xml"),
                    **openapi.errors(401, 404)})},
+    "/v1/deposits/{submission_id}/combined": {"get": openapi.operation(
+        "The combined diagnostic (deposit and metadata load), once the metadata load has read the batch",
+        tags=_TAGS, parameters=[_ID],
+        responses={"200": openapi.content_response("The combined diagnostic", "application/xml"),
+                   **openapi.errors(401, 404, 409)})},
     "/v1/deposits/{submission_id}/file": {"get": openapi.operation(
         "The file as received", tags=_TAGS, parameters=[_ID],
         responses={"200": openapi.content_response("The batch", "application/xml"), **openapi.errors(401, 404)})},
@@ -191,3 +197,17 @@ def original(submission_id: int) -> Response:
         return error
     return send_file(subs.submission_file(agency(), submission), mimetype="application/xml",
                      download_name=submission.file_name, as_attachment=False)
+
+
+@bp.get("/<int:submission_id>/combined")
+def combined(submission_id: int) -> Response:
+    submission, error = _owned(submission_id)
+    if error:
+        return error
+    path = subs.submission_file(agency(), submission, COMBINED_FILE)
+    if not path.is_file():
+        response = json_error(409, f"Submission {submission_id} has no combined diagnostic yet: the metadata load "
+                                   "reads completed batches on a schedule.", code="not_ready")
+        response.headers["Retry-After"] = "60"
+        return response
+    return send_file(path, mimetype="application/xml", download_name=f"submission-{submission_id}-combined.xml")
