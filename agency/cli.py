@@ -230,6 +230,10 @@ def build_parser() -> argparse.ArgumentParser:
     load.set_defaults(func=cmd_mddb_load)
     mddb.add_parser("status", help="counts, the last load, failed batch folders").set_defaults(func=cmd_mddb_status)
 
+    from agency.upload.command import add_parser as add_upload_parser
+
+    add_upload_parser(sub)
+
     mail = sub.add_parser("mail", help="the outbox: deliver and inspect mail").add_subparsers(
         dest="action", required=True)
     mail.add_parser("send", help="deliver the messages that are due now").set_defaults(func=cmd_mail_send)
