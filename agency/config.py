@@ -74,6 +74,10 @@ class Settings:
     query_sync_lines: int = setting(30, "query files up to this many lines are answered at once; larger: a job")
     query_max_lines: int = setting(100_000, "longest accepted query file, in lines (413 above)")
     query_max_line_chars: int = setting(2000, "longest accepted query line")
+    # Resolution (GET /{doi}).
+    resolve_max_age_seconds: int = setting(3600, "Cache-Control max-age of resolver answers: the URL value's TTL, "
+                                                 "at most this")
+    ra_name: str = setting("agency", "this Registration Agency's name, as /doiRA/{doi} answers it")
     # Notification callbacks (PUT /v1/account/callback), Crossref's notification callback service.
     callback_allow_private: bool = setting(False, "allow callback URLs on loopback/private/link-local addresses "
                                                   "(tests, closed networks)")
