@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import email.utils
+from datetime import datetime
 from typing import Callable
 from urllib.parse import urlencode
 
@@ -78,6 +80,27 @@ def error_body(status: int, message: str, code: str | None = None, details: dict
     """The one error shape of /v1: ``{"error": {"code", "message", "details"}}``."""
     return {"error": {"code": code or ERROR_CODES.get(status, "error"), "message": message,
                       "details": details or {}}}
+
+
+def http_date(moment: datetime) -> str:
+    return email.utils.formatdate(moment.timestamp(), usegmt=True)
+
+
+def not_modified(etag: str, last_modified: datetime | None) -> bool:
+    """Whether a conditional GET may be answered 304 (RFC 9110: If-None-Match decides when present,
+    else If-Modified-Since against Last-Modified, to the second)."""
+    environ = request.environ
+    if_none_match = environ.get("HTTP_IF_NONE_MATCH")
+    if if_none_match is not None:
+        tags = {t.strip().removeprefix("W/") for t in if_none_match.split(",")}
+        return "*" in tags or etag in tags
+    since = environ.get("HTTP_IF_MODIFIED_SINCE")
+    if since and last_modified is not None:
+        try:
+            return int(last_modified.timestamp()) <= int(email.utils.parsedate_to_datetime(since).timestamp())
+        except (TypeError, ValueError, OverflowError):
+            return False
+    return False
 
 
 def json_error(status: int, message: str, code: str | None = None, **details) -> Response:

@@ -8,7 +8,6 @@ every request is one indexed look-up on a pooled connection (the benchmark in
 
 from __future__ import annotations
 
-import email.utils
 import hashlib
 import json
 import logging
@@ -27,7 +26,7 @@ from agency.handles import formats, resolver
 from agency.handles.doi_syntax import doi_key
 from agency.handles.store import handle_values
 from agency.web import openapi
-from agency.web.common import agency, error_body
+from agency.web.common import agency, error_body, http_date, not_modified
 
 log = logging.getLogger(__name__)
 
@@ -364,29 +363,13 @@ def _public(response: Response, found: resolver.Registered | None = None) -> Res
     return response
 
 
-def _not_modified(etag: str, found: resolver.Registered) -> bool:
-    """RFC 9110: If-None-Match decides when present; else If-Modified-Since against Last-Modified."""
-    environ = request.environ
-    if_none_match = environ.get("HTTP_IF_NONE_MATCH")
-    if if_none_match is not None:
-        tags = {t.strip().removeprefix("W/") for t in if_none_match.split(",")}
-        return "*" in tags or etag in tags
-    since = environ.get("HTTP_IF_MODIFIED_SINCE")
-    if since and found.updated_at is not None:
-        try:
-            return int(found.updated_at.timestamp()) <= int(email.utils.parsedate_to_datetime(since).timestamp())
-        except (TypeError, ValueError, OverflowError):
-            return False
-    return False
-
-
 def _cached(found: resolver.Registered, etag: str, build) -> Response:
     """``build()``'s answer with validators, or 304 when the client's copy is current."""
-    response = Response(status=304) if _not_modified(etag, found) else build()
+    response = Response(status=304) if not_modified(etag, found.updated_at) else build()
     headers = response.headers
     headers["ETag"] = etag
     if found.updated_at is not None:
-        headers["Last-Modified"] = email.utils.formatdate(found.updated_at.timestamp(), usegmt=True)
+        headers["Last-Modified"] = http_date(found.updated_at)
     return _public(response, found)
 
 

@@ -187,3 +187,16 @@ def test_doi_ra(client, indexed):
     answers = client.get("/doiRA/10.5555/NEG.1,10.5555/missing").get_json()
     assert answers == [{"DOI": "10.5555/neg.1", "RA": "agency"},
                        {"DOI": "10.5555/missing", "status": "DOI does not exist"}]
+
+
+def test_handle_api_answers_carry_validators_and_answer_304(client, indexed):
+    first = client.get("/api/handles/" + DOI)
+    assert first.status_code == 200 and first.headers["Cache-Control"] == "public, max-age=3600"
+    assert first.headers["Last-Modified"] and first.headers["Access-Control-Allow-Origin"] == "*"
+    again = client.get("/api/handles/" + DOI, headers={"If-None-Match": first.headers["ETag"]})
+    assert again.status_code == 304 and again.data == b""
+    filtered = client.get("/api/handles/" + DOI + "?index=1", headers={"If-None-Match": first.headers["ETag"]})
+    assert filtered.status_code == 200  # another answer, another validator
+    assert client.get("/api/handles/" + DOI, headers={"If-Modified-Since": first.headers["Last-Modified"]}
+                      ).status_code == 304
+    assert "ETag" not in client.get("/api/handles/10.5555/missing").headers
