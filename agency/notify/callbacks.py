@@ -257,14 +257,8 @@ class CallbackSender(LeasedOutbox):
 
     def _deliver(self, row: CallbackDelivery, clock) -> int:
         headers = {**json.loads(row.headers), DELIVERY_HEADER: str(row.id)}
-        try:
-            status = post_notice(row.url, headers, self.settings)
-        except DeliveryFailure as failure:
-            self._record_failure(row, failure, clock())
-            return 0
-        except Exception as exc:  # a bug must cost an attempt, not loop silently on lease expiry
-            log.exception("callback %s: unexpected error while delivering", row.id)
-            self._record_failure(row, DeliveryFailure(f"unexpected error: {exc!r}"), clock())
+        status = self._attempt(row, clock, lambda: post_notice(row.url, headers, self.settings))
+        if status is None:
             return 0
         self._note_status(row, status)
         if not 200 <= status < 300:

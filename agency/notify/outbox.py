@@ -562,6 +562,18 @@ class LeasedOutbox:
                 return None
             return session.get(model, row_id)
 
+    def _attempt(self, row, clock, send):
+        """``send()``'s result, or None after recording the failed attempt (a bug costs an attempt too,
+        rather than looping silently on lease expiry)."""
+        try:
+            return send()
+        except DeliveryFailure as failure:
+            self._record_failure(row, failure, clock())
+        except Exception as exc:
+            log.exception("%s %s: unexpected error while delivering", self.model.__tablename__, row.id)
+            self._record_failure(row, DeliveryFailure(f"unexpected error: {exc!r}"), clock())
+        return None
+
     def _record_failure(self, row, failure: "DeliveryFailure", now: datetime) -> None:
         attempts = row.attempts + 1
         give_up = failure.permanent or attempts >= self.policy.max_attempts
@@ -615,16 +627,10 @@ class MailSender(LeasedOutbox):
         return delivered
 
     def _deliver(self, run: "_DeliveryRun", row: OutboxMessage, clock) -> int:
-        try:
-            note = run.send(row, build_message(row, self.settings))
-        except DeliveryFailure as failure:
-            self._record_failure(row, failure, clock())
+        outcome = self._attempt(row, clock, lambda: ("sent", run.send(row, build_message(row, self.settings))))
+        if outcome is None:
             return 0
-        except Exception as exc:  # a bug must cost an attempt, not loop silently on lease expiry
-            log.exception("outbox %s: unexpected error while delivering", row.id)
-            self._record_failure(row, DeliveryFailure(f"unexpected error: {exc!r}"), clock())
-            return 0
-        self._record_sent(row, note, clock())
+        self._record_sent(row, outcome[1], clock())
         return 1
 
     def _record_sent(self, row: OutboxMessage, note: str | None, now: datetime) -> None:

@@ -8,7 +8,8 @@ from agency.admin.audit import Actor, record_event
 from agency.models import CallbackTarget
 from agency.notify import callbacks
 from agency.web import openapi
-from agency.web.common import AUTH_REQUIRED, agency, basic_auth_registrant, json_error
+from agency.accounts import Registrant
+from agency.web.common import account_required, agency, json_error
 
 bp = Blueprint("callbacks_api", __name__, url_prefix="/v1/account/callback")
 
@@ -46,9 +47,8 @@ OPENAPI_PATHS = {"/v1/account/callback": {
 }}
 
 
-def _answer(target: CallbackTarget | None, secret: bool = False) -> Response:
+def _answer(registrant: Registrant, target: CallbackTarget | None, secret: bool = False) -> Response:
     svc = agency()
-    registrant = basic_auth_registrant()
     shown = None
     if target is not None:
         shown = callbacks.describe_target(target)
@@ -60,22 +60,18 @@ def _answer(target: CallbackTarget | None, secret: bool = False) -> Response:
 
 
 @bp.get("")
-def show() -> Response:
-    registrant = basic_auth_registrant()
-    if registrant is None:
-        return json_error(401, AUTH_REQUIRED)
+@account_required
+def show(registrant: Registrant) -> Response:
     with agency().db.sessions() as session:
         target = session.get(CallbackTarget, registrant.id)
         if target is not None:
             session.expunge(target)
-    return _answer(target)
+    return _answer(registrant, target)
 
 
 @bp.put("")
-def register() -> Response:
-    registrant = basic_auth_registrant()
-    if registrant is None:
-        return json_error(401, AUTH_REQUIRED)
+@account_required
+def register(registrant: Registrant) -> Response:
     if request.mimetype != "application/json":
         return json_error(415, 'Send application/json: {"url": "https://…", "endpoint": "a name"}.')
     body = request.get_json(silent=True)
@@ -93,14 +89,12 @@ def register() -> Response:
                      account_id=registrant.id, before=before, after=callbacks.describe_target(target))
         session.flush()
         session.expunge(target)
-    return _answer(target, secret=True)
+    return _answer(registrant, target, secret=True)
 
 
 @bp.delete("")
-def remove() -> Response:
-    registrant = basic_auth_registrant()
-    if registrant is None:
-        return json_error(401, AUTH_REQUIRED)
+@account_required
+def remove(registrant: Registrant) -> Response:
     with agency().db.transaction() as session:
         before = callbacks.remove_target(session, registrant.id)
         if before is None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import email.utils
+import functools
 from datetime import datetime
 from typing import Callable
 from urllib.parse import urlencode
@@ -38,6 +39,17 @@ def basic_auth_registrant() -> Registrant | None:
 
 
 AUTH_REQUIRED = "Login and password required (HTTP Basic), or they are wrong."
+
+
+def account_required(view: Callable) -> Callable:
+    """A view called with the authenticated registrant first; 401 without valid HTTP Basic credentials."""
+    @functools.wraps(view)
+    def guarded(*args, **kwargs):
+        registrant = basic_auth_registrant()
+        if registrant is None:
+            return json_error(401, AUTH_REQUIRED)
+        return view(registrant, *args, **kwargs)
+    return guarded
 LIST_DEFAULT, LIST_MAX = 100, 1000
 
 
