@@ -15,6 +15,7 @@ proxy style ``/{doi}`` and the Handle.Net REST API):
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 import threading
@@ -144,10 +145,17 @@ def _moment(value) -> datetime | None:
     if value is None:
         return None
     if isinstance(value, str):
-        try:
-            value = datetime.fromisoformat(value)
-        except ValueError:
-            return None
+        return _parsed_moment(value)
+    return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
+
+
+@functools.lru_cache(maxsize=4096)
+def _parsed_moment(text: str) -> datetime | None:
+    """Parsed once per distinct text: DOIs registered together share their timestamp."""
+    try:
+        value = datetime.fromisoformat(text)
+    except ValueError:
+        return None
     return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
 
 

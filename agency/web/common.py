@@ -95,7 +95,13 @@ def error_body(status: int, message: str, code: str | None = None, details: dict
 
 
 def http_date(moment: datetime) -> str:
-    return email.utils.formatdate(moment.timestamp(), usegmt=True)
+    return _http_date(int(moment.timestamp()))
+
+
+@functools.lru_cache(maxsize=4096)
+def _http_date(seconds: int) -> str:
+    """Formatted once per second of time seen: resolution answers repeat the same few dates."""
+    return email.utils.formatdate(seconds, usegmt=True)
 
 
 def not_modified(etag: str, last_modified: datetime | None) -> bool:

@@ -120,7 +120,8 @@ def resolve_doi(doi: str) -> Response:
         return _unavailable()
     if found.is_pending:
         return _pending(found)
-    return _cached(found, found.etag, lambda: _redirect(found.url + options.urlappend))
+    return _cached(found, found.etag, lambda headers: _redirect(found.url + options.urlappend, headers),
+                   expose=False)
 
 
 # ---------------------------------------------------------------------------
@@ -169,7 +170,8 @@ def _chosen_value_redirect(conn, found: resolver.Registered, options: ProxyOptio
                                             ("Leave out ?index= and ?type= to be sent to the DOI's URL, or add "
                                              "?noredirect to see every value.",)))
     etag = f'"{found.revision}-{url_value.index}-{zlib.crc32(url_value.data.encode()):08x}"'
-    return _cached(found, etag, lambda: _redirect(url_value.data + options.urlappend))
+    return _cached(found, etag, lambda headers: _redirect(url_value.data + options.urlappend, headers),
+                   expose=False)
 
 
 def _values_page(conn, found: resolver.Registered, options: ProxyOptions) -> Response:
@@ -246,13 +248,15 @@ class _RedirectResponse(Response):
         return self.headers
 
 
-def _redirect(url: str) -> Response:
+_HTML_TYPE = ("Content-Type", "text/html; charset=utf-8")
+
+
+def _redirect(url: str, headers: list[tuple[str, str]]) -> Response:
+    """302 to ``url``; the headers are handed over as one list (setting them one by one costs more than
+    the look-up)."""
     location = url if url.isascii() else iri_to_uri(url)
     body = str(escape(location)).join(_redirect_body_parts())
-    response = _RedirectResponse(body, status=302, mimetype=HTML)
-    response.headers["Location"] = location
-    response.headers["Vary"] = "Accept"
-    return response
+    return _RedirectResponse(body, status=302, headers=[_HTML_TYPE, ("Location", location), *headers])
 
 
 def _pending(found: resolver.Registered) -> Response:
@@ -328,7 +332,7 @@ def _metadata(conn, found: resolver.Registered, choice: formats.Choice) -> Respo
         return _public(Response(status=204), found)
     etag = '"m' + hashlib.sha1(body).hexdigest()[:20] + '"'
     content_type = media_type if media_type in (formats.RDF_XML, formats.UNIXREF) else f"{media_type}; charset=utf-8"
-    return _cached(found, etag, lambda: Response(body, headers={"Content-Type": content_type}))
+    return _cached(found, etag, lambda headers: Response(body, headers=[("Content-Type", content_type), *headers]))
 
 
 def _unixref(conn, found: resolver.Registered) -> bytes | None:
@@ -349,28 +353,40 @@ def _unixref(conn, found: resolver.Registered) -> bytes | None:
 # Caching and CORS, as the DOI proxy answers public reads
 
 def _max_age(found: resolver.Registered) -> int:
-    ttl = found.ttl if found.ttl is not None else agency().settings.handle_ttl
-    return max(0, min(ttl, agency().settings.resolve_max_age_seconds))
+    settings = agency().settings
+    ttl = found.ttl if found.ttl is not None else settings.handle_ttl
+    return max(0, min(ttl, settings.resolve_max_age_seconds))
+
+
+_EXPOSED = "Location, ETag, Last-Modified, Link"
+
+
+def _public_headers(found: resolver.Registered | None, expose: bool = True) -> list[tuple[str, str]]:
+    """What every public read carries: CORS, Vary, and for a registered DOI how long it may be cached.
+    (A redirect needs no exposed headers: scripts never see a redirect's headers, fetch follows it.)"""
+    headers = [("Vary", "Accept"), ("Access-Control-Allow-Origin", "*")]
+    if expose:
+        headers.append(("Access-Control-Expose-Headers", _EXPOSED))
+    if found is not None:
+        headers.append(("Cache-Control", f"public, max-age={_max_age(found)}"))
+    return headers
 
 
 def _public(response: Response, found: resolver.Registered | None = None) -> Response:
-    headers = response.headers
-    headers["Vary"] = "Accept"
-    headers["Access-Control-Allow-Origin"] = "*"
-    headers["Access-Control-Expose-Headers"] = "Location, ETag, Last-Modified, Link"
-    if found is not None:
-        headers["Cache-Control"] = f"public, max-age={_max_age(found)}"
+    for name, value in _public_headers(found):
+        response.headers[name] = value
     return response
 
 
-def _cached(found: resolver.Registered, etag: str, build) -> Response:
-    """``build()``'s answer with validators, or 304 when the client's copy is current."""
-    response = Response(status=304) if not_modified(etag, found.updated_at) else build()
-    headers = response.headers
-    headers["ETag"] = etag
+def _cached(found: resolver.Registered, etag: str, build, expose: bool = True) -> Response:
+    """``build(headers)``'s answer with validators, or 304 when the client's copy is current."""
+    headers = _public_headers(found, expose)
+    headers.append(("ETag", etag))
     if found.updated_at is not None:
-        headers["Last-Modified"] = http_date(found.updated_at)
-    return _public(response, found)
+        headers.append(("Last-Modified", http_date(found.updated_at)))
+    if not_modified(etag, found.updated_at):
+        return Response(status=304, headers=headers)
+    return build(headers)
 
 
 # ---------------------------------------------------------------------------
