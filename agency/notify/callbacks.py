@@ -199,6 +199,21 @@ def recent_deliveries(session: Session, account_id: int, limit: int = 20) -> lis
              "internal_id": json.loads(r.headers).get("CROSSREF-INTERNAL-ID")} for r in rows]
 
 
+def describe_delivery(row: CallbackDelivery) -> str:
+    """One notice as an operator reads it in `agency callbacks list`."""
+    headers = json.loads(row.headers)
+    return (f"#{row.id} {row.status} attempts={row.attempts} account={row.account_id} {row.event} "
+            f"internal-id={headers.get('CROSSREF-INTERNAL-ID')} -> {row.url}"
+            + (f"\n    last: HTTP {row.last_status}" if row.last_status else "")
+            + (f"\n    error: {row.last_error}" if row.last_error else ""))
+
+
+def list_deliveries(db: Database, statuses: list[str], limit: int = 100) -> list[CallbackDelivery]:
+    with db.sessions() as session:
+        return list(session.scalars(select(CallbackDelivery).where(CallbackDelivery.status.in_(statuses))
+                                   .order_by(CallbackDelivery.id).limit(limit)))
+
+
 # -- delivery -------------------------------------------------------------------------------
 def callback_policy(settings: Settings) -> RetryPolicy:
     lease = int(settings.callback_timeout_seconds * 3) + 60  # outlasts one request: connect, send, read

@@ -256,3 +256,30 @@ def test_a_refused_deposit_is_notified_too(cb_svc, cb_client):
     [notice] = deliveries(cb_svc)
     assert notice.event == "deposit_log"
     assert json.loads(notice.headers)["CROSSREF-RETRIEVE-URL"].endswith(f"/{response.get_json()['submission_id']}/log")
+
+
+def test_one_notice_per_event_key(cb_svc, cb_client):
+    register(cb_client, "http://127.0.0.1:9/")
+    with cb_svc.db.transaction() as session:
+        first = callbacks.enqueue_callback(session, cb_svc.settings, account_id=1, event="deposit_log", key="k-1",
+                                           internal_id=1, external_id=None, retrieve_path="/v1/deposits/1/log")
+        again = callbacks.enqueue_callback(session, cb_svc.settings, account_id=1, event="deposit_log", key="k-1",
+                                           internal_id=1, external_id=None, retrieve_path="/v1/deposits/1/log")
+    assert first is not None and again is None and len(deliveries(cb_svc)) == 1
+
+
+def test_operators_list_and_send_from_the_command_line(cb_svc, cb_client, monkeypatch, capsys):
+    from agency import cli
+
+    receiver = Receiver([500])
+    try:
+        register(cb_client, receiver.url)
+        deposit_one(cb_svc, cb_client)
+        monkeypatch.setattr(cli, "build_agency", lambda _settings: cb_svc)
+        assert cli.main(["callbacks", "send"]) == 0
+        assert cli.main(["callbacks", "list"]) == 0
+    finally:
+        receiver.close()
+    out = capsys.readouterr().out
+    assert "delivered 0 notification callback(s)" in out
+    assert "pending attempts=1" in out and "last: HTTP 500" in out and receiver.url in out
