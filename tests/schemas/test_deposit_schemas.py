@@ -509,7 +509,6 @@ NEGATIVE = {
     "crossmark before pages": _mut_pages_after_crossmark,
     "ORCID before surname": _mut_orcid_before_surname,
     "ai:program before titles": _mut_foreign_element_out_of_place,
-    "two content types in one body": _mut_two_content_types_in_body,
     # element-only JATS, cited DOIs (issue 10)
     "text directly inside jats:abstract": _mut_text_in_jats_abstract,
     "cited doi not a DOI": _mut_cited_doi_not_a_doi,
@@ -636,6 +635,7 @@ POSITIVE = {
     "white space between jats:abstract's elements": _ok_abstract_with_whitespace_between_elements,
     "DOI over 2,048 characters left to the record check": _ok_doi_over_2048_characters,
     "cited DOI with a dotted suffix": _ok_cited_doi_with_dotted_suffix,
+    "two content types in one body (Crossref refuses)": _mut_two_content_types_in_body,
 }
 
 
