@@ -39,7 +39,8 @@ def with_contributors(people: str, version: str = "5.5.0") -> bytes:
     return (text[:start] + f"<contributors>{people}" + text[end:]).encode()
 
 
-PERSON = '<person_name sequence="first"{attrs}><given_name>Ann</given_name><surname>Smith</surname>{roles}</person_name>'
+PERSON = ('<person_name sequence="first"{attrs}><given_name>Ann</given_name><surname>Smith</surname>{roles}'
+          "</person_name>")
 
 
 def person(attrs: str = "", roles: str = "") -> str:

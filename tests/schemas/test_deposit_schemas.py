@@ -230,7 +230,8 @@ TEMPLATE = """<?xml version="1.0" encoding="UTF-8"?>
           <month>01</month><day>02</day><year>2024</year>
         </publication_date>
         <pages><first_page>1</first_page><last_page>9</last_page></pages>
-        <crossmark><anything><goes/></anything><custom_metadata><ai:program name="AccessIndicators"/></custom_metadata></crossmark>
+        <crossmark><anything><goes/></anything>
+          <custom_metadata><ai:program name="AccessIndicators"/></custom_metadata></crossmark>
         <doi_data>
           <doi>10.5555/example.1</doi>
           <resource>https://example.org/articles/1</resource>
@@ -250,7 +251,7 @@ def template_doc(ns: str = NS_530) -> etree._ElementTree:
 
 def find(doc: etree._ElementTree, path: str) -> etree._Element:
     ns = etree.QName(doc.getroot()).namespace
-    found = doc.getroot().find(path, namespaces={"c": ns})
+    found = doc.getroot().find(path, namespaces={"c": ns, "jats": "http://www.ncbi.nlm.nih.gov/JATS1"})
     assert found is not None, path
     return found
 
@@ -341,64 +342,25 @@ def _mut_missing_depositor(doc):
     _remove(doc, "c:head/c:depositor")
 
 
-def _mut_short_email(doc):
-    _set_text(doc, "c:head/c:depositor/c:email_address", "a@b.c")
-
-
-def _mut_empty_email(doc):
-    _set_text(doc, "c:head/c:depositor/c:email_address", "")
-
-
-def _mut_empty_depositor_name(doc):
-    _set_text(doc, "c:head/c:depositor/c:depositor_name", "")
-
-
-def _mut_long_depositor_name(doc):
-    _set_text(doc, "c:head/c:depositor/c:depositor_name", "x" * 131)
-
-
-def _mut_empty_registrant(doc):
-    _set_text(doc, "c:head/c:registrant", "")
-
-
 def _move_before(doc, path, before_path):
     element = find(doc, path)
     element.getparent().remove(element)
     find(doc, before_path).addprevious(element)
 
 
-def _mut_publication_date_before_titles(doc):
-    _move_before(doc, ".//c:journal_article/c:publication_date", ".//c:journal_article/c:titles")
+def _setting(path, text):
+    """A mutation that sets the text at ``path``."""
+    return lambda doc: _set_text(doc, path, text)
 
 
-def _mut_abstract_before_contributors(doc):
-    _move_before(doc, ".//c:journal_article/{http://www.ncbi.nlm.nih.gov/JATS1}abstract",
-                 ".//c:journal_article/c:contributors")
-
-
-def _mut_pages_after_crossmark(doc):
-    _move_before(doc, ".//c:journal_article/c:crossmark", ".//c:journal_article/c:pages")
-
-
-def _mut_orcid_before_surname(doc):
-    _move_before(doc, ".//c:person_name/c:ORCID", ".//c:person_name/c:surname")
+def _moving(path, before_path):
+    """A mutation that moves the element at ``path`` before the one at ``before_path``."""
+    return lambda doc: _move_before(doc, path, before_path)
 
 
 def _mut_text_in_jats_abstract(doc):
-    abstract = find(doc, ".//c:journal_article/{http://www.ncbi.nlm.nih.gov/JATS1}abstract")
+    abstract = find(doc, ".//c:journal_article/jats:abstract")
     abstract.text = "Text straight inside the abstract, outside any <jats:p>."
-
-
-def _mut_cited_doi_not_a_doi(doc):
-    _set_text(doc, ".//c:citation/c:doi", "not a DOI")
-
-
-def _mut_cited_doi_short_prefix(doc):
-    _set_text(doc, ".//c:citation/c:doi", "10.123/abc")
-
-
-def _mut_cited_doi_empty_suffix(doc):
-    _set_text(doc, ".//c:citation/c:doi", "10.12345/")
 
 
 def _mut_two_content_types_in_body(doc):
@@ -497,23 +459,25 @@ NEGATIVE = {
     "doi_data without resource": _mut_doi_data_without_resource,
     "empty doi": _mut_empty_doi,
     "missing depositor": _mut_missing_depositor,
-    "email under 6 characters": _mut_short_email,
+    "email under 6 characters": _setting("c:head/c:depositor/c:email_address", "a@b.c"),
     # Crossref's head rules (issue 10)
-    "empty email_address": _mut_empty_email,
-    "empty depositor_name": _mut_empty_depositor_name,
-    "depositor_name over 130 characters": _mut_long_depositor_name,
-    "empty registrant": _mut_empty_registrant,
+    "empty email_address": _setting("c:head/c:depositor/c:email_address", ""),
+    "empty depositor_name": _setting("c:head/c:depositor/c:depositor_name", ""),
+    "depositor_name over 130 characters": _setting("c:head/c:depositor/c:depositor_name", "x" * 131),
+    "empty registrant": _setting("c:head/c:registrant", ""),
     # Crossref's element order (issue 10)
-    "publication_date before titles": _mut_publication_date_before_titles,
-    "jats:abstract before contributors": _mut_abstract_before_contributors,
-    "crossmark before pages": _mut_pages_after_crossmark,
-    "ORCID before surname": _mut_orcid_before_surname,
+    "publication_date before titles": _moving(".//c:journal_article/c:publication_date",
+                                              ".//c:journal_article/c:titles"),
+    "jats:abstract before contributors": _moving(".//c:journal_article/jats:abstract",
+                                                 ".//c:journal_article/c:contributors"),
+    "crossmark before pages": _moving(".//c:journal_article/c:crossmark", ".//c:journal_article/c:pages"),
+    "ORCID before surname": _moving(".//c:person_name/c:ORCID", ".//c:person_name/c:surname"),
     "ai:program before titles": _mut_foreign_element_out_of_place,
     # element-only JATS, cited DOIs (issue 10)
     "text directly inside jats:abstract": _mut_text_in_jats_abstract,
-    "cited doi not a DOI": _mut_cited_doi_not_a_doi,
-    "cited doi with a 3-digit prefix": _mut_cited_doi_short_prefix,
-    "cited doi with an empty suffix": _mut_cited_doi_empty_suffix,
+    "cited doi not a DOI": _setting(".//c:citation/c:doi", "not a DOI"),
+    "cited doi with a 3-digit prefix": _setting(".//c:citation/c:doi", "10.123/abc"),
+    "cited doi with an empty suffix": _setting(".//c:citation/c:doi", "10.12345/"),
     "body before head": _mut_body_before_head,
     "unknown element in journal_article": _mut_unknown_element_in_journal_article,
     "resource before doi": _mut_resource_before_doi,
@@ -598,7 +562,7 @@ def _ok_email_without_at_in_5x(doc):
 
 def _ok_programs_without_crossmark(doc):
     crossmark = find(doc, ".//c:journal_article/c:crossmark")
-    ai = find(doc, ".//c:journal_article/c:crossmark/c:custom_metadata/{http://www.crossref.org/AccessIndicators.xsd}program")
+    ai = find(doc, ".//c:journal_article/c:crossmark/c:custom_metadata")[0]
     crossmark.addprevious(ai)
     crossmark.getparent().remove(crossmark)
     ai.addnext(etree.Element("{http://www.crossref.org/relations.xsd}program"))
@@ -606,7 +570,7 @@ def _ok_programs_without_crossmark(doc):
 
 
 def _ok_abstract_with_whitespace_between_elements(doc):
-    abstract = find(doc, ".//c:journal_article/{http://www.ncbi.nlm.nih.gov/JATS1}abstract")
+    abstract = find(doc, ".//c:journal_article/jats:abstract")
     abstract.text = "\n   "
     abstract[0].tail = "\n  "
 
