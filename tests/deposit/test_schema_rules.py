@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from agency.deposit.schema_rules import MAX_REPORTED_BREAKS
+from agency.deposit.schema_rules import MAX_REPORTED_BREAKS, ContributorRoleRules
 from agency.deposit.validation import INVALID, DepositValidator, SchemaCatalog
 from agency.handles.doi_syntax import MAX_DOI_LENGTH
 from batchgen import Article, deposit_xml
@@ -88,8 +88,13 @@ def test_the_path_names_the_body_item_and_the_person(check):
     assert verdict.issues[0].line < verdict.issues[1].line
 
 
-def test_rules_apply_to_5_5_0_only(check):
-    assert check(with_contributors(person(), version="5.4.0")).accepted
+def test_before_5_5_0_the_schema_itself_requires_contributor_role(check):
+    assert ContributorRoleRules.for_namespace("http://www.crossref.org/schema/5.4.0") is None
+    verdict = check(with_contributors(person(), version="5.4.0"))
+    assert verdict.kind == INVALID
+    assert "contributor_role" in verdict.issues[0].message
+    assert verdict.issues[0].path.endswith("/contributors/person_name")
+    assert check(with_contributors(person(' contributor_role="author"'), version="5.4.0")).accepted
 
 
 def test_reported_breaks_are_bounded(check):

@@ -35,7 +35,8 @@ DEPOSIT_VERSIONS = (
 GRANT_VERSIONS = "0.0.1 0.0.2 0.1.0 0.1.1 0.2.0".split()
 GRANT_NS = "http://www.crossref.org/grant_id/0.1.1"
 # Chameleon parts (no namespace of their own): compiled only through a wrapper.
-INCLUDED_PARTS = {"deposit-core.xsd", "grant-core.xsd", "email-pattern.xsd", "email-length.xsd"}
+INCLUDED_PARTS = {"deposit-core.xsd", "grant-core.xsd", "email-pattern.xsd", "email-length.xsd",
+                  "contributor-role-required.xsd", "contributor-role-optional.xsd"}
 
 
 def hardened_parser() -> etree.XMLParser:
@@ -348,6 +349,10 @@ def _move_before(doc, path, before_path):
     find(doc, before_path).addprevious(element)
 
 
+def _mut_no_contributor_role(doc):
+    del find(doc, ".//c:person_name").attrib["contributor_role"]
+
+
 def _setting(path, text):
     """A mutation that sets the text at ``path``."""
     return lambda doc: _set_text(doc, path, text)
@@ -465,6 +470,8 @@ NEGATIVE = {
     "empty depositor_name": _setting("c:head/c:depositor/c:depositor_name", ""),
     "depositor_name over 130 characters": _setting("c:head/c:depositor/c:depositor_name", "x" * 131),
     "empty registrant": _setting("c:head/c:registrant", ""),
+    "registrant over 255 characters": _setting("c:head/c:registrant", "x" * 256),
+    "person_name without contributor_role (up to 5.4)": _mut_no_contributor_role,
     # Crossref's element order (issue 10)
     "publication_date before titles": _moving(".//c:journal_article/c:publication_date",
                                               ".//c:journal_article/c:titles"),
@@ -595,6 +602,9 @@ POSITIVE = {
     "xml:lang on head": _ok_xml_lang_on_head,
     "DOI syntax left to Python": _ok_doi_with_odd_syntax,
     "5.x email_address without @": _ok_email_without_at_in_5x,
+    "email_address of exactly 6 characters": _setting("c:head/c:depositor/c:email_address", "a@b.cd"),
+    "depositor_name of 130 characters": _setting("c:head/c:depositor/c:depositor_name", "x" * 130),
+    "registrant of one character": _setting("c:head/c:registrant", "x"),
     "fr/ai/rel programs without crossmark": _ok_programs_without_crossmark,
     "white space between jats:abstract's elements": _ok_abstract_with_whitespace_between_elements,
     "DOI over 2,048 characters left to the record check": _ok_doi_over_2048_characters,
@@ -778,6 +788,17 @@ POSTED_540 = """<doi_batch xmlns="http://www.crossref.org/schema/5.4.0" version=
 </doi_batch>"""
 STATUS = '<status><state type="withdrawn"/></status>'
 INSTITUTION = "<institution><institution_name>Example University</institution_name></institution>"
+
+
+@pytest.mark.parametrize("version, contributor_role, valid", [
+    ("5.4.0", True, True), ("5.4.0", False, False), ("4.3.8", False, False),
+    ("5.5.0", False, True),  # the XSD 1.1 either-or is agency/deposit/schema_rules.py's (tests/deposit)
+])
+def test_contributor_role_per_version(version, contributor_role, valid):
+    doc = template_doc(f"http://www.crossref.org/schema/{version}")
+    if not contributor_role:
+        _mut_no_contributor_role(doc)
+    assert is_valid(doc) is valid
 
 
 @pytest.mark.parametrize("middle, valid", [(STATUS + INSTITUTION, True), (INSTITUTION + STATUS, False)],
