@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from agency.deposit.schema_rules import MAX_REPORTED_BREAKS, ContributorRoleRules
-from agency.deposit.validation import INVALID, DepositValidator, SchemaCatalog
+from agency.deposit.validation import INVALID, UNSUPPORTED, DepositValidator, SchemaCatalog
 from agency.handles.doi_syntax import MAX_DOI_LENGTH
 from batchgen import Article, deposit_xml
 
@@ -118,3 +118,37 @@ def test_a_doi_over_the_limit_fails_its_record_not_the_batch(svc, deposit):
     assert [r["status"] for r in records] == ["Success", "Failure", "Success"]
     assert f"{MAX_DOI_LENGTH + 1} characters long; at most {MAX_DOI_LENGTH}" in records[1]["msg"]
     assert body["counts"]["failure_count"] == 1 and body["counts"]["success_count"] == 2
+
+
+@pytest.mark.parametrize("namespace", ["http://www.crossref.org/schema/4.3.8", "http://www.crossref.org/grant_id/0.0.1",
+                                       "http://www.crossref.org/grant_id/0.1.0"])
+def test_namespaces_crossref_publishes_are_known(check, namespace):
+    version = namespace.rsplit("/", 1)[-1]
+    grant = "grant_id" in namespace
+    data = GRANT.format(namespace=namespace, version=version).encode() if grant else deposit_xml(
+        [Article("10.5555/v")], version=version)
+    verdict = check(data)
+    assert verdict.accepted, verdict.issues
+    assert verdict.head.namespace == namespace
+
+
+def test_a_namespace_crossref_does_not_publish_is_refused(check):
+    verdict = check(deposit_xml([Article("10.5555/v")], version="4.3.9"))
+    assert verdict.kind == UNSUPPORTED
+    assert "4.3.9" in verdict.issues[0].message
+
+
+GRANT = """<doi_batch xmlns="{namespace}" version="{version}">
+  <head>
+    <doi_batch_id>g1</doi_batch_id><timestamp>20210720030518</timestamp>
+    <depositor><depositor_name>F</depositor_name><email_address>f@example.org</email_address></depositor>
+    <registrant>F</registrant>
+  </head>
+  <body>
+    <grant>
+      <project><project-title>T</project-title><funding><funder-name>F</funder-name></funding></project>
+      <award-number>A-1</award-number>
+      <doi_data><doi>10.5555/g</doi><resource>https://example.org/g</resource></doi_data>
+    </grant>
+  </body>
+</doi_batch>"""
