@@ -46,8 +46,12 @@ class ContributorRoleRules:
     """5.5.0: every person_name has a contributor_role or a <role>, and every role is a known one."""
 
     def __init__(self, namespace: str) -> None:
-        self.person_tag = f"{{{namespace}}}person_name"
         self.role_tag = f"{{{namespace}}}role"
+        # Only the offending elements reach Python: libxml2's XPath picks them out.
+        names = {"c": namespace}
+        self._roleless_people = etree.XPath(
+            "descendant::c:person_name[not(@contributor_role) and not(c:role)]", namespaces=names)
+        self._unknown_roles = etree.XPath(f"descendant::c:role[not({_KNOWN_ROLE})]", namespaces=names)
         self.breaks: list[RuleBreak] = []
         self._seen_items: dict[str, int] = {}
 
@@ -68,29 +72,46 @@ class ContributorRoleRules:
         """Record every rule ``body_item`` breaks (up to MAX_REPORTED_BREAKS in all)."""
         name = etree.QName(body_item).localname
         position = self._seen_items[name] = self._seen_items.get(name, 0) + 1
+        offenders = self._roleless_people(body_item) + self._unknown_roles(body_item)
+        if not offenders:
+            return
         item_path = f"/doi_batch/body/{name}[{position}]"
-        for element in body_item.iter(self.person_tag, self.role_tag):
+        for element in sorted(offenders, key=lambda e: e.sourceline or 0):
             if len(self.breaks) >= MAX_REPORTED_BREAKS:
                 return
-            problem = self._person_problem(element) if element.tag == self.person_tag else _role_problem(element)
+            problem = _role_problem(element) if element.tag == self.role_tag else _ROLELESS_PERSON
             if problem:
                 self.breaks.append(RuleBreak(problem, element.sourceline, None,
                                              item_path + _path_below(body_item, element)))
 
-    def _person_problem(self, person: etree._Element) -> str | None:
-        if person.get("contributor_role") or person.find(self.role_tag) is not None:
-            return None
-        return ("person_name has neither a contributor_role attribute nor a <role> element: "
-                "the 5.5.0 schema requires one of them.")
+
+_ROLELESS_PERSON = ("person_name has neither a contributor_role attribute nor a <role> element: "
+                    "the 5.5.0 schema requires one of them.")
+
+
+def _known_role_xpath() -> str:
+    """An XPath test true for a <role> whose vocab and type the 5.5.0 schema knows (see _role_problem)."""
+    def type_in(values: frozenset[str]) -> str:
+        return " or ".join(f"normalize-space(@type)='{value}'" for value in sorted(values))
+    tests = []
+    for vocabulary, known in ROLE_VOCABULARIES.items():
+        vocab_test = f"normalize-space(@vocab)='{vocabulary}'"
+        if vocabulary == DEFAULT_VOCABULARY:
+            vocab_test = f"not(@vocab) or @vocab='' or {vocab_test}"
+        tests.append(f"(({vocab_test}) and ({type_in(known)}))")
+    return " or ".join(tests)
+
+
+_KNOWN_ROLE = _known_role_xpath()
 
 
 def _role_problem(role: etree._Element) -> str | None:
-    vocabulary = (role.get("vocab") or DEFAULT_VOCABULARY).strip()
+    vocabulary = " ".join((role.get("vocab") or DEFAULT_VOCABULARY).split())
     known = ROLE_VOCABULARIES.get(vocabulary)
     if known is None:
         return (f"role vocab {vocabulary!r} is not one the 5.5.0 schema knows: "
                 f"use {' or '.join(sorted(ROLE_VOCABULARIES))}.")
-    role_type = (role.get("type") or "").strip()
+    role_type = " ".join((role.get("type") or "").split())
     if role_type not in known:
         return (f"role type {role_type!r} is not a {vocabulary} role the 5.5.0 schema knows: "
                 f"use one of {', '.join(sorted(known))}.")
