@@ -14,6 +14,7 @@ from agency.deposit.schema_rules import MAX_REPORTED_BREAKS, ContributorRoleRule
 from agency.deposit.validation import INVALID, UNSUPPORTED, DepositValidator, SchemaCatalog
 from agency.handles.doi_syntax import MAX_DOI_LENGTH
 from batchgen import Article, deposit_xml
+from conftest import basic_headers
 
 SCHEMAS = Path(__file__).resolve().parents[2] / "schemas"
 
@@ -152,3 +153,14 @@ GRANT = """<doi_batch xmlns="{namespace}" version="{version}">
     </grant>
   </body>
 </doi_batch>"""
+
+
+def test_a_broken_role_rule_is_refused_over_http_like_a_schema_error(client, alice):
+    data = with_contributors(person(roles='<role type="lead-author"/>'))
+    response = client.post("/v1/deposits", data=data, headers=basic_headers("alice", "alice-password"))
+    assert response.status_code == 422
+    body = response.get_json()
+    assert body["status"] == "refused" and body["refusal"]["kind"] == "invalid"
+    [error] = body["refusal"]["errors"]
+    assert error["line"] and error["path"].endswith("/contributors/person_name/role")
+    assert "role type 'lead-author'" in error["message"]
