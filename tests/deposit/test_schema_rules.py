@@ -13,7 +13,7 @@ import pytest
 from agency.deposit.schema_rules import MAX_REPORTED_BREAKS, ContributorRoleRules
 from agency.deposit.validation import INVALID, UNSUPPORTED, DepositValidator, SchemaCatalog
 from agency.handles.doi_syntax import MAX_DOI_LENGTH
-from batchgen import Article, deposit_xml
+from batchgen import Article, deposit_xml, grant_xml
 from conftest import basic_headers
 
 SCHEMAS = Path(__file__).resolve().parents[2] / "schemas"
@@ -126,8 +126,7 @@ def test_a_doi_over_the_limit_fails_its_record_not_the_batch(svc, deposit):
 def test_namespaces_crossref_publishes_are_known(check, namespace):
     version = namespace.rsplit("/", 1)[-1]
     grant = "grant_id" in namespace
-    data = GRANT.format(namespace=namespace, version=version).encode() if grant else deposit_xml(
-        [Article("10.5555/v")], version=version)
+    data = grant_xml(version).encode() if grant else deposit_xml([Article("10.5555/v")], version=version)
     verdict = check(data)
     assert verdict.accepted, verdict.issues
     assert verdict.head.namespace == namespace
@@ -138,21 +137,6 @@ def test_a_namespace_crossref_does_not_publish_is_refused(check):
     assert verdict.kind == UNSUPPORTED
     assert "4.3.9" in verdict.issues[0].message
 
-
-GRANT = """<doi_batch xmlns="{namespace}" version="{version}">
-  <head>
-    <doi_batch_id>g1</doi_batch_id><timestamp>20210720030518</timestamp>
-    <depositor><depositor_name>F</depositor_name><email_address>f@example.org</email_address></depositor>
-    <registrant>F</registrant>
-  </head>
-  <body>
-    <grant>
-      <project><project-title>T</project-title><funding><funder-name>F</funder-name></funding></project>
-      <award-number>A-1</award-number>
-      <doi_data><doi>10.5555/g</doi><resource>https://example.org/g</resource></doi_data>
-    </grant>
-  </body>
-</doi_batch>"""
 
 
 def test_a_broken_role_rule_is_refused_over_http_like_a_schema_error(client, alice):

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 import xmlschema
+from batchgen import GRANT_DOI_DATA, grant_xml
 from corpus_expectations import expected_row
 from lxml import etree
 
@@ -703,22 +704,6 @@ def test_pending_publication_requires_its_doi():
     assert not schema_for(without).validate(etree.ElementTree(without))
 
 
-GRANT = """<doi_batch xmlns="http://www.crossref.org/grant_id/0.1.1" version="0.1.1">
-  <head>
-    <doi_batch_id>g1</doi_batch_id><timestamp>{timestamp}</timestamp>
-    <depositor><depositor_name>F</depositor_name><email_address>f@example.org</email_address></depositor>
-    <registrant>F</registrant>
-  </head>
-  <body>
-    <grant>
-      <project><project-title>T</project-title><funding><funder-name>F</funder-name></funding></project>
-      <award-number>A-1</award-number>
-      {doi_data}
-    </grant>
-  </body>
-</doi_batch>"""
-
-GRANT_DOI_DATA = "<doi_data><doi>10.5555/g</doi><resource>https://example.org/g</resource></doi_data>"
 
 
 @pytest.mark.parametrize(
@@ -733,7 +718,7 @@ GRANT_DOI_DATA = "<doi_data><doi>10.5555/g</doi><resource>https://example.org/g<
 )
 def test_grant_schema(timestamp, doi_data, valid):
     root = etree.fromstring(
-        GRANT.format(timestamp=timestamp, doi_data=doi_data).encode(), hardened_parser()
+        grant_xml(timestamp=timestamp, doi_data=doi_data).encode(), hardened_parser()
     )
     assert etree.QName(root).namespace == GRANT_NS
     assert schema_for(root).validate(etree.ElementTree(root)) is valid
@@ -810,8 +795,7 @@ def test_posted_content_order_540(middle, valid):
 
 @pytest.mark.parametrize("version", GRANT_VERSIONS)
 def test_grant_namespaces_share_the_grant_rules(version):
-    text = GRANT.replace("grant_id/0.1.1", f"grant_id/{version}").format(
-        timestamp="20210720030518", doi_data=GRANT_DOI_DATA)
+    text = grant_xml(version, doi_data=GRANT_DOI_DATA)
     root = etree.fromstring(text.encode(), hardened_parser())
     assert schema_for(root).validate(etree.ElementTree(root))
     root.find(f"{{http://www.crossref.org/grant_id/{version}}}head/"
