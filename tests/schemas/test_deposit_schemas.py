@@ -704,8 +704,6 @@ def test_pending_publication_requires_its_doi():
     assert not schema_for(without).validate(etree.ElementTree(without))
 
 
-
-
 @pytest.mark.parametrize(
     "timestamp, doi_data, valid",
     [
