@@ -7,6 +7,7 @@ from agency.models.handles import Handle, HandleValue
 from agency.models.metadata import (
     JobLock, JobRun, MddbLoad, MetadataContributor, MetadataIdentifier, MetadataLocator, MetadataRecord,
 )
+from agency.models.metadata import MetadataJournalTitle
 from agency.models.outbox import OutboxMessage
 from agency.models.submissions import RecordResult, Submission
 
@@ -22,6 +23,7 @@ __all__ = [
     "MddbLoad",
     "MetadataContributor",
     "MetadataIdentifier",
+    "MetadataJournalTitle",
     "MetadataLocator",
     "MetadataRecord",
     "OutboxMessage",
