@@ -123,10 +123,15 @@ class Candidate:
     title_variants: tuple[str, ...] = ()  # other titles its journal was deposited under (by ISSN)
 
     @property
-    def container_title_keys(self) -> tuple[str, ...]:
-        """Titles a citation may give for where the record appeared."""
+    def own_title_keys(self) -> tuple[str, ...]:
+        """The titles the record's own deposit gives for where it appeared."""
         keys = (self.journal_title_key, self.journal_abbrev_key, self.volume_title_key, self.series_title_key)
-        return tuple(k for k in keys if k) + self.title_variants
+        return tuple(k for k in keys if k)
+
+    @property
+    def container_title_keys(self) -> tuple[str, ...]:
+        """Titles a citation may give for where the record appeared: its own, and its journal's other ones."""
+        return self.own_title_keys + self.title_variants
 
 
 # -- similarity ---------------------------------------------------------------------
@@ -417,12 +422,18 @@ def _source(keys: QueryKeys, c: Candidate, thresholds: Thresholds,
 
 
 def _title_agreement(keys: QueryKeys, c: Candidate, thresholds: Thresholds) -> float:
-    """With the identifier agreeing, a title adds a little or, when unlike, costs a little."""
-    if not keys.titles or not c.container_title_keys:
+    """With the identifier agreeing, a title adds a little or, when unlike, costs a little.
+
+    The record's own titles decide (two titles deposited under one ISSN tell its
+    records apart); one of its journal's other titles only spares the cost.
+    """
+    if not keys.titles or not c.own_title_keys:
         return 0.0
-    similarity = max(title_similarity(q, r) for q in keys.titles for r in c.container_title_keys)
+    similarity = max(title_similarity(q, r) for q in keys.titles for r in c.own_title_keys)
     if similarity >= 0.9:
         return 0.5
+    if c.title_variants and any(same_journal_title(q, r) for q in keys.titles for r in c.title_variants):
+        return 0.0
     return -1.5 if similarity < thresholds.title_floor else 0.0
 
 
@@ -774,7 +785,7 @@ def _load_title_variants(session: Session, queries: dict[int, QueryKeys],
             continue
         for c in candidates[i].values():
             if c.issns and not c.title_variants and c.doi_key not in wanted and not any(
-                    q == r for q in keys.titles for r in c.container_title_keys):
+                    q == r for q in keys.titles for r in c.own_title_keys):
                 wanted[c.doi_key] = c
     if not wanted:
         return
@@ -785,7 +796,7 @@ def _load_title_variants(session: Session, queries: dict[int, QueryKeys],
                                            .where(MetadataJournalTitle.issn.in_(list(chunk)))):
             variants[issn].add(title)
     for c in wanted.values():
-        own = set(c.container_title_keys)
+        own = set(c.own_title_keys)
         c.title_variants = tuple(sorted({t for issn in c.issns for t in variants.get(issn, ())} - own))
 
 
