@@ -225,13 +225,26 @@ def _transliterated(key: str) -> str:
     return key
 
 
+SHORT_NAME = 3  # surnames this short are not compared fuzzily: Li is not Liu, Wu is not Xu
+
+
 @lru_cache(maxsize=65536)
 def name_similarity(query_key: str, record_key: str) -> float:
-    """Surnames: exact, misspelled ("Kowalsky") or transliterated ("Mueller" for "Müller")."""
+    """Surnames: exact, misspelled ("Kowalsky") or transliterated ("Mueller" for "Müller").
+
+    A short surname one letter from another is another person's, not a typo
+    (Li / Liu, Wu / Xu), and so is one that starts with another letter (Chang /
+    Zhang): they score below any floor unless transliteration makes them equal.
+    """
     if query_key == record_key:
         return 1.0
+    folded_query, folded_record = _transliterated(query_key), _transliterated(record_key)
+    if folded_query == folded_record:
+        return 0.95
     plain = fuzz.ratio(query_key, record_key) / 100.0
-    folded = fuzz.ratio(_transliterated(query_key), _transliterated(record_key)) / 100.0
+    folded = fuzz.ratio(folded_query, folded_record) / 100.0
+    if min(len(query_key), len(record_key)) <= SHORT_NAME or query_key[0] != record_key[0]:
+        return min(max(plain, folded), 0.5)
     return max(plain, folded)
 
 

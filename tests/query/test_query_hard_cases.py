@@ -91,12 +91,13 @@ def test_first_author_dominates_similar_coauthors_in_one_issue(client, svc, alic
                             article(JOSS, 3, ["Liu", "Rossi"], page="50"),
                             article(JOSS, 4, ["Patel", "Li"], page="70")], "joss")
     load_index(svc)
+    # With a title and no first page, the whole issue is a candidate: co-authors must not blur the answer.
     zhang, chang, li, liu = answers(
         svc,
-        "2475-9066||Zhang|5|2||2020|full_text|a|",
-        "2475-9066||Chang|5|2||2020|full_text|b|",  # Chang is a co-author only: no first page, no answer
-        "2475-9066||Li|5|2||2020|full_text|c|",  # never a first author here
-        "2475-9066||Liu|5|2||2020|full_text|d|")
+        "|Journal of Open Source Software|Zhang|5|2||2020|full_text|a|",
+        "|Journal of Open Source Software|Chang|5|2||2020|full_text|b|",  # a co-author only, no first page
+        "|Journal of Open Source Software|Li|5|2||2020|full_text|c|",  # never a first author here: not Liu
+        "|Journal of Open Source Software|Liu|5|2||2020|full_text|d|")
     assert doi_of(zhang) == "10.5555/hard.1" and doi_of(liu) == "10.5555/hard.3"
     assert "NO_MATCH" in chang and "NO_MATCH" in li
 

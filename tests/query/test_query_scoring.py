@@ -149,3 +149,10 @@ def test_journal_title_variants_learnt_from_deposits():
                        variants=("proceedings of the synthetic results conferences",))
     assert score(long_form, learnt, t) >= t.accept
     assert score(keys(issns=(), title="Proceedings of the Marine Results Conferences"), learnt, t) is None
+
+
+def test_short_or_differently_starting_surnames_are_other_people():
+    assert name_similarity("li", "liu") < Thresholds().author_floor
+    assert name_similarity("zhang", "chang") < Thresholds().author_floor
+    assert name_similarity("coen", "cohen") >= Thresholds().author_floor  # a misspelling keeps its first letter
+    assert name_similarity("mueller", "muller") >= 0.9
