@@ -173,11 +173,12 @@ def abbreviation_score(short: str, full: str) -> float:
 
 
 def _word_counterpart(word: str, others: Sequence[str]) -> bool:
-    """``word`` is in ``others``, abbreviates or is abbreviated by one, or is one misspelled."""
+    """``word`` is in ``others``, abbreviates or is abbreviated by one, or is one mistyped."""
     for other in others:
         if word == other or _abbreviates(word, other) or _abbreviates(other, word):
             return True
-        if min(len(word), len(other)) >= 5 and fuzz.ratio(word, other) >= 80:
+        if (min(len(word), len(other)) >= 5 and abs(len(word) - len(other)) <= 1 and word[0] == other[0]
+                and fuzz.ratio(word, other) >= 80):  # a typo, not another word ("geochemistry", "chemistry")
             return True
     return False
 
@@ -225,7 +226,7 @@ def _transliterated(key: str) -> str:
     return key
 
 
-SHORT_NAME = 3  # surnames this short are not compared fuzzily: Li is not Liu, Wu is not Xu
+SHORT_NAME = 3  # surnames this short (or both one longer) are not compared fuzzily: Li / Liu, Wang / Wong
 
 
 @lru_cache(maxsize=65536)
@@ -233,8 +234,9 @@ def name_similarity(query_key: str, record_key: str) -> float:
     """Surnames: exact, misspelled ("Kowalsky") or transliterated ("Mueller" for "Müller").
 
     A short surname one letter from another is another person's, not a typo
-    (Li / Liu, Wu / Xu), and so is one that starts with another letter (Chang /
-    Zhang): they score below any floor unless transliteration makes them equal.
+    (Li / Liu, Wang / Wong; but Coen is Cohen misspelled), and so is one that
+    starts with another letter (Chang / Zhang): they score below any floor
+    unless transliteration makes them equal.
     """
     if query_key == record_key:
         return 1.0
@@ -243,7 +245,8 @@ def name_similarity(query_key: str, record_key: str) -> float:
         return 0.95
     plain = fuzz.ratio(query_key, record_key) / 100.0
     folded = fuzz.ratio(folded_query, folded_record) / 100.0
-    if min(len(query_key), len(record_key)) <= SHORT_NAME or query_key[0] != record_key[0]:
+    shorter, longer = sorted((len(query_key), len(record_key)))
+    if shorter <= SHORT_NAME or longer <= SHORT_NAME + 1 or query_key[0] != record_key[0]:
         return min(max(plain, folded), 0.5)
     return max(plain, folded)
 
