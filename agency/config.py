@@ -74,6 +74,8 @@ class Settings:
     query_sync_lines: int = setting(30, "query files up to this many lines are answered at once; larger: a job")
     query_max_lines: int = setting(100_000, "longest accepted query file, in lines (413 above)")
     query_max_line_chars: int = setting(2000, "longest accepted query line")
+    query_xml_max_queries: int = setting(1000, "most queries in one XML query_batch, answered at once (413 above)")
+    query_xml_max_bytes: int = setting(4 * 1024 * 1024, "largest XML query_batch accepted, in bytes (413 above)")
     # Password hashing cost (argon2 time_cost); lower only in tests.
     password_time_cost: int = setting(3, "argon2 time cost of password hashes")
 

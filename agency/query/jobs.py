@@ -40,6 +40,7 @@ from agency.query.piped_format import (
     AMBIGUOUS, MALFORMED, NO_MATCH, REJECTED, QueryLine, QueryTextError, answer_line, iter_query_lines,
     outcome_code, parse_lines,
 )
+from agency.query.xml_format import read_query_batch, result_document, status_counts
 from agency.runtime.worker import fenced_progress, run_in_chunks
 
 QUERY_FILE = "query.txt"
@@ -109,6 +110,14 @@ class QueryIntake:
         self.deposits = deposits
         self.matcher = matcher
         self.on_accepted = on_accepted
+
+    def answer_batch(self, data: bytes) -> tuple[bytes, dict[str, int]]:
+        """An XML ``query_batch`` answered at once as a ``crossref_result`` (batches are bounded, see
+        ``xml_format``); raises ``QueryTextError`` when the batch cannot be read."""
+        batch = read_query_batch(data, self.settings.schema_dir, self.settings.query_xml_max_queries,
+                                 self.settings.query_xml_max_bytes)
+        outcomes = self.matcher.answer(batch.lines)
+        return result_document(batch, outcomes), status_counts(batch, outcomes)
 
     def answer_now(self, lines: Sequence[str]) -> Answered:
         """Answer lines already read and checked (see ``piped_format.read_query_text``)."""
