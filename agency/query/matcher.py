@@ -824,7 +824,7 @@ def _known_issns(session: Session, queries: dict[int, QueryKeys],
              for issn in keys.issns}
     known: set[str] = set()
     for chunk in _chunks(sorted(asked), KEYS_PER_STATEMENT):
-        known.update(session.scalars(select(MetadataJournalTitle.issn.distinct())
+        known.update(session.scalars(select(MetadataJournalTitle.issn).distinct()
                                      .where(MetadataJournalTitle.issn.in_(list(chunk)))))
     return frozenset(known)
 
