@@ -59,18 +59,12 @@ class PreparedRecord:
                 for i in self.identifiers if i["kind"] == "issn"]
 
 
-    @property
-    def journal_titles(self) -> list[tuple[str, str]]:
-        """(ISSN, title key) pairs a journal article teaches: its journal's full and abbreviated titles."""
-        if self.row.get("body_type") != "journal":
-            return []
-        titles = {self.row.get("journal_title_key"), self.row.get("journal_abbrev_key")} - {None}
-        return [(i["value"], t) for i in self.identifiers if i["kind"] == "issn" for t in titles]
-
-
 def journal_title_rows(prepared: Sequence[PreparedRecord]) -> list[dict]:
     """The distinct journal title variants of a chunk (a journal's articles repeat the same few)."""
-    pairs = {pair for p in prepared for pair in p.journal_titles}
+    journals = {(p.row["journal_title_key"], p.row["journal_abbrev_key"],
+                 tuple(i["value"] for i in p.identifiers if i["kind"] == "issn"))
+                for p in prepared if p.row["body_type"] == "journal" and p.identifiers}
+    pairs = {(issn, title) for full, abbrev, issns in journals for issn in issns for title in (full, abbrev) if title}
     return [{"issn": issn, "title_key": title} for issn, title in sorted(pairs)]
 
 
