@@ -219,7 +219,7 @@ class QueryRunner:
             with self.db.transaction() as session:
                 submission = session.get(Submission, submission_id)
                 session.execute(insert(RecordResult), [
-                    {"submission_id": submission_id, "seq": line.number, "doi": _found_doi(answer, code),
+                    {"submission_id": submission_id, "seq": line.number, "doi": _found_doi(line, answer, code),
                      "status": code, "message": answer, "outcome": code}
                     for line, answer, code in zip(parsed, answers, codes)])
                 counts = LineCounts.of(codes)
@@ -268,10 +268,13 @@ def result_attachment_name(submission: Submission) -> str:
     return f"submission-{submission.id}-result.txt"
 
 
-def _found_doi(answer: str, code: str) -> str:
+def _found_doi(line: QueryLine, answer: str, code: str) -> str:
+    """The DOI of a found line: in its DOI field (a NOTE may follow it), or last on a DOI look-up's answer."""
     if code != FOUND:
         return ""
-    return answer.rsplit("|", 1)[-1][:2048]
+    fields = answer.split("|")
+    slot = line.doi_slot
+    return (fields[slot] if slot is not None and slot < len(fields) else fields[-1])[:2048]
 
 
 def write_result(session: Session, submission_id: int, path: Path) -> None:

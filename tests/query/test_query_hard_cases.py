@@ -117,3 +117,26 @@ def test_journal_title_forms_learnt_from_deposits(client, svc, alice):
         "|Proceedings of the Marine Results Conferences|Haddad|2||44|2021|full_text|c|")
     assert doi_of(by_long) == "10.5555/hard.2" and doi_of(by_short) == "10.5555/hard.1"
     assert "NO_MATCH" in another
+
+
+def test_a_query_job_records_the_doi_of_a_line_answered_with_a_note(client, svc, alice):
+    import io
+
+    from querydata import ALICE_AUTH
+    from sqlalchemy import select
+
+    from agency.models import RecordResult
+
+    put(client, svc, JOSS, [article(JOSS, 1, ["Okafor"])], "joss")
+    load_index(svc)
+    lines = ["2475-9067|Journal of Open Source Software|Okafor|5|2|10|2020|full_text|typo|", "k|10.5555/hard.1"]
+    response = client.post("/v1/queries", data={"file": (io.BytesIO(("\n".join(lines * 20) + "\n").encode()), "q.txt")},
+                           headers=ALICE_AUTH, content_type="multipart/form-data")
+    assert response.status_code == 202
+    svc.worker.run_until_idle()
+    with svc.db.sessions() as session:
+        results = session.execute(select(RecordResult.doi, RecordResult.message)
+                                  .where(RecordResult.submission_id == response.get_json()["submission_id"])
+                                  .order_by(RecordResult.seq)).all()
+    assert [doi for doi, _ in results] == ["10.5555/hard.1"] * 40
+    assert "NOTE: ISSN '2475-9067'" in results[0].message
