@@ -324,6 +324,7 @@ class Evidence:
 
 NO_EVIDENCE = Evidence()
 UNKNOWN_ISSN = "unknown ISSN"  # _source's verdict on an ISSN no journal here has, with no title to weigh
+EXACT_AUTHOR = 0.9  # the first author's similarity that counts as the same name (misspelled at most)
 
 
 def _numbers(keys: QueryKeys, c: Candidate) -> float | None:
@@ -490,7 +491,7 @@ def score(keys: QueryKeys, c: Candidate, thresholds: Thresholds, evidence: Evide
         author = thresholds.garbled_author
     if source == UNKNOWN_ISSN:
         # An ISSN typo that happens to be valid: exact numbers and the first author must decide.
-        if not _numbers_exact(keys, c) or _first_author(keys, c) < 0.9:
+        if not _numbers_exact(keys, c) or _first_author(keys, c) < EXACT_AUTHOR:
             return None
         source = thresholds.unknown_issn
     shape = _book_shape(keys, c) if keys.is_book else 0.0
@@ -818,9 +819,11 @@ def _load_title_variants(session: Session, queries: dict[int, QueryKeys],
 
 def _known_issns(session: Session, queries: dict[int, QueryKeys],
                  candidates: dict[int, dict[str, Candidate]]) -> frozenset[str]:
-    """Which of the ISSNs that lines give alone, and their candidates lack, are journals indexed here."""
-    asked = {issn for i, keys in queries.items() if keys.issns and not keys.titles
-             and any(c.issns and not keys.issns & c.issns for c in candidates[i].values())
+    """Which of the ISSNs that lines give alone are journals indexed here: asked only where it decides,
+    for a candidate with another ISSN that the exact-numbers rule for ISSN typos would otherwise accept."""
+    asked = {issn for i, keys in queries.items() if keys.issns and not keys.titles and not keys.is_book
+             and any(c.issns and keys.issns.isdisjoint(c.issns) and _numbers_exact(keys, c)
+                     and _first_author(keys, c) >= EXACT_AUTHOR for c in candidates[i].values())
              for issn in keys.issns}
     known: set[str] = set()
     for chunk in _chunks(sorted(asked), KEYS_PER_STATEMENT):
