@@ -20,6 +20,7 @@ import re
 from collections import Counter, defaultdict
 
 from conftest import add_account, corpus_dir
+from corpus_expectations import expected_row
 from labelled_set import (
     corpus_queries, deposit_documents, generate, generate_hard, hard_queries, labelled_queries,
 )
@@ -36,8 +37,8 @@ def _auth(login: str, password: str) -> dict:
 
 def _deposit_corpus(client, svc) -> None:
     folder = corpus_dir("crossref-deposit")
-    accepted = [row["file"] for row in csv.DictReader(open(folder / "EXPECTED.tsv"), delimiter="\t")
-                if row["outcome"] == "accept"]
+    rows = [expected_row(row) for row in csv.DictReader(open(folder / "EXPECTED.tsv"), delimiter="\t")]
+    accepted = [row["file"] for row in rows if row["outcome"] == "accept"]
     alices = {"10.5555", "10.32013"}
     prefixes_of = {name: set(re.findall(r"<doi>\s*(10\.\d+)/", (folder / name).read_text(errors="replace")))
                    for name in accepted}
@@ -46,11 +47,6 @@ def _deposit_corpus(client, svc) -> None:
     for name in accepted:
         owner = ("alice", "alice-password") if prefixes_of[name] <= alices else ("corpus", "corpus-password")
         deposit(client, svc, (folder / name).read_bytes(), auth=_auth(*owner))
-
-
-def _kind(damage: str) -> str:
-    """The report's row: the damage without the details that vary per query."""
-    return damage
 
 
 def test_precision_and_recall_on_the_labelled_set(client, svc, alice):
@@ -70,7 +66,7 @@ def test_precision_and_recall_on_the_labelled_set(client, svc, alice):
     by_kind: dict[str, Counter] = defaultdict(Counter)
     wrong, missed = [], []
     for query, outcome in zip(queries, outcomes):
-        row = by_kind[_kind(query.damage)]
+        row = by_kind[query.damage]
         row["queries"] += 1
         if query.expected is None:
             row["never"] += 1
