@@ -74,6 +74,8 @@ class Settings:
     query_sync_lines: int = setting(30, "query files up to this many lines are answered at once; larger: a job")
     query_max_lines: int = setting(100_000, "longest accepted query file, in lines (413 above)")
     query_max_line_chars: int = setting(2000, "longest accepted query line")
+    query_xml_max_queries: int = setting(1000, "most queries in one XML query_batch, answered at once (413 above)")
+    query_xml_max_bytes: int = setting(4 * 1024 * 1024, "largest XML query_batch accepted, in bytes (413 above)")
     # Resolution (GET /{doi}).
     resolve_max_age_seconds: int = setting(3600, "Cache-Control max-age of resolver answers: the URL value's TTL, "
                                                  "at most this")

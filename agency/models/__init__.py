@@ -8,6 +8,7 @@ from agency.models.handles import Handle, HandleValue
 from agency.models.metadata import (
     JobLock, JobRun, MddbLoad, MetadataContributor, MetadataIdentifier, MetadataLocator, MetadataRecord,
 )
+from agency.models.metadata import MetadataJournalTitle
 from agency.models.outbox import OutboxMessage
 from agency.models.submissions import RecordResult, Submission
 
@@ -25,6 +26,7 @@ __all__ = [
     "MddbLoad",
     "MetadataContributor",
     "MetadataIdentifier",
+    "MetadataJournalTitle",
     "MetadataLocator",
     "MetadataRecord",
     "OutboxMessage",
