@@ -191,6 +191,45 @@ def cmd_mddb_status(_args) -> int:
     return 1 if status.failed else 0
 
 
+def cmd_db(args) -> int:
+    """Schema migrations: upgrade, current, history (and revision, for developers)."""
+    from agency import migrations
+    from agency.db import open_database
+
+    if args.action == "history":
+        print("\n".join(migrations.history()))
+        return 0
+    if args.action == "revision":
+        path = migrations.new_revision(args.message)
+        print(f"wrote {path}: check it, then commit it")
+        return 0
+    db = open_database(load_settings().effective_database_url)
+    try:
+        if args.action == "upgrade":
+            print(f"database at {', '.join(migrations.upgrade(db, args.revision))} (head)")
+            return 0
+        with db.engine.connect() as connection:
+            current = migrations.current_revisions(connection)
+        heads = migrations.head_revisions()
+        print(f"current: {', '.join(current) or 'none'}; head: {', '.join(heads)}"
+              + ("" if set(current) == set(heads) else f" (behind: run `{migrations.UPGRADE_COMMAND}`)"))
+        return 0 if set(current) == set(heads) else 1
+    finally:
+        db.engine.dispose()
+
+
+def add_db_commands(sub) -> None:
+    parser = sub.add_parser("db", help="schema migrations (Alembic)")
+    parser.set_defaults(func=cmd_db)
+    db = parser.add_subparsers(dest="action", required=True)
+    upgrade = db.add_parser("upgrade", help="upgrade the database's schema (default: to the newest revision)")
+    upgrade.add_argument("revision", nargs="?", default="heads")
+    db.add_parser("current", help="the database's revision and the newest one (exit 1 when behind)")
+    db.add_parser("history", help="every revision, newest first")
+    revision = db.add_parser("revision", help="write a new revision from the models' differences (developers)")
+    revision.add_argument("-m", "--message", required=True)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="agency", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -242,17 +281,19 @@ def build_parser() -> argparse.ArgumentParser:
     retry.add_argument("ids", nargs="*", type=int)
     retry.add_argument("--all-dead", action="store_true")
     retry.set_defaults(func=cmd_mail_retry)
+    add_db_commands(sub)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     args = build_parser().parse_args(argv)
+    from agency.migrations import SchemaBehind
     from agency.notify.outbox import MailConfigError
 
     try:
         return args.func(args)
-    except (MailConfigError, SettingError) as exc:  # a wrong AGENCY_* value: say so, no traceback
+    except (MailConfigError, SettingError, SchemaBehind) as exc:  # a wrong AGENCY_* value: say so, no traceback
         print(f"agency: {exc}", file=sys.stderr)
         return 2
 

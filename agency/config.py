@@ -76,6 +76,9 @@ class Settings:
     query_max_line_chars: int = setting(2000, "longest accepted query line")
     # Password hashing cost (argon2 time_cost); lower only in tests.
     password_time_cost: int = setting(3, "argon2 time cost of password hashes")
+    # Schema migrations (issue 15).
+    db_auto_upgrade: bool = setting(False, "upgrade a PostgreSQL schema at start (SQLite always upgrades itself; "
+                                           "an empty database is always created)")
 
     @property
     def effective_database_url(self) -> str:

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from agency.accounts import PasswordCheck
 from agency.config import Settings
 from agency.db import Database, open_database
+from agency.migrations import prepare_schema
 from agency.deposit.logs import BatchLogs
 from agency.deposit.intake import DepositIntake
 from agency.notify.outbox import MailSender
@@ -98,7 +99,7 @@ def build_agency(settings: Settings) -> Agency:
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     settings.batch_dir.mkdir(parents=True, exist_ok=True)
     db = open_database(settings.effective_database_url)
-    db.create_all()
+    prepare_schema(db, auto_upgrade=settings.db_auto_upgrade or db.dialect == "sqlite")
     templates = make_environment(settings.template_dir)
     catalog = SchemaCatalog(settings.schema_dir)
     logs = BatchLogs(templates)
