@@ -17,9 +17,14 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 ENV_PREFIX = "AGENCY_"
 
 
+PACKAGED_RESOURCES = Path(__file__).resolve().parent / "resources"
+
+
 def _resource_dir(name: str) -> Path:
-    """schemas/ and templates/ live beside the package; found from anywhere."""
-    return PROJECT_ROOT / name
+    """schemas/ and templates/: inside the installed package (a wheel), else in the checkout
+    beside it (an editable install, or running from the source tree); found from any directory."""
+    packaged = PACKAGED_RESOURCES / name
+    return packaged if packaged.is_dir() else PROJECT_ROOT / name
 
 
 def setting(default: Any, doc: str, factory: Any = None) -> Any:
@@ -34,8 +39,8 @@ class Settings:
     data_dir: Path = setting(Path("var"), "data folder: the SQLite database, the maildir, the demo password")
     database_url: str = setting("", "SQLAlchemy URL; empty: SQLite in the data folder")
     batch_dir: Path = setting(Path("batches"), "received files and their logs")
-    schema_dir: Path = setting(None, "our XSDs (found beside the package)", factory=lambda: _resource_dir("schemas"))
-    template_dir: Path = setting(None, "Jinja2 templates (found beside the package)",
+    schema_dir: Path = setting(None, "our XSDs (shipped in the package)", factory=lambda: _resource_dir("schemas"))
+    template_dir: Path = setting(None, "Jinja2 templates (shipped in the package)",
                                  factory=lambda: _resource_dir("templates"))
     base_url: str = setting("http://127.0.0.1:8000", "how links in mail point back to this service")
     # Intake limits.
