@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import logging
 import secrets
 import sys
 from pathlib import Path
@@ -206,6 +205,9 @@ def cmd_db(args) -> int:
     db = open_database(load_settings().effective_database_url)
     try:
         if args.action == "upgrade":
+            import logging
+
+            logging.getLogger("alembic.runtime.migration").setLevel(logging.INFO)  # each step it runs
             print(f"database at {', '.join(migrations.upgrade(db, args.revision))} (head)")
             return 0
         with db.engine.connect() as connection:
@@ -285,13 +287,25 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _configure_logging() -> None:
+    """The one logging set-up (agency.operations.logs); a wrong AGENCY_* value is the command's to report."""
+    from agency.operations.logs import configure_logging
+
+    try:
+        settings = load_settings()
+    except SettingError:
+        configure_logging()
+        return
+    configure_logging(settings.log_format, settings.log_level)
+
+
 def main(argv: list[str] | None = None) -> int:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     args = build_parser().parse_args(argv)
     from agency.migrations import SchemaBehind
     from agency.notify.outbox import MailConfigError
 
     try:
+        _configure_logging()
         return args.func(args)
     except (MailConfigError, SettingError, SchemaBehind) as exc:  # a wrong AGENCY_* value: say so, no traceback
         print(f"agency: {exc}", file=sys.stderr)

@@ -84,6 +84,9 @@ class Settings:
     # Schema migrations (issue 15).
     db_auto_upgrade: bool = setting(False, "upgrade a PostgreSQL schema at start (SQLite always upgrades itself; "
                                            "an empty database is always created)")
+    # Logs (issue 15).
+    log_format: str = setting("text", "text, or json: one JSON object per line")
+    log_level: str = setting("INFO", "DEBUG, INFO, WARNING or ERROR")
 
     @property
     def effective_database_url(self) -> str:

@@ -12,8 +12,10 @@ from __future__ import annotations
 
 from agency.app import create_app
 from agency.config import load_settings
+from agency.operations.logs import configure_logging
 from agency.services import settle_startup_heap
 
 settings = load_settings()
+configure_logging(settings.log_format, settings.log_level)
 app = create_app(settings, start_background=settings.run_worker)
 settle_startup_heap()
