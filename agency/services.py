@@ -65,6 +65,14 @@ class Agency:
         saves reading them back to answer a request that waited for them."""
         return self.worker.runners["deposit"].finished_results(submission_id)
 
+    def background_state(self) -> dict[str, str]:
+        """The in-process worker and scheduler: running, off (not asked for here) or stopped (asked for, but gone)."""
+        worker = "off" if not self.settings.run_worker else (
+            "running" if any(thread.is_alive() for thread in self._threads) else "stopped")
+        scheduler = "off" if not self.settings.run_scheduler else (
+            "running" if self._scheduler is not None and self._scheduler.running else "stopped")
+        return {"worker": worker, "scheduler": scheduler}
+
     def stop_background(self) -> None:
         if self._scheduler is not None:
             self._scheduler.shutdown(wait=True)

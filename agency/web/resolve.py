@@ -8,8 +8,10 @@ every request is one indexed look-up on a pooled connection (the benchmark in
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
+import time
 
 from flask import Blueprint, Response, current_app, render_template, request
 from markupsafe import escape
@@ -18,6 +20,7 @@ from werkzeug.routing import PathConverter
 from werkzeug.urls import iri_to_uri
 
 from agency.handles import resolver
+from agency.operations.metrics import observe_resolution
 from agency.web.common import agency
 
 log = logging.getLogger(__name__)
@@ -49,7 +52,20 @@ def health() -> Response:
     return Response("ok\n", mimetype="text/plain")
 
 
+def _measured(view):
+    """Count each resolution by outcome (from its status) and time it, for /metrics."""
+    @functools.wraps(view)
+    def measured(raw: str) -> Response:
+        started = time.perf_counter()
+        response = view(raw)
+        observe_resolution(response.status_code, time.perf_counter() - started)
+        return response
+
+    return measured
+
+
 @bp.route("/<doipath:raw>", methods=["GET"], merge_slashes=False)
+@_measured
 def resolve_doi(raw: str) -> Response:
     problem = resolver.wsgi_path_problem(request.environ.get("PATH_INFO", ""))
     try:
