@@ -74,6 +74,8 @@ class Settings:
     mddb_misfire_grace_seconds: int = setting(3600, "a run this late still runs (else the next one catches up)")
     mddb_mail: bool = setting(True, "email each loaded batch's combined diagnostic (off when reloading a copy)")
     mddb_chunk_records: int = setting(5000, "records indexed per transaction")
+    mddb_poll_seconds: float = setting(2.0, "the scheduler indexes newly completed deposits (and mails their "
+                                            "combined diagnostic) this often; 0: only at the daily load")
     mail_poll_seconds: int = setting(30, "the scheduler delivers due mail this often")
     # Queries.
     query_sync_lines: int = setting(30, "query files up to this many lines are answered at once; larger: a job")

@@ -23,7 +23,7 @@ from agency.db import Database
 from agency.models import JobRun, OutboxMessage, Submission
 from agency.models.submissions import QUEUED
 from agency.models.types import utcnow
-from agency.runtime.scheduling import MDDB_JOB
+from agency.runtime.scheduling import MDDB_JOB, MDDB_PROMPT_JOB
 
 MULTIPROCESS = bool(os.environ.get("PROMETHEUS_MULTIPROC_DIR"))
 PROCESS = CollectorRegistry()
@@ -74,7 +74,8 @@ class DatabaseCollector:
             outbox = session.execute(select(OutboxMessage.status, func.count()).group_by(OutboxMessage.status)).all()
             oldest_mail = session.scalar(select(func.min(OutboxMessage.created_at))
                                          .where(OutboxMessage.status == "pending"))
-            load = session.get(JobRun, MDDB_JOB)
+            finished = session.scalar(select(func.max(JobRun.last_finished_at))
+                                      .where(JobRun.job_id.in_((MDDB_JOB, MDDB_PROMPT_JOB))))
         states = GaugeMetricFamily("agency_submissions", "Submissions by kind and state", labels=["kind", "state"])
         for kind, status, number in submissions:
             states.add_metric([kind, status], number)
@@ -90,7 +91,6 @@ class DatabaseCollector:
         yield mail
         yield GaugeMetricFamily("agency_outbox_oldest_pending_age_seconds", "Age of the oldest undelivered mail",
                                 value=_age(now, oldest_mail))
-        finished = load.last_finished_at if load is not None else None
         yield GaugeMetricFamily("agency_seconds_since_metadata_load",
                                 "Seconds since the last metadata load finished (-1: never)",
                                 value=(now - _aware(finished)).total_seconds() if finished else -1)

@@ -39,6 +39,7 @@ from agency.models.types import utcnow
 log = logging.getLogger(__name__)
 
 MDDB_JOB = "mddb-load"
+MDDB_PROMPT_JOB = "mddb-prompt"  # newly completed deposits, every few seconds (shares the load's lease)
 MAIL_JOB = "mail-delivery"
 
 
@@ -159,11 +160,35 @@ def run_mddb_job(agency) -> None:
     log.info("metadata database load: %s", report.summary())
 
 
+def run_mddb_prompt_job(agency) -> None:
+    """Index deposits completed since the last look and send their combined diagnostics at once."""
+    try:
+        report = agency.mddb.run_pending()
+        if report.folders:
+            log.info("metadata load of newly completed deposits: %s", report.summary())
+            agency.mail.deliver_due()
+    except Exception:
+        log.exception("prompt metadata load failed; the next run (or the daily load) retries it")
+
+
 def run_mail_job(agency) -> None:
     try:
         agency.mail.deliver_due()
     except Exception:
         log.exception("mail delivery run failed; the next run retries it")
+
+
+class _OverlapIsExpected(logging.Filter):
+    """The prompt load runs every few seconds and a large batch's load outlasts that: APScheduler's
+    warning that the next run was skipped because one is still running says nothing then."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        return not (PROMPT_JOB_NAME in message and "maximum number of running instances" in message)
+
+
+PROMPT_JOB_NAME = "metadata of new deposits"
+logging.getLogger("apscheduler.scheduler").addFilter(_OverlapIsExpected())
 
 
 def build_scheduler(agency) -> BackgroundScheduler:
@@ -177,6 +202,11 @@ def build_scheduler(agency) -> BackgroundScheduler:
     job_options = {"next_run_time": now} if catch_up else {}
     scheduler.add_job(run_mddb_job, mddb_trigger(settings), args=[agency], id=MDDB_JOB,
                       name="metadata database load", replace_existing=True, **once, **job_options)
+    if settings.mddb_poll_seconds > 0:
+        scheduler.add_job(run_mddb_prompt_job, IntervalTrigger(seconds=settings.mddb_poll_seconds,
+                                                               timezone=timezone.utc),
+                          args=[agency], id=MDDB_PROMPT_JOB, name=PROMPT_JOB_NAME, replace_existing=True,
+                          next_run_time=now, **once)
     scheduler.add_job(run_mail_job, IntervalTrigger(seconds=settings.mail_poll_seconds, timezone=timezone.utc),
                       args=[agency], id=MAIL_JOB, name="mail delivery", replace_existing=True,
                       next_run_time=now, **once)
