@@ -86,14 +86,20 @@ def cmd_worker(args) -> int:
     if args.once:
         svc.worker.drain(timeout=args.timeout)
         return 0
+    import signal
     import threading
 
     stop = threading.Event()
+    # systemd and supervisors stop with SIGTERM: finish the slice (its chunks are committed), hand over.
+    signal.signal(signal.SIGTERM, lambda *_: (stop.set(), svc.worker.wakeup.set()))
+    svc.start_scheduler()  # runs its jobs only while elected (one scheduler across processes)
     settle_startup_heap()
     try:
         svc.worker.run_forever(stop)
     except KeyboardInterrupt:
         stop.set()
+    finally:
+        svc.stop_background()
     return 0
 
 
@@ -250,7 +256,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--demo", action="store_true", help="create (once) and print a demo account")
     serve.set_defaults(func=cmd_serve)
 
-    worker = sub.add_parser("worker", help="run a deposit worker process")
+    worker = sub.add_parser("worker", help="run a deposit worker process (and the scheduler, when elected)")
     worker.add_argument("--once", action="store_true",
                         help="stop when nothing is queued or processing (waits out dead workers' leases)")
     worker.add_argument("--timeout", type=float, default=3600)

@@ -77,6 +77,10 @@ class Settings:
     mddb_poll_seconds: float = setting(2.0, "the scheduler indexes newly completed deposits (and mails their "
                                             "combined diagnostic) this often; 0: only at the daily load")
     mail_poll_seconds: int = setting(30, "the scheduler delivers due mail this often")
+    scheduler_lease_seconds: int = setting(30, "one scheduler runs across processes; when it dies another "
+                                               "takes over after this")
+    wsgi_background: bool = setting(False, "also run the worker and scheduler inside each WSGI (gunicorn) web "
+                                           "process; off: web processes serve, `agency worker` processes work")
     # Queries.
     query_sync_lines: int = setting(30, "query files up to this many lines are answered at once; larger: a job")
     query_max_lines: int = setting(100_000, "longest accepted query file, in lines (413 above)")

@@ -51,9 +51,14 @@ class Agency:
         return self._mddb
 
     def start_background(self) -> None:
-        """Start the in-process worker thread (and, where configured, the scheduler)."""
+        """Start the in-process worker thread (and, where configured, the scheduler, which runs its jobs
+        only while this process holds the scheduler lease)."""
         if self.settings.run_worker and not self._threads:
             self._threads.append(self.worker.start_thread(self._stop))
+        self.start_scheduler()
+
+    def start_scheduler(self) -> None:
+        """Start the scheduler when configured (``agency worker`` runs its worker in the main thread)."""
         if self.settings.run_scheduler and self._scheduler is None:
             from agency.runtime.scheduling import build_scheduler
 
@@ -69,13 +74,15 @@ class Agency:
         """The in-process worker and scheduler: running, off (not asked for here) or stopped (asked for, but gone)."""
         worker = "off" if not self.settings.run_worker else (
             "running" if any(thread.is_alive() for thread in self._threads) else "stopped")
-        scheduler = "off" if not self.settings.run_scheduler else (
-            "running" if self._scheduler is not None and self._scheduler.running else "stopped")
+        scheduler = "off" if not self.settings.run_scheduler else "stopped"
+        if self.settings.run_scheduler and self._scheduler is not None and self._scheduler.running:
+            scheduler = "elected" if self._scheduler.election.elected else "standby"
         return {"worker": worker, "scheduler": scheduler}
 
     def stop_background(self) -> None:
         if self._scheduler is not None:
             self._scheduler.shutdown(wait=True)
+            self._scheduler.election.resign()  # another process takes over now, not when the lease expires
             self._scheduler = None
         self._stop.set()
         self.worker.wakeup.set()

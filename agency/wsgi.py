@@ -3,9 +3,10 @@
 Settings come from the ``AGENCY_*`` environment, as everywhere. Each server
 worker process imports this module itself, so each gets its own database
 pool (do not use gunicorn's ``--preload``: pooled connections must not be
-shared across fork). The in-process deposit worker starts only when
-``AGENCY_RUN_WORKER`` is on; large sites run ``agency worker`` processes
-instead and set it off here.
+shared across fork). Web processes serve requests only: deposits are run and
+the scheduled jobs kept by ``agency worker`` processes beside them, unless
+``AGENCY_WSGI_BACKGROUND=1`` asks each web process to run a worker thread and a
+scheduler too (the scheduler lease still lets only one of them run the jobs).
 """
 
 from __future__ import annotations
@@ -17,5 +18,7 @@ from agency.services import settle_startup_heap
 
 settings = load_settings()
 configure_logging(settings.log_format, settings.log_level)
-app = create_app(settings, start_background=settings.run_worker)
+if not settings.wsgi_background:
+    settings = settings.replace(run_worker=False, run_scheduler=False)
+app = create_app(settings, start_background=settings.wsgi_background)
 settle_startup_heap()

@@ -8,6 +8,8 @@ import os
 from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 
+from agency.runtime.scheduling import SCHEDULER_LEASE, JobLease
+
 log = logging.getLogger(__name__)
 
 
@@ -25,6 +27,9 @@ def readiness(agency) -> dict:
     batch_dir = agency.settings.batch_dir
     report["batch_dir"] = "writable" if os.access(batch_dir, os.W_OK | os.X_OK) else f"not writable: {batch_dir}"
     report.update(agency.background_state())
+    holder, _until = JobLease(agency.db, SCHEDULER_LEASE, agency.settings.scheduler_lease_seconds).holder() \
+        if report["database"] == "ok" else (None, None)
+    report["scheduler_lease"] = holder or "none"
     report["ready"] = (report["database"] == "ok" and report["batch_dir"] == "writable"
                        and "stopped" not in (report["worker"], report["scheduler"]))
     return report

@@ -31,7 +31,8 @@ def test_healthz_answers_without_the_database(client, svc, monkeypatch):
 
 def test_readyz_reports_each_check(client, svc, alice):
     body = client.get("/readyz").get_json()
-    assert body == {"database": "ok", "batch_dir": "writable", "worker": "off", "scheduler": "off", "ready": True}
+    assert body == {"database": "ok", "batch_dir": "writable", "worker": "off", "scheduler": "off",
+                    "scheduler_lease": "none", "ready": True}
 
 
 def test_readyz_is_503_when_the_database_does_not_answer(client, svc, monkeypatch, tmp_path):
