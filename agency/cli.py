@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import secrets
 import sys
 from pathlib import Path
@@ -10,7 +11,7 @@ from pathlib import Path
 from sqlalchemy import select
 
 from agency.accounts import AccountError, create_account
-from agency.config import SettingError, documented_variables, load_settings
+from agency.config import SettingError, load_settings
 from agency.models import Account
 from agency.services import build_agency, settle_startup_heap
 
@@ -127,9 +128,16 @@ def cmd_query(args) -> int:
 
 
 def cmd_config(_args) -> int:
-    for name, default, doc in documented_variables():
-        print(f"{name}={default}\n    {doc}")
-    return 0
+    """Every setting's effective value and its source; exit 1 when one is invalid."""
+    from agency.config import describe_settings
+
+    reports = describe_settings()  # (unknown AGENCY_ variables were warned about at start)
+    for report in reports:
+        print(f"{report.variable}={report.value}    ({report.source})\n    {report.doc}")
+    errors = [report.error for report in reports if report.error]
+    for error in errors:
+        print(f"agency: {error}", file=sys.stderr)
+    return 1 if errors else 0
 
 
 def cmd_mail_send(_args) -> int:
@@ -266,7 +274,7 @@ def build_parser() -> argparse.ArgumentParser:
     query.add_argument("file", nargs="?", default="-", help="the query file (default: standard input)")
     query.set_defaults(func=cmd_query)
 
-    config = sub.add_parser("config", help="list the AGENCY_* settings and their defaults")
+    config = sub.add_parser("config", help="every AGENCY_* setting: its effective value and where it came from")
     config.set_defaults(func=cmd_config)
 
     mddb = sub.add_parser("mddb", help="the metadata database: load completed batches, show status").add_subparsers(
@@ -297,12 +305,15 @@ def _configure_logging() -> None:
     """The one logging set-up (agency.operations.logs); a wrong AGENCY_* value is the command's to report."""
     from agency.operations.logs import configure_logging
 
+    from agency.config import unknown_variables
+
     try:
         settings = load_settings()
+        configure_logging(settings.log_format, settings.log_level)
     except SettingError:
         configure_logging()
-        return
-    configure_logging(settings.log_format, settings.log_level)
+    for warning in unknown_variables():
+        logging.getLogger("agency.config").warning("%s", warning)
 
 
 def main(argv: list[str] | None = None) -> int:

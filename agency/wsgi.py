@@ -11,13 +11,22 @@ scheduler too (the scheduler lease still lets only one of them run the jobs).
 
 from __future__ import annotations
 
+import logging
+import sys
+
 from agency.app import create_app
-from agency.config import load_settings
+from agency.config import SettingError, load_settings, unknown_variables
 from agency.operations.logs import configure_logging
 from agency.services import settle_startup_heap
 
-settings = load_settings()
-configure_logging(settings.log_format, settings.log_level)
+try:
+    settings = load_settings()
+    configure_logging(settings.log_format, settings.log_level)
+except SettingError as exc:  # one line naming the variable, not a traceback in every server process
+    print(f"agency: {exc}", file=sys.stderr, flush=True)
+    raise SystemExit(2) from None
+for warning in unknown_variables():
+    logging.getLogger("agency.config").warning("%s", warning)
 if not settings.wsgi_background:
     settings = settings.replace(run_worker=False, run_scheduler=False)
 app = create_app(settings, start_background=settings.wsgi_background)
