@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 from collections import Counter as Tally
+from datetime import datetime, timezone
 from typing import Iterable
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
@@ -96,13 +97,11 @@ class DatabaseCollector:
                                 value=(now - _aware(finished)).total_seconds() if finished else -1)
 
 
-def _aware(when):
-    from datetime import timezone
-
+def _aware(when: datetime) -> datetime:
     return when if when.tzinfo else when.replace(tzinfo=timezone.utc)
 
 
-def _age(now, then) -> float:
+def _age(now: datetime, then: datetime | None) -> float:
     return max(0.0, (now - _aware(then)).total_seconds()) if then is not None else 0.0
 
 
