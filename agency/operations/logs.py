@@ -54,7 +54,19 @@ class JsonFormatter(logging.Formatter):
 
 
 class _AgencyHandler(logging.StreamHandler):
-    """Marks the handler this module installed, so configuring again replaces it instead of doubling lines."""
+    """The handler this module installed (configuring again replaces it instead of doubling lines).
+
+    Without an explicit stream it writes to whatever ``sys.stderr`` is when a line is
+    logged, not the one at set-up (test runners and daemons swap it)."""
+
+    def __init__(self, stream=None) -> None:
+        super().__init__(stream or sys.stderr)
+        self._follows_stderr = stream is None
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if self._follows_stderr:
+            self.stream = sys.stderr
+        super().emit(record)
 
 
 def configure_logging(log_format: str = "text", level: str = "INFO", stream=None) -> None:
@@ -67,7 +79,7 @@ def configure_logging(log_format: str = "text", level: str = "INFO", stream=None
     root = logging.getLogger()
     for handler in [h for h in root.handlers if isinstance(h, _AgencyHandler)]:
         root.removeHandler(handler)
-    handler = _AgencyHandler(stream or sys.stderr)
+    handler = _AgencyHandler(stream)
     handler.setFormatter(JsonFormatter() if log_format == "json" else logging.Formatter(TEXT_FORMAT))
     root.addHandler(handler)
     root.setLevel(numeric)
