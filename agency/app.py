@@ -35,6 +35,9 @@ def create_app(settings: Settings | None = None, agency: Agency | None = None,
     app.register_blueprint(callbacks_api.bp)
     app.register_blueprint(handles_api.bp)
     app.register_blueprint(queries.bp)
+    from agency.web import operations
+
+    app.register_blueprint(operations.bp)
     # Keep last: the catch-all /{doi} route (it never matches /v1, /servlet, /api, /static).
     app.register_blueprint(resolve.bp)
     _register_error_pages(app)
