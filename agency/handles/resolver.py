@@ -15,7 +15,7 @@ proxy style ``/{doi}`` and the Handle.Net REST API):
 
 from __future__ import annotations
 
-import json
+import base64
 import re
 import threading
 import unicodedata
@@ -30,7 +30,8 @@ from sqlalchemy.exc import DBAPIError
 
 from agency.handles.doi_syntax import MAX_DOI_LENGTH, doi_key, doi_prefix
 from agency.handles.store import (ADMIN_HANDLE_INDEX, ADMIN_INDEX, URL_INDEX, HandleValueView, admin_value_data,
-                            handle_values)
+                                  epoch_seconds, handle_values)
+from agency.handles.values import AdminRecord, ValueFormatError, decode_vlist, encode_vlist
 from agency.models import Account, Handle, HandleValue, Prefix
 
 
@@ -125,6 +126,11 @@ class Registered:
         return self.url is None
 
 
+def _url_text(data) -> str | None:
+    """A URL value's data (bytes, as the protocol carries it) as text."""
+    return None if data is None else bytes(data).decode("utf-8", "replace")
+
+
 _REGISTERED = select(Handle.name, HandleValue.data).outerjoin(
     HandleValue, and_(HandleValue.handle_key == Handle.key, HandleValue.idx == URL_INDEX))
 # The common case, one spelling, is a plain equality: cached once, no IN-list expansion per request.
@@ -139,12 +145,12 @@ def look_up(db: Executor, names: Sequence[str]) -> Registered | None:
         return None
     if len(keys) == 1:
         row = db.execute(_LOOK_UP_ONE, {"key": keys[0]}).first()
-        return Registered(doi=row[0], url=row[1]) if row else None
+        return Registered(doi=row[0], url=_url_text(row[1])) if row else None
     rows = {doi_key(name): (name, url) for name, url in db.execute(_LOOK_UP_ANY, {"keys": keys})}
     for key in keys:
         if key in rows:
             name, url = rows[key]
-            return Registered(doi=name, url=url)
+            return Registered(doi=name, url=_url_text(url))
     return None
 
 
@@ -228,7 +234,7 @@ class FastLookUp:
         for spelling in spellings(name):
             row = self._row(doi_key(spelling))
             if row is not None:
-                return Registered(doi=row[0], url=row[1])
+                return Registered(doi=row[0], url=_url_text(row[1]))
         return None
 
     def close(self) -> None:
@@ -430,21 +436,31 @@ def answer(response_code: int, handle: str | None = None, message: str | None = 
     return HandleAnswer(body, http_status or RESPONSE_HTTP_STATUS.get(response_code, 500))
 
 
-def iso_timestamp(moment: datetime) -> str:
+def iso_timestamp(moment: datetime | int) -> str:
+    if isinstance(moment, int):
+        moment = datetime.fromtimestamp(moment, timezone.utc)
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=timezone.utc)
     return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def value_data(value: HandleValueView) -> dict:
-    """The ``data`` member: HS_ADMIN as an admin object, HS_VLIST as references, others as strings."""
-    if value.type == "HS_ADMIN":
-        admin = json.loads(value.data)
-        return {"format": "admin", "value": {"handle": admin["handle"], "index": int(admin["index"]),
-                                             "permissions": admin["permissions"]}}
-    if value.type == "HS_VLIST":
-        return {"format": "vlist", "value": json.loads(value.data)}
-    return {"format": "string", "value": value.data}
+    """The ``data`` member as Handle.Net's REST API shows it: admin, vlist, site, string or base64."""
+    try:
+        if value.type == "HS_ADMIN":
+            admin = AdminRecord.decode(value.data)
+            return {"format": "admin", "value": {"handle": admin.handle, "index": admin.index,
+                                                 "permissions": admin.permission_string}}
+        if value.type == "HS_VLIST":
+            return {"format": "vlist", "value": [{"handle": r.handle, "index": r.index}
+                                                 for r in decode_vlist(value.data)]}
+    except ValueFormatError:
+        pass  # a malformed structured value is shown as its bytes
+    try:
+        shown = value.data.decode("utf-8")
+    except UnicodeDecodeError:
+        return {"format": "base64", "value": base64.b64encode(value.data).decode("ascii")}
+    return {"format": "string", "value": shown}
 
 
 def value_json(value: HandleValueView) -> dict:
@@ -452,8 +468,13 @@ def value_json(value: HandleValueView) -> dict:
             "timestamp": iso_timestamp(value.timestamp)}
 
 
+def public_values(values: Iterable[HandleValueView]) -> list[HandleValueView]:
+    """What an anonymous reader may see: values without public read (HS_SECKEY) are left out."""
+    return [v for v in values if v.public_read]
+
+
 def type_matches(value_type: str, wanted: str) -> bool:
-    """A type query matches that type and its sub-types ("URL" matches "URL.mirror"), in any case."""
+    """A REST type query matches that type and its sub-types ("URL" matches "URL.mirror"), in any case."""
     value_type, wanted = value_type.upper(), wanted.upper()
     return value_type == wanted or value_type.startswith(wanted + ".")
 
@@ -486,9 +507,10 @@ def prefix_record_values(prefix: str, since: datetime, ttl: int) -> list[HandleV
     empty: no key administers these records over the Handle protocol; the
     agency changes them only through deposits from the prefix's registrant.
     """
+    stamp = epoch_seconds(since)
     return [
-        HandleValueView(ADMIN_INDEX, "HS_ADMIN", admin_value_data(prefix), ttl, since),
-        HandleValueView(VLIST_INDEX, "HS_VLIST", "[]", ttl, since),
+        HandleValueView(ADMIN_INDEX, "HS_ADMIN", admin_value_data(prefix), ttl, timestamp=stamp),
+        HandleValueView(VLIST_INDEX, "HS_VLIST", encode_vlist([]), ttl, timestamp=stamp),
     ]
 
 
@@ -516,7 +538,7 @@ def _not_responsible_message(prefix: str) -> str:
 
 def _values_answer(handle: str, values: list[HandleValueView], types: Sequence[str],
                    indexes: Sequence[int]) -> HandleAnswer:
-    chosen = select_values(values, types, indexes)
+    chosen = select_values(public_values(values), types, indexes)
     if not chosen:
         return answer(VALUES_NOT_FOUND, handle, values=[])
     return answer(SUCCESS, handle, values=[value_json(v) for v in chosen])
