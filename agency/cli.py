@@ -68,6 +68,9 @@ def cmd_serve(args) -> int:
         print(f"  try: curl -u {login}:{password} -H 'Content-Type: application/xml' "
               f"--data-binary @batch.xml 'http://{args.host}:{args.port}/v1/deposits?wait=10'")
     app = create_app(agency=svc, start_background=True)
+    if settings.handle_port:
+        handles = svc.start_handle_server()
+        print(f"handle protocol on {settings.handle_host}:{handles.port} (TCP and UDP)", flush=True)
     print(f"agency serving on http://{args.host}:{args.port} (data {settings.data_dir.resolve()}, "
           f"batches {settings.batch_dir.resolve()})", flush=True)
     settle_startup_heap()
@@ -191,6 +194,40 @@ def cmd_mddb_status(_args) -> int:
     return 1 if status.failed else 0
 
 
+def cmd_handle_server(args) -> int:
+    """Run the Handle protocol server alone, or write the HS_SITE record for the Directory Manager."""
+    from agency.handles.protocol.assembly import build_handle_server, site_record
+
+    settings = load_settings()
+    port = args.port if args.port is not None else (settings.handle_port or 2641)
+    if args.site_info:
+        record = site_record(settings, port).encode()
+        Path(args.site_info).write_bytes(record)
+        print(f"wrote the HS_SITE record ({len(record)} octets, serial {settings.handle_site_serial}, "
+              f"{settings.handle_public_address}:{port}) to {args.site_info}")
+        return 0
+    svc = build_agency(settings.replace(handle_host=args.host or settings.handle_host))
+    from agency.services import handle_audit
+
+    server = build_handle_server(svc.settings, svc.db, audit=handle_audit, port=port)
+    print(f"handle protocol on {svc.settings.handle_host}:{server.port} (TCP and UDP)", flush=True)
+    settle_startup_heap()
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    return 0
+
+
+def add_handle_server_parser(sub) -> None:
+    server = sub.add_parser("handle-server", help="run the Handle protocol server (RFC 3652) on TCP and UDP")
+    server.add_argument("--host", default=None, help="listen address (default AGENCY_HANDLE_HOST)")
+    server.add_argument("--port", type=int, default=None, help="TCP and UDP port (default AGENCY_HANDLE_PORT or 2641)")
+    server.add_argument("--site-info", metavar="FILE",
+                        help="write this service's HS_SITE record (siteinfo.bin) to FILE and exit")
+    server.set_defaults(func=cmd_handle_server)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="agency", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -242,6 +279,7 @@ def build_parser() -> argparse.ArgumentParser:
     retry.add_argument("ids", nargs="*", type=int)
     retry.add_argument("--all-dead", action="store_true")
     retry.set_defaults(func=cmd_mail_retry)
+    add_handle_server_parser(sub)
     return parser
 
 

@@ -39,6 +39,7 @@ class Agency:
     _threads: list[threading.Thread] = field(default_factory=list)
     _mddb: object | None = None
     _scheduler: object | None = None
+    _handle_server: object | None = None
 
     @property
     def mddb(self):
@@ -59,12 +60,23 @@ class Agency:
             self._scheduler = build_scheduler(self)
             self._scheduler.start()
 
+    def start_handle_server(self, port: int | None = None):
+        """Start the Handle protocol server (TCP and UDP) in this process; returns it (``.port``)."""
+        from agency.handles.protocol.assembly import build_handle_server
+
+        if self._handle_server is None:
+            self._handle_server = build_handle_server(self.settings, self.db, audit=handle_audit, port=port).start()
+        return self._handle_server
+
     def finished_results(self, submission_id: int) -> list | None:
         """The results of a deposit the in-process worker just completed (once), else None:
         saves reading them back to answer a request that waited for them."""
         return self.worker.runners["deposit"].finished_results(submission_id)
 
     def stop_background(self) -> None:
+        if self._handle_server is not None:
+            self._handle_server.stop()
+            self._handle_server = None
         if self._scheduler is not None:
             self._scheduler.shutdown(wait=True)
             self._scheduler = None
@@ -73,6 +85,14 @@ class Agency:
         for thread in self._threads:
             thread.join(timeout=10)
         self._threads.clear()
+
+
+def handle_audit(session, actor: str, action: str, subject: str, **details) -> None:
+    """The audit hook handed to the handle store's writers (``handles`` does not import ``admin``)."""
+    from agency.admin.audit import Actor, record_event
+
+    kind, _, name = actor.partition(":")
+    record_event(session, Actor(kind, name), action, subject, **details)
 
 
 def settle_startup_heap() -> None:
