@@ -219,6 +219,63 @@ def cmd_handle_server(args) -> int:
     return 0
 
 
+def cmd_prefix_record_create(args) -> int:
+    from agency.handles.prefix_records import PrefixRecordError, create_prefix_record, parse_reference
+    from agency.services import handle_audit
+
+    svc = build_agency(load_settings())
+    try:
+        with svc.db.transaction() as session:
+            values = create_prefix_record(
+                session, args.prefix, args.account, ra_admin=parse_reference(svc.settings.handle_ra_admin),
+                service_handle=svc.settings.handle_service, ttl=svc.settings.handle_ttl,
+                actor=f"operator:{_operator()}", audit=handle_audit)
+    except PrefixRecordError as exc:
+        print(f"agency: {exc}", file=sys.stderr)
+        return 2
+    print(f"0.NA/{args.prefix.strip().lower()} written for account {args.account}: "
+          + ", ".join(f"{v.index} {v.type}" for v in values))
+    return 0
+
+
+def cmd_prefix_record_secret(args) -> int:
+    from agency.handles.prefix_records import PrefixRecordError, set_prefix_secret
+    from agency.services import handle_audit
+
+    svc = build_agency(load_settings())
+    secret = _read_password()
+    try:
+        with svc.db.transaction() as session:
+            set_prefix_secret(session, args.prefix, secret, actor=f"operator:{_operator()}", audit=handle_audit,
+                              index=args.index)
+    except PrefixRecordError as exc:
+        print(f"agency: {exc}", file=sys.stderr)
+        return 2
+    print(f"secret key set at {args.index}:0.NA/{args.prefix.strip().lower()} (stored hashed: clients "
+          "authenticate with the hashed-secret option)")
+    return 0
+
+
+def _operator() -> str:
+    from agency.admin.audit import Actor
+
+    return Actor.operator().name
+
+
+def add_prefix_record_parsers(prefixes) -> None:
+    """`agency prefixes create|secret`: prefix records (0.NA/<prefix>) and the prefix administrator's key."""
+    create = prefixes.add_parser("create", help="write the prefix record 0.NA/PREFIX (Handbook 9.1.1) "
+                                                "and give the prefix to an account")
+    create.add_argument("prefix", help="10.NNNN, or a handle prefix such as 20.500.12345")
+    create.add_argument("--account", required=True, help="login of the owning account")
+    create.set_defaults(func=cmd_prefix_record_create)
+    secret = prefixes.add_parser("secret", help="set or rotate the prefix administrator's secret key "
+                                                "(one line on standard input, stored hashed)")
+    secret.add_argument("prefix")
+    secret.add_argument("--index", type=int, default=300, help="HS_SECKEY index (default 300)")
+    secret.set_defaults(func=cmd_prefix_record_secret)
+
+
 def add_handle_server_parser(sub) -> None:
     server = sub.add_parser("handle-server", help="run the Handle protocol server (RFC 3652) on TCP and UDP")
     server.add_argument("--host", default=None, help="listen address (default AGENCY_HANDLE_HOST)")
@@ -280,6 +337,8 @@ def build_parser() -> argparse.ArgumentParser:
     retry.add_argument("--all-dead", action="store_true")
     retry.set_defaults(func=cmd_mail_retry)
     add_handle_server_parser(sub)
+    add_prefix_record_parsers(sub.add_parser("prefixes", help="prefixes and their prefix records").add_subparsers(
+        dest="action", required=True))
     return parser
 
 

@@ -91,6 +91,9 @@ class Settings:
     handle_udp_threads: int = setting(4, "threads receiving and answering UDP datagrams")
     handle_auth_failures: int = setting(5, "wrong secret keys per client address before answers are refused")
     handle_auth_window_seconds: int = setting(300, "... for this many seconds")
+    handle_ra_admin: str = setting("300:0.NA/10", "the RA's administrator key (index:handle) that HS_ADMIN 100 of "
+                                                  "every prefix record names")
+    handle_service: str = setting("0.NA/10", "the service handle HS_SERV of every prefix record names")
     handle_rest_insecure_writes: bool = setting(False, "allow Handle.Net REST writes over plain HTTP "
                                                        "(tests, loopback); otherwise HTTPS only")
     # Password hashing cost (argon2 time_cost); lower only in tests.

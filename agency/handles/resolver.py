@@ -545,6 +545,9 @@ def _values_answer(handle: str, values: list[HandleValueView], types: Sequence[s
 
 
 def _prefix_record(db, handle: str, ttl: int, types: Sequence[str], indexes: Sequence[int]) -> HandleAnswer:
+    stored = handle_values(db, handle)  # a record made by `agency prefixes create`
+    if stored:
+        return _values_answer(handle, stored, types, indexes)
     prefix = handle[len(PREFIX_NAMESPACE):].lower()
     row = db.execute(select(Account.created_at).join(Prefix, Prefix.account_id == Account.id)
                      .where(Prefix.prefix == prefix)).first()
