@@ -217,10 +217,8 @@ class HandleService:
         return m.response_bytes(request, code, m.error_body(message), op_code=op_code, site_serial=self.site_serial)
 
     def _bare_error(self, envelope: m.Envelope, payload: bytes, exc: m.ProtocolError) -> bytes | None:
-        """An error for a message that did not parse: answered if its header can be read, else dropped."""
-        if len(payload) < m.HEADER_SIZE:
-            return None
-        header = m.Header.decode(payload)
+        """An error for a message that did not parse (dropped when it claims to be a response itself)."""
+        header = m.Header.decode(payload) if len(payload) >= m.HEADER_SIZE else m.Header(0, 0, 0, 0, 0, 0, 0)
         if header.response_code != 0:
             return None
         stub = m.Message(envelope, header, b"", b"", b"")
