@@ -32,6 +32,7 @@ def create_app(settings: Settings | None = None, agency: Agency | None = None,
     from agency.web import handles_api, queries, resolve
 
     app.register_blueprint(handles_api.bp)
+    app.register_blueprint(handles_api.prefixes_bp)
     app.register_blueprint(queries.bp)
     # Keep last: the catch-all /{doi} route (it never matches /v1, /servlet, /api, /static).
     app.register_blueprint(resolve.bp)

@@ -40,6 +40,7 @@ class Agency:
     _mddb: object | None = None
     _scheduler: object | None = None
     _handle_server: object | None = None
+    _handle_rest_limiter: object | None = None
 
     @property
     def mddb(self):
@@ -59,6 +60,16 @@ class Agency:
 
             self._scheduler = build_scheduler(self)
             self._scheduler.start()
+
+    @property
+    def handle_rest_limiter(self):
+        """Wrong secret keys on the Handle.Net REST API, per client address (bounded)."""
+        if self._handle_rest_limiter is None:
+            from agency.handles.protocol.authentication import FailureLimiter
+
+            self._handle_rest_limiter = FailureLimiter(self.settings.handle_auth_failures,
+                                                       self.settings.handle_auth_window_seconds)
+        return self._handle_rest_limiter
 
     def start_handle_server(self, port: int | None = None):
         """Start the Handle protocol server (TCP and UDP) in this process; returns it (``.port``)."""

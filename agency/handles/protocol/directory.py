@@ -55,25 +55,25 @@ class StoreDirectory:
             return self.values_in(session, handle)
 
     def values_in(self, session: Session, handle: str) -> list[HandleValue] | None:
-        found = handle_values(session, handle)
-        if found:
-            return found
-        if handle.upper().startswith(PREFIX_NAMESPACE):
-            return self._derived_prefix_record(session, handle)
-        return None
-
-    def _derived_prefix_record(self, session: Session, handle: str) -> list[HandleValue] | None:
-        from agency.handles.resolver import prefix_record_values
-
-        prefix = handle_prefix(handle)
-        created = session.scalar(select(Account.created_at).join(Prefix, Prefix.account_id == Account.id)
-                                 .where(Prefix.prefix == prefix))
-        if created is None:
-            return None
-        return prefix_record_values(prefix, created, self.ttl)
+        return record_values(session, handle, self.ttl)
 
     def values_reader(self, session: Session):
         """``handle -> values`` for admin group look-ups inside one transaction."""
         def values_of(handle: str) -> Sequence[HandleValue]:
             return self.values_in(session, handle) or []
         return values_of
+
+
+def record_values(session: Session, handle: str, ttl: int) -> list[HandleValue] | None:
+    """Every value of ``handle`` (public or not); a prefix record not stored yet is derived from its owner."""
+    found = handle_values(session, handle)
+    if found:
+        return found
+    if not handle.upper().startswith(PREFIX_NAMESPACE):
+        return None
+    from agency.handles.resolver import prefix_record_values
+
+    prefix = handle_prefix(handle)
+    created = session.scalar(select(Account.created_at).join(Prefix, Prefix.account_id == Account.id)
+                             .where(Prefix.prefix == prefix))
+    return None if created is None else prefix_record_values(prefix, created, ttl)
