@@ -200,6 +200,17 @@ def cmd_handle_server(args) -> int:
 
     settings = load_settings()
     port = args.port if args.port is not None else (settings.handle_port or 2641)
+    if args.sql_views:
+        from agency.handles.sql_storage import create_storage_views
+
+        svc = build_agency(settings)
+        try:
+            create_storage_views(svc.db.engine, settings.handle_sql_schema, settings.handle_ttl)
+        except (RuntimeError, ValueError) as exc:
+            print(f"agency: {exc}", file=sys.stderr)
+            return 2
+        print(f"views {settings.handle_sql_schema}.nas and {settings.handle_sql_schema}.handles are in place")
+        return 0
     if args.site_info:
         record = site_record(settings, port).encode()
         Path(args.site_info).write_bytes(record)
@@ -282,6 +293,9 @@ def add_handle_server_parser(sub) -> None:
     server.add_argument("--port", type=int, default=None, help="TCP and UDP port (default AGENCY_HANDLE_PORT or 2641)")
     server.add_argument("--site-info", metavar="FILE",
                         help="write this service's HS_SITE record (siteinfo.bin) to FILE and exit")
+    server.add_argument("--sql-views", action="store_true",
+                        help="create Handle.Net's SQL storage tables (nas, handles) as views for a stock "
+                             "Handle.Net server (PostgreSQL) and exit")
     server.set_defaults(func=cmd_handle_server)
 
 

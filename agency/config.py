@@ -94,6 +94,8 @@ class Settings:
     handle_ra_admin: str = setting("300:0.NA/10", "the RA's administrator key (index:handle) that HS_ADMIN 100 of "
                                                   "every prefix record names")
     handle_service: str = setting("0.NA/10", "the service handle HS_SERV of every prefix record names")
+    handle_sql_schema: str = setting("handle_net", "PostgreSQL schema of the Handle.Net SQL storage views "
+                                                   "(`agency handle-server --sql-views`)")
     handle_rest_insecure_writes: bool = setting(False, "allow Handle.Net REST writes over plain HTTP "
                                                        "(tests, loopback); otherwise HTTPS only")
     # Password hashing cost (argon2 time_cost); lower only in tests.
