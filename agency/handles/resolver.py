@@ -171,9 +171,9 @@ class FastLookUp:
     (a restarted database); errors surface as SQLAlchemy's DBAPIError.
     """
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, statement=None) -> None:
         self.engine = engine
-        compiled = _LOOK_UP_ONE.compile(dialect=engine.dialect)
+        compiled = (_LOOK_UP_ONE if statement is None else statement).compile(dialect=engine.dialect)
         self.sql = str(compiled)
         self.positions = compiled.positiontup  # None for drivers with named parameters
         self.fixed = {name: value for name, value in compiled.params.items() if name != "key"}
@@ -213,6 +213,13 @@ class FastLookUp:
             pass
 
     def _row(self, key: str):
+        return self._run(key, all_rows=False)
+
+    def rows(self, key: str) -> list:
+        """Every row the statement gives for ``key`` (another statement than the DOI look-up, given at init)."""
+        return self._run(key, all_rows=True)
+
+    def _run(self, key: str, all_rows: bool):
         parameters = self._parameters(key)
         for attempt in (1, 2):
             connection = self._connection()
@@ -220,7 +227,7 @@ class FastLookUp:
                 cursor = connection.cursor()
                 try:
                     cursor.execute(self.sql, parameters)
-                    return cursor.fetchone()
+                    return cursor.fetchall() if all_rows else cursor.fetchone()
                 finally:
                     cursor.close()
             except self.dbapi_error as exc:

@@ -276,3 +276,24 @@ def test_concurrent_clients(served):
     for t in threads:
         t.join()
     assert results == [RC_SUCCESS] * 120
+
+
+def test_fast_record_read_matches_the_store(client, svc, alice):
+    """Resolution's one-query read gives exactly what store.handle_values gives (timestamps included)."""
+    from agency.handles.editing import HandleEditor
+    from agency.handles.protocol.directory import StoreDirectory
+    from agency.handles.store import handle_values
+    from agency.handles.values import Reference
+
+    register(client, svc, [Article("10.5555/Fast.1", url="https://example.org/f")])
+    make_prefix_record(svc)
+    with svc.db.transaction() as session:
+        HandleEditor(session, "operator:test").create("10.5555/refs", [
+            HandleValue(1, "URL", b"https://example.org/r", references=(Reference("10.5555/Fast.1", 1),)),
+            HandleValue(7, "SECRET", b"s", public_read=False)])
+    directory = StoreDirectory(svc.db, svc.settings.handle_ttl)
+    for handle in ("10.5555/fast.1", "10.5555/REFS", "0.NA/10.5555", "0.NA/10.32013"):
+        with svc.db.sessions() as session:
+            slow = handle_values(session, handle) or directory.values_in(session, handle)
+        assert directory.values(handle) == slow, handle
+    assert directory.values("10.5555/none") is None
