@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 from datetime import datetime, timezone
 from typing import Protocol, Sequence
 
@@ -72,6 +73,7 @@ def admin_handle(prefix: str) -> str:
     return f"0.NA/{prefix}"
 
 
+@lru_cache(maxsize=4096)
 def admin_value_data(prefix: str) -> bytes:
     """The HS_ADMIN data every DOI of ``prefix`` carries: the prefix's admin group, all permissions."""
     return AdminRecord(admin_handle(prefix), ADMIN_HANDLE_INDEX, ALL_ADMIN_PERMISSIONS).encode()

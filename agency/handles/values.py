@@ -100,16 +100,21 @@ class Reader:
             raise ValueFormatError(f"{what}: {self.remaining} unexpected bytes at the end")
 
 
+_U32 = struct.Struct(">I").pack
+_VALUE_HEAD = struct.Struct(">iIBiB").pack
+
+
 def u32(n: int) -> bytes:
-    return struct.pack(">I", n & 0xFFFFFFFF)
+    return _U32(n & 0xFFFFFFFF)
 
 
 def blob(raw: bytes) -> bytes:
-    return u32(len(raw)) + raw
+    return _U32(len(raw)) + raw
 
 
 def text(value: str) -> bytes:
-    return blob(value.encode("utf-8"))
+    raw = value.encode("utf-8")
+    return _U32(len(raw)) + raw
 
 
 @dataclass(frozen=True)
@@ -157,10 +162,11 @@ class HandleValue:
 
     def encode(self) -> bytes:
         """The RFC 3652 section 2.2.3 encoding of this value."""
-        refs = b"".join(r.encode() for r in self.references)
-        return (struct.pack(">iIBiB", self.index, self.timestamp & 0xFFFFFFFF, self.ttl_type, self.ttl,
-                            self.permissions)
-                + text(self.type) + blob(self.data) + u32(len(self.references)) + refs)
+        refs = b"".join([r.encode() for r in self.references]) if self.references else b""
+        value_type = self.type.encode("utf-8")
+        return b"".join((_VALUE_HEAD(self.index, self.timestamp & 0xFFFFFFFF, self.ttl_type, self.ttl,
+                                     self.permissions), _U32(len(value_type)), value_type,
+                         _U32(len(self.data)), self.data, _U32(len(self.references)), refs))
 
     @classmethod
     def read(cls, reader: Reader) -> "HandleValue":

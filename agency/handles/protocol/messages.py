@@ -56,6 +56,10 @@ RESPONSE_LIFETIME_SECONDS = 12 * 3600
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
+_ENVELOPE_FIELDS = struct.Struct(">BBBBIIIi").unpack_from
+_HEADER_FIELDS = struct.Struct(">IIIHBBIi").unpack_from
+
+
 class ProtocolError(Exception):
     """A message we cannot act on, and the response code that says why."""
 
@@ -65,7 +69,7 @@ class ProtocolError(Exception):
         self.message = message
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Envelope:
     major: int
     minor: int
@@ -80,8 +84,7 @@ class Envelope:
     def decode(cls, raw: bytes) -> "Envelope":
         if len(raw) < ENVELOPE_SIZE:
             raise ProtocolError(RC_PROTOCOL_ERROR, f"envelope is {len(raw)} octets; it has {ENVELOPE_SIZE}")
-        major, minor, flag_byte, suggested_minor, session, request, sequence, length = struct.unpack(
-            ">BBBBIIIi", raw[:ENVELOPE_SIZE])
+        major, minor, flag_byte, suggested_minor, session, request, sequence, length = _ENVELOPE_FIELDS(raw)
         suggested_major = flag_byte & 0x03
         suggested = (suggested_major, suggested_minor) if suggested_major else (major, minor)
         return cls(major, minor, flag_byte & 0xFC, suggested, session, request, sequence, length)
@@ -99,7 +102,7 @@ class Envelope:
         return bool(self.flags & ENV_TRUNCATED)
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Header:
     op_code: int
     response_code: int
@@ -111,8 +114,7 @@ class Header:
 
     @classmethod
     def decode(cls, raw: bytes) -> "Header":
-        op, rc, flags, serial, recursion, _reserved, expiration, body_length = struct.unpack(
-            ">IIIHBBIi", raw[:HEADER_SIZE])
+        op, rc, flags, serial, recursion, _reserved, expiration, body_length = _HEADER_FIELDS(raw)
         return cls(op, rc, flags, serial, recursion, expiration, body_length)
 
     def encode(self) -> bytes:
@@ -121,7 +123,7 @@ class Header:
                            self.body_length)
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Message:
     """A received message: its envelope, header, body and credential octets."""
 
@@ -220,9 +222,21 @@ class Resolution:
     types: tuple[str, ...]
 
 
+_I32_AT = struct.Struct(">i").unpack_from
+_PLAIN_HANDLE = re.compile(rb"^[\x20-\x7e]{1,2048}$")
+
+
 @_decoded
 def resolution_request(message: Message) -> Resolution:
     """Handle, IndexList, TypeList (RFC 3652 section 3.2.1)."""
+    body = message.body
+    # The common case, read directly: a printable ASCII handle and no index or type list.
+    if len(body) >= 12:
+        length = _I32_AT(body, 0)[0]
+        if 0 < length <= MAX_HANDLE_BYTES and len(body) == length + 12 and body[length + 4:] == b"\0" * 8:
+            raw = body[4:4 + length]
+            if _PLAIN_HANDLE.match(raw):
+                return Resolution(raw.decode("ascii"), (), ())
     reader = _body(message)
     handle = read_handle(reader)
     indexes = tuple(reader.i32() for _ in range(reader.count(4, MAX_LIST, "index list")))
@@ -287,23 +301,33 @@ def challenge_answer(message: Message) -> ChallengeAnswer:
 # ---------------------------------------------------------------------------
 # Responses
 
+_ENVELOPE = struct.Struct(">BBBBIIII").pack
+_HEADER = struct.Struct(">IIIHBBII").pack
+_NO_CREDENTIAL = b"\0\0\0\0"
+
+
 def response_bytes(request: Message, response_code: int, body: bytes = b"", *, session_id: int | None = None,
                    with_digest: bool | None = None, op_code: int | None = None,
                    request_id: int | None = None, site_serial: int = 1, suggested: tuple[int, int] | None = None,
                    version: tuple[int, int] | None = None) -> bytes:
-    """The message proper (header, body, empty credential) and its envelope, answering ``request``."""
+    """The message proper (header, body, empty credential) and its envelope, answering ``request``.
+
+    Packed directly (no intermediate objects): this runs for every resolution."""
     include_digest = request.flag(OF_REQUEST_DIGEST) if with_digest is None else with_digest
-    flags = OF_REQUEST_DIGEST if include_digest else 0
     if include_digest:
         body = request.digest() + body
-    header = Header(request.header.op_code if op_code is None else op_code, response_code, flags, site_serial,
-                    request.header.recursion_count, int(time.time()) + RESPONSE_LIFETIME_SECONDS, len(body))
-    proper = header.encode() + body + u32(0)
+    header = _HEADER(request.header.op_code if op_code is None else op_code, response_code,
+                     OF_REQUEST_DIGEST if include_digest else 0, site_serial & 0xFFFF,
+                     request.header.recursion_count & 0xFF, 0,
+                     (int(time.time()) + RESPONSE_LIFETIME_SECONDS) & 0xFFFFFFFF, len(body))
     major, minor = version or answer_version(request.envelope)
-    envelope = Envelope(major, minor, 0, suggested or HIGHEST_VERSION,
-                        request.envelope.session_id if session_id is None else session_id,
-                        request.envelope.request_id if request_id is None else request_id, 0, len(proper))
-    return envelope.encode() + proper
+    suggested_major, suggested_minor = suggested or HIGHEST_VERSION
+    envelope = request.envelope
+    length = len(header) + len(body) + 4
+    return b"".join((_ENVELOPE(major, minor, suggested_major & 0x03, suggested_minor,
+                               envelope.session_id if session_id is None else session_id,
+                               envelope.request_id if request_id is None else request_id, 0, length),
+                     header, body, _NO_CREDENTIAL))
 
 
 def error_body(message: str) -> bytes:
