@@ -196,7 +196,7 @@ def cmd_mddb_status(_args) -> int:
 
 def cmd_handle_server(args) -> int:
     """Run the Handle protocol server alone, or write the HS_SITE record for the Directory Manager."""
-    from agency.handles.protocol.assembly import build_handle_server, site_record
+    from agency.handles.protocol.assembly import site_record
 
     settings = load_settings()
     port = args.port if args.port is not None else (settings.handle_port or 2641)
@@ -217,16 +217,75 @@ def cmd_handle_server(args) -> int:
         print(f"wrote the HS_SITE record ({len(record)} octets, serial {settings.handle_site_serial}, "
               f"{settings.handle_public_address}:{port}) to {args.site_info}")
         return 0
-    svc = build_agency(settings.replace(handle_host=args.host or settings.handle_host))
+    settings = settings.replace(handle_host=args.host or settings.handle_host)
+    processes = args.processes or settings.handle_processes
+    if processes <= 1:
+        return _serve_handles(settings, port, None)
+    return _serve_handles_in_processes(settings, port, processes)
+
+
+def _serve_handles(settings, port: int, sockets) -> int:
+    from agency.handles.protocol.assembly import build_handle_server
     from agency.services import handle_audit
 
-    server = build_handle_server(svc.settings, svc.db, audit=handle_audit, port=port)
-    print(f"handle protocol on {svc.settings.handle_host}:{server.port} (TCP and UDP)", flush=True)
+    svc = build_agency(settings)
+    server = build_handle_server(svc.settings, svc.db, audit=handle_audit, port=port, sockets=sockets)
+    if sockets is None:
+        print(f"handle protocol on {svc.settings.handle_host}:{server.port} (TCP and UDP)", flush=True)
     settle_startup_heap()
     try:
         server.serve_forever()
     except KeyboardInterrupt:
         pass
+    return 0
+
+
+def _serve_handles_in_processes(settings, port: int, processes: int) -> int:
+    """Several server processes on one port (the sockets bound once, inherited): the kernel spreads datagrams
+    and connections over them, so resolution is not held to one interpreter's lock. Challenges live in the
+    database, so an answer may reach any process."""
+    import os
+    import signal
+
+    from agency.handles.protocol.assembly import site_record
+    from agency.handles.protocol.server import bind_pair
+
+    svc = build_agency(settings)  # tables exist before the children start
+    svc.db.engine.dispose()
+    site_record(settings, port)  # the key pair, made once, before the children read it
+    sockets = bind_pair(settings.handle_host, port)
+    children = []
+    for _ in range(processes):
+        pid = os.fork()
+        if pid == 0:
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
+            code = 1
+            try:
+                code = _serve_handles(settings, port, sockets)
+            finally:
+                os._exit(code)
+        children.append(pid)
+
+    def stop_children(_signum, _frame) -> None:
+        for child in children:
+            try:
+                os.kill(child, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+
+    signal.signal(signal.SIGTERM, stop_children)
+    signal.signal(signal.SIGINT, stop_children)
+    print(f"handle protocol on {settings.handle_host}:{sockets[0].getsockname()[1]} (TCP and UDP, "
+          f"{processes} processes)", flush=True)
+    for child in children:
+        while True:
+            try:
+                os.waitpid(child, 0)
+                break
+            except ChildProcessError:
+                break
+            except InterruptedError:
+                continue
     return 0
 
 
@@ -291,6 +350,8 @@ def add_handle_server_parser(sub) -> None:
     server = sub.add_parser("handle-server", help="run the Handle protocol server (RFC 3652) on TCP and UDP")
     server.add_argument("--host", default=None, help="listen address (default AGENCY_HANDLE_HOST)")
     server.add_argument("--port", type=int, default=None, help="TCP and UDP port (default AGENCY_HANDLE_PORT or 2641)")
+    server.add_argument("--processes", type=int, default=None,
+                        help="server processes sharing the port (default AGENCY_HANDLE_PROCESSES)")
     server.add_argument("--site-info", metavar="FILE",
                         help="write this service's HS_SITE record (siteinfo.bin) to FILE and exit")
     server.add_argument("--sql-views", action="store_true",

@@ -89,6 +89,7 @@ class Settings:
     handle_idle_timeout: float = setting(30.0, "seconds an idle TCP connection is kept")
     handle_workers: int = setting(8, "threads answering complete protocol messages (database work)")
     handle_udp_threads: int = setting(4, "threads receiving and answering UDP datagrams")
+    handle_processes: int = setting(1, "processes of `agency handle-server` sharing its port (one per core)")
     handle_auth_failures: int = setting(5, "wrong secret keys per client address before answers are refused")
     handle_auth_window_seconds: int = setting(300, "... for this many seconds")
     handle_ra_admin: str = setting("300:0.NA/10", "the RA's administrator key (index:handle) that HS_ADMIN 100 of "

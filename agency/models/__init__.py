@@ -3,7 +3,7 @@
 from agency.models.base import Base
 from agency.models.accounts import Account, Prefix
 from agency.models.audit import AuditEvent
-from agency.models.handles import Handle, HandleValue
+from agency.models.handles import Handle, HandleChallenge, HandleValue
 from agency.models.metadata import (
     JobLock, JobRun, MddbLoad, MetadataContributor, MetadataIdentifier, MetadataLocator, MetadataRecord,
 )
@@ -16,6 +16,7 @@ __all__ = [
     "AuditEvent",
     "Prefix",
     "Handle",
+    "HandleChallenge",
     "HandleValue",
     "JobLock",
     "JobRun",

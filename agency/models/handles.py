@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import Boolean, ForeignKey, Integer, LargeBinary, SmallInteger, String, Text, text
+from sqlalchemy import Boolean, Float, ForeignKey, Integer, LargeBinary, SmallInteger, String, Text, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from agency.models.base import Base
@@ -59,3 +59,18 @@ class HandleValue(Base):
     admin_write: Mapped[bool] = mapped_column(Boolean, server_default=text("true"))
     pub_read: Mapped[bool] = mapped_column(Boolean, server_default=text("true"))
     pub_write: Mapped[bool] = mapped_column(Boolean, server_default=text("false"))
+
+
+class HandleChallenge(Base):
+    """An open HS_SECKEY challenge of the Handle protocol server: the request it guards, as received.
+
+    Kept in the database so that the answer, which clients send on a new
+    connection, may reach any server process; taken (deleted) once, expired by age.
+    """
+
+    __tablename__ = "handle_challenges"
+
+    session_id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    nonce: Mapped[bytes] = mapped_column(LargeBinary)
+    request: Mapped[bytes] = mapped_column(LargeBinary)  # envelope and message
+    issued: Mapped[float] = mapped_column(Float, index=True)  # seconds since 1970

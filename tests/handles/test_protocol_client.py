@@ -110,3 +110,33 @@ def test_wrong_secret_and_another_prefix(hdl_client, served, svc, bob):
                              "10.5555/abc.1")
     assert foreign_doi.returncode == 1 and foreign_doi.stdout.startswith("responseCode\t400\t")
     assert value_lines(hdl_client("resolve", *served, "10.5555/abc.1").stdout)[1][2] == "https://example.org/abc"
+
+
+def test_several_server_processes_share_the_port(hdl_client, client, svc, alice, settings):
+    """`agency handle-server --processes 2`: a challenge issued by one process may be answered to the other."""
+    import subprocess
+    import sys
+
+    from resolve_server import free_port, server_environment
+
+    register(client, svc, [Article("10.5555/Abc.1", url="https://example.org/abc")])
+    make_prefix_record(svc)
+    port = free_port()
+    process = subprocess.Popen([sys.executable, "-m", "agency.cli", "handle-server", "--port", str(port),
+                                "--processes", "2"], env=server_environment(settings), stdout=subprocess.PIPE,
+                               stderr=subprocess.STDOUT, text=True)
+    try:
+        assert "2 processes" in process.stdout.readline()
+        where = ["--host", "127.0.0.1", "--port", str(port)]
+        auth = ["--auth-handle", "0.NA/10.5555", "--auth-index", "300", "--secret", PREFIX_SECRET, "--hash-secret"]
+        for n in range(4):
+            made = hdl_client("admin", "create", *where, *auth, "--value", f"1:URL:https://example.org/{n}",
+                              f"10.5555/multi.{n}")
+            assert made.returncode == 0, made.stdout + made.stderr
+        for transport in ("--udp", "--tcp"):
+            for n in range(4):
+                got = hdl_client("resolve", *where, transport, f"10.5555/multi.{n}")
+                assert value_lines(got.stdout)[1][2] == f"https://example.org/{n}"
+    finally:
+        process.terminate()
+        process.wait(timeout=20)

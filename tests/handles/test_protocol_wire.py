@@ -297,3 +297,39 @@ def test_fast_record_read_matches_the_store(client, svc, alice):
             slow = handle_values(session, handle) or directory.values_in(session, handle)
         assert directory.values(handle) == slow, handle
     assert directory.values("10.5555/none") is None
+
+
+def test_split_udp_request_is_reassembled(served):
+    """A request longer than one datagram arrives in numbered packets (TC set); the server answers the whole."""
+    whole = resolution("10.5555/" + "long-suffix-" * 90)  # about 1,100 octets
+    proper = whole[20:]
+    packets = []
+    for n, start in enumerate(range(0, len(proper), 492)):
+        envelope = struct.pack(">BBBBIIII", 2, 11, 0x20 | 2, 11, 0, 77, n, len(proper))
+        packets.append(envelope + proper[start:start + 492])
+    assert len(packets) >= 3
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.settimeout(5)
+        for packet in reversed(packets):  # any order
+            sock.sendto(packet, ("127.0.0.1", served))
+        answer = parse(sock.recv(65535))
+    assert answer["request_id"] == 77 and answer["rc"] == RC_HANDLE_NOT_FOUND
+
+
+def test_challenges_expire_and_are_bounded(svc):
+    from agency.handles.protocol import messages as m
+    from agency.handles.protocol.authentication import ChallengeLimit, Challenges
+
+    data = _admin_request()
+    envelope = m.Envelope.decode(data)
+    request = m.parse_message(envelope, data[20:], 1 << 20)
+    expired = Challenges(svc.db, 1 << 20, lifetime=-1.0)
+    assert expired.take(expired.issue(request).session_id) is None
+    bounded = Challenges(svc.db, 1 << 20, capacity=2)
+    first = bounded.issue(request)
+    bounded.issue(request)
+    with pytest.raises(ChallengeLimit):
+        bounded.issue(request)
+    taken = bounded.take(first.session_id)
+    assert taken.nonce == first.nonce and taken.request.payload == request.payload
+    assert bounded.take(first.session_id) is None  # single use

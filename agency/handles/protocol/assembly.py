@@ -23,16 +23,16 @@ def site_record(settings: Settings, port: int) -> SiteInfo:
 
 
 def build_handle_server(settings: Settings, db: Database, audit: Callable | None = None,
-                        port: int | None = None) -> HandleServer:
+                        port: int | None = None, sockets: tuple | None = None) -> HandleServer:
     """A bound (not yet started) server; the site record names the port actually bound."""
     service = HandleService(db, StoreDirectory(db, settings.handle_ttl), b"", site_serial=settings.handle_site_serial,
                             limits=Limits(settings.handle_max_message_bytes), audit=audit,
-                            challenges=Challenges(), limiter=FailureLimiter(settings.handle_auth_failures,
+                            challenges=Challenges(db, settings.handle_max_message_bytes), limiter=FailureLimiter(settings.handle_auth_failures,
                                                                             settings.handle_auth_window_seconds))
     server = HandleServer(service, settings.handle_host, settings.handle_port if port is None else port,
                           ServerLimits(max_connections=settings.handle_max_connections,
                                        read_timeout=settings.handle_read_timeout,
                                        idle_timeout=settings.handle_idle_timeout, workers=settings.handle_workers,
-                                       udp_threads=settings.handle_udp_threads))
+                                       udp_threads=settings.handle_udp_threads), sockets=sockets)
     service.site_record = site_record(settings, server.port).encode()
     return server

@@ -3,7 +3,8 @@
 A challenge remembers the request it guards, so the answer, which CNRI's
 client sends on a new TCP connection with the challenge's session id, is
 checked against exactly what was asked. Challenges are single-use, expire,
-and are bounded in number. Two answer schemes are accepted, as current
+and are bounded in number; they live in the database, so several server
+processes (or machines) can share one port and address. Two answer schemes are accepted, as current
 clients send them: ``0x02 || SHA1(key || nonce || digest || key)`` (protocol
 2.1 to 2.6) and ``0x22 || salt || iterations || key bits ||
 HMAC-SHA1(PBKDF2-HMAC-SHA1(key, salt, iterations), nonce || digest)`` (2.7 and up).
@@ -19,6 +20,8 @@ import threading
 import time
 from collections import OrderedDict
 from dataclasses import dataclass
+
+from sqlalchemy import delete, func, select
 
 from agency.handles.values import Reader, ValueFormatError
 
@@ -36,40 +39,52 @@ class Challenge:
     issued: float
 
 
-class Challenges:
-    """Open challenges by session id: single-use, expiring after ``lifetime`` seconds, at most ``capacity``."""
+class ChallengeLimit(Exception):
+    """Too many open challenges: the server is busy."""
 
-    def __init__(self, lifetime: float = 60.0, capacity: int = 10_000) -> None:
+
+class Challenges:
+    """Open challenges by session id, in the database (any server process may take the answer):
+    single-use, expiring after ``lifetime`` seconds, at most ``capacity`` open at once."""
+
+    def __init__(self, db, max_message_bytes: int, lifetime: float = 60.0, capacity: int = 10_000) -> None:
+        self.db = db
+        self.max_message_bytes = max_message_bytes
         self.lifetime = lifetime
         self.capacity = capacity
-        self._open: OrderedDict[int, Challenge] = OrderedDict()
-        self._lock = threading.Lock()
 
-    def issue(self, request, request_digest: bytes) -> Challenge:
-        now = time.monotonic()
-        with self._lock:
-            self._expire(now)
-            while len(self._open) >= self.capacity:
-                self._open.popitem(last=False)
-            session_id = 0
-            while session_id == 0 or session_id in self._open:
+    def issue(self, request) -> Challenge:
+        from agency.models import HandleChallenge
+
+        now = time.time()
+        nonce = os.urandom(16)
+        raw = request.envelope.encode() + request.payload
+        with self.db.transaction() as session:
+            session.execute(delete(HandleChallenge).where(HandleChallenge.issued < now - self.lifetime))
+            if session.scalar(select(func.count()).select_from(HandleChallenge)) >= self.capacity:
+                raise ChallengeLimit(f"{self.capacity} challenges are open")
+            while True:
                 session_id = secrets.randbits(31)
-            challenge = Challenge(session_id, os.urandom(16), request_digest, request, now)
-            self._open[session_id] = challenge
-        return challenge
+                if session_id and session.get(HandleChallenge, session_id) is None:
+                    break
+            session.add(HandleChallenge(session_id=session_id, nonce=nonce, request=raw, issued=now))
+        return Challenge(session_id, nonce, request.digest()[1:], request, now)
 
     def take(self, session_id: int) -> Challenge | None:
         """The open challenge for ``session_id``, removed (an answer is accepted once), or None."""
-        with self._lock:
-            self._expire(time.monotonic())
-            return self._open.pop(session_id, None)
+        from agency.handles.protocol import messages as m
+        from agency.models import HandleChallenge
 
-    def _expire(self, now: float) -> None:
-        while self._open:
-            first = next(iter(self._open.values()))
-            if now - first.issued <= self.lifetime:
-                break
-            self._open.popitem(last=False)
+        table = HandleChallenge.__table__
+        with self.db.transaction() as session:
+            row = session.execute(delete(table).where(table.c.session_id == session_id)
+                                  .returning(table.c.nonce, table.c.request, table.c.issued)).first()
+        if row is None or time.time() - row.issued > self.lifetime:
+            return None
+        raw = bytes(row.request)
+        envelope = m.Envelope.decode(raw)
+        request = m.parse_message(envelope, raw[m.ENVELOPE_SIZE:], self.max_message_bytes)
+        return Challenge(session_id, bytes(row.nonce), request.digest()[1:], request, row.issued)
 
 
 class AnswerError(ValueError):

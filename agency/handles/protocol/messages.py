@@ -132,6 +132,7 @@ class Message:
     body: bytes
     credential: bytes
     signed_part: bytes  # header and body: what a request digest covers
+    payload: bytes = b""  # the whole message after the envelope, as received
 
     def flag(self, bit: int) -> bool:
         return bool(self.header.op_flags & bit)
@@ -178,7 +179,7 @@ def parse_message(envelope: Envelope, payload: bytes, max_bytes: int) -> Message
         if n < 0 or body_end + 4 + n > len(payload):
             raise ProtocolError(RC_PROTOCOL_ERROR, f"credential length {n} points past the end of the message")
         credential = payload[body_end + 4:body_end + 4 + n]
-    return Message(envelope, header, payload[HEADER_SIZE:body_end], credential, payload[:body_end])
+    return Message(envelope, header, payload[HEADER_SIZE:body_end], credential, payload[:body_end], payload)
 
 
 # ---------------------------------------------------------------------------

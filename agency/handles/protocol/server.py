@@ -38,19 +38,19 @@ class ServerLimits:
     idle_timeout: float = 30.0  # between messages on one connection
     workers: int = 8
     udp_threads: int = 4
-    max_partial_udp: int = 256  # split UDP requests being reassembled at once
+    max_partial_udp: int = 64  # split UDP requests being reassembled at once (each at most the message limit)
 
 
 class HandleServer:
     """Serves ``service`` on ``host``:``port`` over TCP and UDP (port 0: a free port, the same for both)."""
 
     def __init__(self, service: HandleService, host: str = "127.0.0.1", port: int = 2641,
-                 limits: ServerLimits = ServerLimits()) -> None:
+                 limits: ServerLimits = ServerLimits(), sockets: tuple | None = None) -> None:
         self.service = service
         self.host = host
         self.limits = limits
         self.max_bytes = service.limits.max_message_bytes
-        self._tcp, self._udp = _bind_pair(host, port)
+        self._tcp, self._udp = sockets or bind_pair(host, port)
         self.port = self._tcp.getsockname()[1]
         self._pool = ThreadPoolExecutor(max_workers=limits.workers, thread_name_prefix="hdl-worker")
         self._stop = threading.Event()
@@ -224,7 +224,7 @@ def _too_long(envelope: m.Envelope, limit: int) -> bytes:
                             version=max(m.LOWEST_VERSION, min(m.HIGHEST_VERSION, envelope.version)))
 
 
-def _bind_pair(host: str, port: int) -> tuple[socket.socket, socket.socket]:
+def bind_pair(host: str, port: int) -> tuple[socket.socket, socket.socket]:
     """A listening TCP socket and a UDP socket on the same port (with port 0, a free one for both)."""
     for _attempt in range(20):
         tcp = socket.socket(socket.AF_INET, socket.SOCK_STREAM)

@@ -19,7 +19,9 @@ from agency.db import Database
 from agency.handles.admins import permission_for_value, permitted
 from agency.handles.editing import PREFIX_NAMESPACE, EditError, HandleEditor, handle_prefix
 from agency.handles.protocol import messages as m
-from agency.handles.protocol.authentication import AnswerError, Challenges, FailureLimiter, answer_matches
+from agency.handles.protocol.authentication import (
+    AnswerError, ChallengeLimit, Challenges, FailureLimiter, answer_matches,
+)
 from agency.handles.protocol.directory import StoreDirectory
 from agency.handles.values import ADD_HANDLE, DELETE_HANDLE, SECKEY_TYPE, HandleValue, Reference, select_values
 
@@ -42,7 +44,7 @@ class HandleService:
         self.site_serial = site_serial
         self.limits = limits
         self.audit = audit
-        self.challenges = challenges or Challenges()
+        self.challenges = challenges or Challenges(db, limits.max_message_bytes)
         self.limiter = limiter or FailureLimiter()
 
     # -- entry point
@@ -105,8 +107,10 @@ class HandleService:
         handle = _target_handle(request)  # parse now: a malformed request is refused before any challenge
         if not self.directory.serves(handle):
             return self._error(request, m.RC_SERVER_NOT_RESP, f"prefix {handle_prefix(handle)} is not served here")
-        digest = request.digest(m.HASH_SHA1)
-        challenge = self.challenges.issue(request, digest[1:])
+        try:
+            challenge = self.challenges.issue(request)
+        except ChallengeLimit:
+            return self._error(request, m.RC_SERVER_BUSY, "too many open challenges; try again shortly")
         return m.response_bytes(request, m.RC_AUTHEN_NEEDED, m.challenge_body(challenge.nonce),
                                 session_id=challenge.session_id, with_digest=True, site_serial=self.site_serial)
 
