@@ -18,19 +18,18 @@ Both DOI prefixes (10.x) and plain handle prefixes (20.500.12345) are accepted.
 from __future__ import annotations
 
 import hashlib
-import re
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from agency.accounts import AccountError, add_prefix
 from agency.handles.editing import PREFIX_NAMESPACE, AuditHook, EditError, HandleEditor
 from agency.handles.store import handle_values
 from agency.handles.values import (
     ALL_ADMIN_PERMISSIONS, SECKEY_TYPE, SERV_TYPE, AdminRecord, HandleValue, Reference, encode_vlist,
 )
-from agency.models import Account, Prefix
+from agency.models import Account
 
-PREFIX_PATTERN = re.compile(r"^[1-9][0-9]*(\.[0-9]+)+$")
 SERVICE_INDEX, RA_ADMIN_INDEX, PREFIX_ADMIN_INDEX, GROUP_INDEX, KEY_INDEX = 1, 100, 101, 200, 300
 MIN_SECRET_CHARS = 12
 
@@ -73,18 +72,14 @@ def create_prefix_record(session: Session, prefix: str, login: str, *, ra_admin:
     """Give ``prefix`` to account ``login`` (if nobody owns it) and write its prefix record; a secret key
     already set is kept. Returns the record's values."""
     prefix = prefix.strip().lower()
-    if not PREFIX_PATTERN.match(prefix) or prefix.startswith("0."):
-        raise PrefixRecordError(f"{prefix[:40]!r} is not a prefix: give 10.NNNN or a handle prefix such as "
-                                "20.500.12345")
     account = session.scalar(select(Account).where(Account.login == login))
     if account is None:
         raise PrefixRecordError(f"no account {login!r}")
-    owner = session.get(Prefix, prefix)
-    if owner is not None and owner.account_id != account.id:
-        raise PrefixRecordError(f"prefix {prefix} belongs to another account")
-    if owner is None:
-        session.add(Prefix(prefix=prefix, account_id=account.id))
-        session.flush()
+    try:
+        add_prefix(session, account, prefix, handle_prefix=True)
+    except AccountError as exc:
+        raise PrefixRecordError(str(exc)) from None
+    session.flush()
     record = prefix_handle(prefix)
     kept = [v for v in handle_values(session, record) if v.type == SECKEY_TYPE]
     values = prefix_record_values(prefix, ra_admin, service_handle, ttl) + kept

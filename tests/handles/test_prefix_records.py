@@ -65,8 +65,9 @@ def test_secret_is_stored_hashed_and_hidden(press, svc, client):
 
 
 @pytest.mark.parametrize("args, stdin, message", [
-    (["prefixes", "create", "0.NA", "--account", "press"], "", "is not a prefix"),
-    (["prefixes", "create", "10.5555/x", "--account", "press"], "", "is not a prefix"),
+    (["prefixes", "create", "0.NA", "--account", "press"], "", "is not a DOI prefix"),
+    (["prefixes", "create", "0.123", "--account", "press"], "", "is not a DOI prefix"),
+    (["prefixes", "create", "10.5555/x", "--account", "press"], "", "is not a DOI prefix"),
     (["prefixes", "create", "10.5555", "--account", "nobody"], "", "no account"),
     (["prefixes", "secret", "10.7777"], "long-enough-secret\n", "no prefix record yet"),
     (["prefixes", "secret", "10.5555"], "short\n", "at least 12 characters"),
