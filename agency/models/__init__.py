@@ -4,7 +4,7 @@ from agency.models.base import Base
 from agency.models.accounts import Account, Prefix
 from agency.models.audit import AuditEvent
 from agency.models.callbacks import CallbackDelivery, CallbackTarget
-from agency.models.handles import Handle, HandleValue
+from agency.models.handles import Handle, HandleChallenge, HandleValue
 from agency.models.metadata import (
     JobLock, JobRun, MddbLoad, MetadataContributor, MetadataIdentifier, MetadataLocator, MetadataRecord,
 )
@@ -20,6 +20,7 @@ __all__ = [
     "CallbackTarget",
     "Prefix",
     "Handle",
+    "HandleChallenge",
     "HandleValue",
     "JobLock",
     "JobRun",
