@@ -251,3 +251,108 @@ def resolve_url(session: Session, name: str) -> str | None:
     """The URL a DOI resolves to (None when unknown or pending)."""
     return session.scalar(select(HandleValue.data).where(
         HandleValue.handle_key == doi_key(name), HandleValue.idx == URL_INDEX))
+
+
+# ---------------------------------------------------------------------------
+# Record states changed after registration: collections of URLs, aliases, URL
+# updates (resource-only deposits, bulk URL updates, RA administration).
+# Every write of a handle value outside a deposit goes through these functions.
+
+LOCATIONS_INDEX, ALIAS_INDEX = 2, 3
+LOCATIONS_TYPE, ALIAS_TYPE = "10320/loc", "HS_ALIAS"
+MAX_ALIAS_HOPS = 8  # resolution follows at most this many aliases; longer chains are refused when made
+
+
+@dataclass(frozen=True)
+class HandleState:
+    """What a change to an existing DOI needs to know: who owns it, is it an alias, is it withdrawn."""
+
+    key: str
+    name: str
+    account_id: int
+    version: str
+    alias_of: str | None
+    withdrawn: bool
+
+
+def handle_states(session: Session, keys: Sequence[str]) -> dict[str, HandleState]:
+    """The state of each existing handle among ``keys`` (absent keys are not registered), in three queries."""
+    from agency.models import Withdrawal
+
+    keys = sorted(set(keys))
+    if not keys:
+        return {}
+    rows = session.execute(select(Handle.key, Handle.name, Handle.account_id, Handle.version)
+                           .where(Handle.key.in_(keys))).all()
+    aliases = dict(session.execute(select(HandleValue.handle_key, HandleValue.data).where(
+        HandleValue.handle_key.in_(keys), HandleValue.idx == ALIAS_INDEX)).all())
+    withdrawn = set(session.scalars(select(Withdrawal.handle_key).where(
+        Withdrawal.handle_key.in_(keys), Withdrawal.active.is_(True))))
+    return {key: HandleState(key, name, account_id, version, aliases.get(key), key in withdrawn)
+            for key, name, account_id, version in rows}
+
+
+def _put_value(session: Session, key: str, index: int, value_type: str, data: str, ttl: int) -> None:
+    bulk_insert(session.connection(), HandleValue.__table__,
+                [{"handle_key": key, "idx": index, "type": value_type, "data": data}],
+                constants={"ttl": ttl, "timestamp": func.current_timestamp()}, on_conflict=_replace_value)
+
+
+def _drop_value(session: Session, key: str, index: int) -> None:
+    session.execute(delete(HandleValue).where(HandleValue.handle_key == key, HandleValue.idx == index)
+                    .execution_options(synchronize_session=False))
+
+
+def locations_value(locations: Sequence[tuple[str, str | None, str | None]]) -> str:
+    """A 10320/loc value (Handle.Net multiple resolution): one <location> per (url, label, country)."""
+    from xml.sax.saxutils import quoteattr
+
+    lines = []
+    for number, (url, label, country) in enumerate(locations):
+        extra = (f" label={quoteattr(label)}" if label else "") + (f" country={quoteattr(country)}" if country
+                                                                     else "")
+        lines.append(f'<location id="{number}" href={quoteattr(url)}{extra} />')
+    return '<locations chooseby="locatt,country,weighted">' + "".join(lines) + "</locations>"
+
+
+def write_locations(session: Session, key: str, locations: Sequence[tuple[str, str | None, str | None]],
+                    ttl: int) -> None:
+    """Replace the DOI's secondary URLs (a 10320/loc value); none removes the value."""
+    if locations:
+        _put_value(session, key, LOCATIONS_INDEX, LOCATIONS_TYPE, locations_value(locations), ttl)
+    else:
+        _drop_value(session, key, LOCATIONS_INDEX)
+
+
+def set_alias(session: Session, key: str, target: str, ttl: int) -> None:
+    """Make the handle ``key`` an alias of the DOI ``target`` (an HS_ALIAS value)."""
+    _put_value(session, key, ALIAS_INDEX, ALIAS_TYPE, target, ttl)
+
+
+def clear_alias(session: Session, key: str) -> None:
+    _drop_value(session, key, ALIAS_INDEX)
+
+
+def alias_chain(session: Session, name: str, limit: int = MAX_ALIAS_HOPS + 1) -> list[str]:
+    """The names an alias leads through, ``name`` first, stopping at a name that is no alias,
+    at a name seen before (a cycle: it ends the list twice) or after ``limit`` hops."""
+    chain = [name]
+    seen = {doi_key(name)}
+    while len(chain) <= limit:
+        target = session.scalar(select(HandleValue.data).where(
+            HandleValue.handle_key == doi_key(chain[-1]), HandleValue.idx == ALIAS_INDEX))
+        if target is None:
+            break
+        chain.append(target)
+        if doi_key(target) in seen:
+            break
+        seen.add(doi_key(target))
+    return chain
+
+
+def replace_urls(session: Session, urls: Sequence[tuple[str, str]], ttl: int) -> None:
+    """Set the URL value (index 1) of existing handles, given as (key, url), in one statement."""
+    bulk_insert(session.connection(), HandleValue.__table__,
+                [{"handle_key": key, "data": url} for key, url in sorted(urls)],
+                constants={"idx": URL_INDEX, "type": "URL", "ttl": ttl, "timestamp": func.current_timestamp()},
+                on_conflict=_replace_value)

@@ -8,6 +8,7 @@ from agency.models.metadata import (
     JobLock, JobRun, MddbLoad, MetadataContributor, MetadataIdentifier, MetadataLocator, MetadataRecord,
 )
 from agency.models.outbox import OutboxMessage
+from agency.models.record_states import MetadataResource, VersionReset, Withdrawal
 from agency.models.submissions import RecordResult, Submission
 
 __all__ = [
@@ -24,7 +25,10 @@ __all__ = [
     "MetadataIdentifier",
     "MetadataLocator",
     "MetadataRecord",
+    "MetadataResource",
     "OutboxMessage",
     "RecordResult",
     "Submission",
+    "VersionReset",
+    "Withdrawal",
 ]

@@ -16,7 +16,7 @@ from agency.web.deposits_api import refusal_status
 
 bp = Blueprint("servlet", __name__, url_prefix="/servlet")
 
-DEPOSIT_OPERATIONS = ("doMDUpload",)
+DEPOSIT_OPERATIONS = ("doMDUpload", "doDOICitUpload")  # the second: resource-only deposits
 # Other operations (query uploads) are registered by their own modules.
 OPERATION_HANDLERS: dict = {}
 # submissionDownload for submissions of another kind (kind -> handler(submission, type)).
