@@ -74,6 +74,10 @@ class Settings:
     query_sync_lines: int = setting(30, "query files up to this many lines are answered at once; larger: a job")
     query_max_lines: int = setting(100_000, "longest accepted query file, in lines (413 above)")
     query_max_line_chars: int = setting(2000, "longest accepted query line")
+    # Keeping records right (issue 13): bulk URL updates, aliases, withdrawals, reports.
+    url_update_max_lines: int = setting(500_000, "longest accepted bulk URL update file, in lines (413 above)")
+    url_update_max_line_chars: int = setting(4200, "longest accepted DOI<TAB>URL line")
+    report_max_title_chars: int = setting(255, "longest title= filter of the depositor report")
     # Password hashing cost (argon2 time_cost); lower only in tests.
     password_time_cost: int = setting(3, "argon2 time cost of password hashes")
 

@@ -35,6 +35,7 @@ class Agency:
     templates: object
     mail: MailSender
     queries: QueryIntake | None = None
+    url_updates: object | None = None  # agency.admin.url_updates.UrlUpdateIntake
     _stop: threading.Event = field(default_factory=threading.Event)
     _threads: list[threading.Thread] = field(default_factory=list)
     _mddb: object | None = None
@@ -111,6 +112,16 @@ def build_agency(settings: Settings) -> Agency:
     matcher = QueryMatcher(db)
     queries = QueryIntake(settings, db, intake, matcher, on_accepted=lambda _id: worker.wakeup.set())
     worker.runners["query"] = QueryRunner(settings, db, matcher, templates)
+    url_updates = _url_updates(settings, db, intake, logs, templates, worker)
     return Agency(settings=settings, db=db, passwords=PasswordCheck(settings.password_time_cost),
                   logs=logs, intake=intake, worker=worker, templates=templates,
-                  mail=mail, queries=queries)
+                  mail=mail, queries=queries, url_updates=url_updates)
+
+
+def _url_updates(settings: Settings, db: Database, intake: DepositIntake, logs: BatchLogs, templates,
+                 worker: Worker):
+    """Bulk URL updates: their intake, and their runner in the worker."""
+    from agency.admin.url_updates import URL_UPDATE_KIND, UrlUpdateIntake, UrlUpdateRunner
+
+    worker.runners[URL_UPDATE_KIND] = UrlUpdateRunner(settings, db, logs, templates)
+    return UrlUpdateIntake(settings, db, intake, on_accepted=lambda _id: worker.wakeup.set())

@@ -1,0 +1,120 @@
+"""Keeping records right over HTTP: bulk URL updates, aliases, withdrawn DOIs' tombstones, the depositor report.
+
+``POST /v1/url-updates`` and the servlet's ``doTransferDOIsUpload`` take DOI<TAB>URL
+files; ``/v1/aliases`` makes and undoes aliases (and the servlet takes Crossref's
+forced-aliasing files with ``subType=cm``); ``/withdrawn/{doi}`` is the page a
+withdrawn DOI resolves to; ``/v1/reports/depositor`` streams the account's DOIs.
+"""
+
+from __future__ import annotations
+
+from flask import Blueprint, Response, jsonify, request, send_file, url_for
+
+from agency.admin.url_updates import API_OPERATION, SERVLET_OPERATION, URL_FILE, URL_UPDATE_KIND
+from agency.accounts import Registrant
+from agency.deposit.batch_files import QUERY_RESULT_FILE
+from agency.deposit.intake import IntakeError
+from agency.models import Submission
+from agency.query.piped_format import QueryTextError
+from agency.web import servlet
+from agency.web import submissions as subs
+from agency.web.common import (AUTH_REQUIRED, agency, base_url, basic_auth_registrant, json_error, owned_submission,
+                               refusal_response)
+from agency.web.deposits_api import wait_seconds
+
+bp = Blueprint("records_admin", __name__)
+
+TEXT_TYPES = {"text/plain", "text/tab-separated-values", "application/octet-stream", ""}
+
+
+# -- bulk URL updates ------------------------------------------------------------------------
+
+@bp.post("/v1/url-updates")
+def create_url_update() -> Response:
+    registrant = basic_auth_registrant()
+    if registrant is None:
+        return json_error(401, AUTH_REQUIRED)
+    if request.mimetype == "multipart/form-data":
+        upload = request.files.get("file")
+        if upload is None:
+            return json_error(400, "The multipart body has no part named 'file'.")
+        source, file_name = upload.stream, upload.filename or URL_FILE
+    elif request.mimetype in TEXT_TYPES:
+        source, file_name = request.stream, request.args.get("file_name", URL_FILE)
+    else:
+        return json_error(415, f"Content type {request.mimetype!r} is not accepted: send text/plain (UTF-8 "
+                               "DOI<TAB>URL lines), or multipart/form-data with a 'file' part.")
+    svc = agency()
+    try:
+        submission = svc.url_updates.receive(registrant, source, file_name, operation=API_OPERATION)
+    except (QueryTextError, IntakeError) as exc:
+        return refusal_response(exc, json_error)
+    wait = wait_seconds(svc.settings.max_wait_seconds)
+    if wait:
+        submission = subs.wait_until_finished(svc, submission.id, wait)
+    response = _url_update_response(submission)
+    response.status_code = 200 if submission.is_finished else 202
+    response.headers["Location"] = url_for("records_admin.show_url_update", submission_id=submission.id)
+    return response
+
+
+def _url_update_response(submission: Submission) -> Response:
+    body = subs.summary(submission, base_url())
+    if submission.is_finished:
+        with agency().db.sessions() as session:
+            body["records"] = subs.record_results(session, submission.id)
+    return jsonify(body)
+
+
+def _owned_update(submission_id: int):
+    return owned_submission(submission_id, URL_UPDATE_KIND, "URL update")
+
+
+@bp.get("/v1/url-updates/<int:submission_id>")
+def show_url_update(submission_id: int) -> Response:
+    submission, error = _owned_update(submission_id)
+    return error or _url_update_response(submission)
+
+
+@bp.get("/v1/url-updates/<int:submission_id>/log")
+def url_update_log(submission_id: int) -> Response:
+    submission, error = _owned_update(submission_id)
+    return error or Response(subs.log_document(agency(), submission), mimetype="application/xml")
+
+
+@bp.get("/v1/url-updates/<int:submission_id>/result")
+def url_update_result(submission_id: int) -> Response:
+    submission, error = _owned_update(submission_id)
+    if error:
+        return error
+    if not submission.is_finished:
+        response = json_error(409, f"URL update {submission_id} is {submission.status}; its result is not ready.")
+        response.headers["Retry-After"] = "5"
+        return response
+    response = send_file(subs.submission_file(agency(), submission, QUERY_RESULT_FILE), mimetype="text/plain")
+    response.charset = "utf-8"
+    return response
+
+
+def _servlet_url_update(registrant: Registrant) -> Response:
+    upload = request.files.get("fname") or request.files.get("mdFile")
+    if upload is None:
+        return servlet.failure(400, "No file: send the DOI<TAB>URL file as multipart/form-data in the part "
+                                    "'fname' (or 'mdFile').")
+    try:
+        submission = agency().url_updates.receive(registrant, upload.stream, upload.filename or URL_FILE,
+                                                  operation=SERVLET_OPERATION)
+    except (QueryTextError, IntakeError) as exc:
+        return refusal_response(exc, servlet.failure)
+    return servlet.page("SUCCESS", 200, submission=submission)
+
+
+def _url_update_download(submission: Submission, kind: str) -> Response:
+    svc = agency()
+    if kind == "contents":
+        return send_file(subs.submission_file(svc, submission, URL_FILE), mimetype="text/plain")
+    return Response(subs.log_document(svc, submission), mimetype="text/xml")
+
+
+servlet.OPERATION_HANDLERS[SERVLET_OPERATION] = _servlet_url_update
+servlet.KIND_DOWNLOADS[URL_UPDATE_KIND] = _url_update_download
