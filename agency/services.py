@@ -36,6 +36,7 @@ class Agency:
     mail: MailSender
     queries: QueryIntake | None = None
     url_updates: object | None = None  # agency.admin.url_updates.UrlUpdateIntake
+    aliases: object | None = None  # agency.admin.aliases.AliasFiles
     _stop: threading.Event = field(default_factory=threading.Event)
     _threads: list[threading.Thread] = field(default_factory=list)
     _mddb: object | None = None
@@ -115,7 +116,8 @@ def build_agency(settings: Settings) -> Agency:
     url_updates = _url_updates(settings, db, intake, logs, templates, worker)
     return Agency(settings=settings, db=db, passwords=PasswordCheck(settings.password_time_cost),
                   logs=logs, intake=intake, worker=worker, templates=templates,
-                  mail=mail, queries=queries, url_updates=url_updates)
+                  mail=mail, queries=queries, url_updates=url_updates,
+                  aliases=_alias_files(settings, db, intake, logs))
 
 
 def _url_updates(settings: Settings, db: Database, intake: DepositIntake, logs: BatchLogs, templates,
@@ -125,3 +127,9 @@ def _url_updates(settings: Settings, db: Database, intake: DepositIntake, logs: 
 
     worker.runners[URL_UPDATE_KIND] = UrlUpdateRunner(settings, db, logs, templates)
     return UrlUpdateIntake(settings, db, intake, on_accepted=lambda _id: worker.wakeup.set())
+
+
+def _alias_files(settings: Settings, db: Database, intake: DepositIntake, logs: BatchLogs):
+    from agency.admin.aliases import AliasFiles
+
+    return AliasFiles(settings, db, intake, logs)

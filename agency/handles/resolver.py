@@ -27,10 +27,11 @@ from urllib.parse import quote, unquote
 
 from sqlalchemy import Engine, and_, bindparam, event, select
 from sqlalchemy.exc import DBAPIError
+from sqlalchemy.orm import aliased
 
 from agency.handles.doi_syntax import MAX_DOI_LENGTH, doi_key, doi_prefix
-from agency.handles.store import (ADMIN_HANDLE_INDEX, ADMIN_INDEX, URL_INDEX, HandleValueView, admin_value_data,
-                            handle_values)
+from agency.handles.store import (ADMIN_HANDLE_INDEX, ADMIN_INDEX, ALIAS_INDEX, MAX_ALIAS_HOPS, URL_INDEX,
+                                  HandleValueView, admin_value_data, handle_values)
 from agency.models import Account, Handle, HandleValue, Prefix
 
 
@@ -125,8 +126,11 @@ class Registered:
         return self.url is None
 
 
-_REGISTERED = select(Handle.name, HandleValue.data).outerjoin(
-    HandleValue, and_(HandleValue.handle_key == Handle.key, HandleValue.idx == URL_INDEX))
+_ALIAS_VALUE = aliased(HandleValue)
+# (name, URL, HS_ALIAS target): an alias resolves to its target's URL (followed at most MAX_ALIAS_HOPS times).
+_REGISTERED = select(Handle.name, HandleValue.data, _ALIAS_VALUE.data).outerjoin(
+    HandleValue, and_(HandleValue.handle_key == Handle.key, HandleValue.idx == URL_INDEX)).outerjoin(
+    _ALIAS_VALUE, and_(_ALIAS_VALUE.handle_key == Handle.key, _ALIAS_VALUE.idx == ALIAS_INDEX))
 # The common case, one spelling, is a plain equality: cached once, no IN-list expansion per request.
 _LOOK_UP_ONE = _REGISTERED.where(Handle.key == bindparam("key"))
 _LOOK_UP_ANY = _REGISTERED.where(Handle.key.in_(bindparam("keys", expanding=True)))
@@ -137,15 +141,30 @@ def look_up(db: Executor, names: Sequence[str]) -> Registered | None:
     keys = [doi_key(n) for n in names if n]
     if not keys:
         return None
+    fetch = lambda key: db.execute(_LOOK_UP_ONE, {"key": key}).first()  # noqa: E731
     if len(keys) == 1:
-        row = db.execute(_LOOK_UP_ONE, {"key": keys[0]}).first()
-        return Registered(doi=row[0], url=row[1]) if row else None
-    rows = {doi_key(name): (name, url) for name, url in db.execute(_LOOK_UP_ANY, {"keys": keys})}
+        row = fetch(keys[0])
+        return _registered(row, fetch) if row else None
+    rows = {doi_key(row[0]): row for row in db.execute(_LOOK_UP_ANY, {"keys": keys})}
     for key in keys:
         if key in rows:
-            name, url = rows[key]
-            return Registered(doi=name, url=url)
+            return _registered(rows[key], fetch)
     return None
+
+
+def _registered(row, fetch) -> Registered:
+    """The DOI of ``row`` with the URL it resolves to: its own, or, for an alias (HS_ALIAS), the URL at the
+    end of its chain of aliases; a broken, looping or overlong chain leaves the alias's own URL."""
+    name, own_url, target = row[0], row[1], row[2]
+    url = own_url
+    for _hop in range(MAX_ALIAS_HOPS + 1):
+        if target is None:
+            return Registered(doi=name, url=url)
+        found = fetch(doi_key(target))
+        if found is None:
+            break
+        url, target = found[1], found[2]
+    return Registered(doi=name, url=own_url)
 
 
 class FastLookUp:
@@ -228,7 +247,7 @@ class FastLookUp:
         for spelling in spellings(name):
             row = self._row(doi_key(spelling))
             if row is not None:
-                return Registered(doi=row[0], url=row[1])
+                return _registered(row, self._row) if row[2] is not None else Registered(doi=row[0], url=row[1])
         return None
 
     def close(self) -> None:

@@ -116,8 +116,11 @@ class BatchRegistration:
     def register(self, session: Session, records: Sequence[Registration]) -> list[RecordDiagnostic]:
         diagnostics: dict[int, RecordDiagnostic] = {}
         writable: list[Registration] = []
+        blocked = blocked_names(session, [doi_key(r.doi) for r in records])
         for record in records:
             refusal = self._precheck(record)
+            if refusal is None and blocked and doi_key(record.doi) in blocked:
+                refusal = RecordDiagnostic(record.seq, record.doi, FAILURE, blocked[doi_key(record.doi)], "blocked")
             if refusal:
                 diagnostics[record.seq] = refusal
             else:
@@ -356,3 +359,37 @@ def replace_urls(session: Session, urls: Sequence[tuple[str, str]], ttl: int) ->
                 [{"handle_key": key, "data": url} for key, url in sorted(urls)],
                 constants={"idx": URL_INDEX, "type": "URL", "ttl": ttl, "timestamp": func.current_timestamp()},
                 on_conflict=_replace_value)
+
+
+def final_names(session: Session, names: Sequence[str]) -> dict[str, str]:
+    """For each of ``names`` that is an alias: the DOI its chain of aliases ends at (at most
+    MAX_ALIAS_HOPS hops; one query per hop, for all names at once). Names that are no alias are absent."""
+    current = {name: name for name in names}
+    finals: dict[str, str] = {}
+    for _hop in range(MAX_ALIAS_HOPS):
+        keys = {doi_key(now): name for name, now in current.items()}
+        if not keys:
+            break
+        targets = dict(session.execute(select(HandleValue.handle_key, HandleValue.data).where(
+            HandleValue.handle_key.in_(list(keys)), HandleValue.idx == ALIAS_INDEX)).all())
+        current = {}
+        for key, name in keys.items():
+            if key in targets:
+                finals[name] = targets[key]
+                current[name] = targets[key]
+    return finals
+
+
+def blocked_names(session: Session, keys: Sequence[str]) -> dict[str, str]:
+    """Which of ``keys`` a deposit may not change, with why: aliases (naming their primary) and withdrawn DOIs."""
+    from agency.models import Withdrawal
+
+    out = {key: (f"Record not processed because {name} is an alias of {target}: deposit the metadata "
+                 f"of {target} instead") for key, name, target in session.execute(
+        select(HandleValue.handle_key, Handle.name, HandleValue.data).join(Handle, Handle.key == HandleValue.handle_key)
+        .where(HandleValue.handle_key.in_(list(keys)), HandleValue.idx == ALIAS_INDEX))}
+    for key, name in session.execute(select(Withdrawal.handle_key, Withdrawal.doi).where(
+            Withdrawal.handle_key.in_(list(keys)), Withdrawal.active.is_(True))):
+        out[key] = (f"Record not processed because {name} is withdrawn: the registration agency must reinstate "
+                    "it before it can be updated")
+    return out

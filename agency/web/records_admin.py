@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from flask import Blueprint, Response, jsonify, request, send_file, url_for
 
+from agency.admin.aliases import ALIAS_FILE, ALIAS_KIND, AliasError, make_alias, remove_alias
+from agency.admin.audit import Actor
 from agency.admin.url_updates import API_OPERATION, SERVLET_OPERATION, URL_FILE, URL_UPDATE_KIND
 from agency.accounts import Registrant
 from agency.deposit.batch_files import QUERY_RESULT_FILE
@@ -118,3 +120,60 @@ def _url_update_download(submission: Submission, kind: str) -> Response:
 
 servlet.OPERATION_HANDLERS[SERVLET_OPERATION] = _servlet_url_update
 servlet.KIND_DOWNLOADS[URL_UPDATE_KIND] = _url_update_download
+
+
+# -- aliases -----------------------------------------------------------------------------------
+
+@bp.post("/v1/aliases")
+def create_alias() -> Response:
+    registrant = basic_auth_registrant()
+    if registrant is None:
+        return json_error(401, AUTH_REQUIRED)
+    body = request.get_json(silent=True)
+    if not isinstance(body, dict) or not isinstance(body.get("primary"), str) or not isinstance(body.get("alias"), str):
+        return json_error(400, 'Send JSON {"primary": DOI, "alias": DOI}.')
+    svc = agency()
+    try:
+        with svc.db.transaction() as session:
+            make_alias(session, Actor.account(registrant.login), registrant, body["primary"].strip(),
+                       body["alias"].strip(), svc.settings.handle_ttl)
+    except AliasError as exc:
+        return json_error(exc.status, exc.message)
+    response = jsonify({"alias": body["alias"].strip(), "primary": body["primary"].strip()})
+    response.status_code = 201
+    return response
+
+
+@bp.delete("/v1/aliases/<path:alias>")
+def delete_alias(alias: str) -> Response:
+    registrant = basic_auth_registrant()
+    if registrant is None:
+        return json_error(401, AUTH_REQUIRED)
+    try:
+        with agency().db.transaction() as session:
+            primary = remove_alias(session, Actor.account(registrant.login), registrant, alias)
+    except AliasError as exc:
+        return json_error(exc.status, exc.message)
+    return jsonify({"alias": alias, "was_alias_of": primary})
+
+
+def _servlet_alias_file(registrant: Registrant) -> Response:
+    upload = request.files.get("fname") or request.files.get("mdFile")
+    if upload is None:
+        return servlet.failure(400, "No file: send the aliasing file as multipart/form-data in the part 'fname'.")
+    try:
+        submission = agency().aliases.receive(registrant, upload.stream, upload.filename or ALIAS_FILE)
+    except (QueryTextError, IntakeError) as exc:
+        return refusal_response(exc, servlet.failure)
+    return servlet.page("SUCCESS", 200, submission=submission)
+
+
+def _alias_download(submission: Submission, kind: str) -> Response:
+    svc = agency()
+    if kind == "contents":
+        return send_file(subs.submission_file(svc, submission, ALIAS_FILE), mimetype="text/plain")
+    return Response(subs.log_document(svc, submission), mimetype="text/xml")
+
+
+servlet.SUBTYPE_HANDLERS["cm"] = _servlet_alias_file
+servlet.KIND_DOWNLOADS[ALIAS_KIND] = _alias_download
