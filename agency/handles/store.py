@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol, Sequence
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session
 
 from agency.accounts import Registrant
@@ -164,13 +164,13 @@ class BatchRegistration:
         stored = dict(session.execute(select(Handle.key, Handle.version).where(Handle.key.in_(stale_keys))).all()) \
             if stale_keys else {}
         _write_values(session, [(key, by_key[key]) for key in sorted(written)], self.ttl)
+        resets = note_version_resets(session, [k for k in written if written[k] > 1], self.submission_id)
         out = []
         for key, record in by_key.items():
             if key in written:
                 added = written[key] == 1
-                out.append(RecordDiagnostic(record.seq, record.doi, SUCCESS,
-                                            "Successfully added" if added else "Successfully updated",
-                                            "added" if added else "updated"))
+                message = ("Successfully added" if added else "Successfully updated") + resets.get(key, "")
+                out.append(RecordDiagnostic(record.seq, record.doi, SUCCESS, message, "added" if added else "updated"))
             else:
                 out.append(RecordDiagnostic(record.seq, record.doi, FAILURE,
                                             stale_message(record.timestamp or "", stored.get(key, "0")), "stale"))
@@ -393,3 +393,31 @@ def blocked_names(session: Session, keys: Sequence[str]) -> dict[str, str]:
         out[key] = (f"Record not processed because {name} is withdrawn: the registration agency must reinstate "
                     "it before it can be updated")
     return out
+
+
+def current_url(session: Session, key: str) -> str | None:
+    return session.scalar(select(HandleValue.data).where(HandleValue.handle_key == key, HandleValue.idx == URL_INDEX))
+
+
+def clear_url(session: Session, key: str) -> None:
+    """Remove the URL value: the DOI resolves to its pending-publication page again."""
+    _drop_value(session, key, URL_INDEX)
+
+
+def note_version_resets(session: Session, keys: Sequence[str], submission_id: int) -> dict[str, str]:
+    """For keys whose stored version the RA reset since their last deposit: the sentence their log line
+    gets, the reset now noted against ``submission_id``. One indexed look-up when no reset is pending."""
+    from agency.models import VersionReset
+
+    pending = VersionReset.noted_submission_id.is_(None)
+    if not keys or session.scalar(select(VersionReset.id).where(pending).limit(1)) is None:
+        return {}
+    rows = session.execute(select(VersionReset.id, VersionReset.handle_key, VersionReset.from_version,
+                                  VersionReset.to_version, VersionReset.reset_at)
+                           .where(pending, VersionReset.handle_key.in_(list(keys))).order_by(VersionReset.id)).all()
+    notes = {key: (f" (the stored version was reset from {shown_version(before)} to {shown_version(after)} by the "
+                   f"registration agency on {at:%Y-%m-%d})") for _id, key, before, after, at in rows}
+    if rows:
+        session.execute(update(VersionReset).where(VersionReset.id.in_([r[0] for r in rows]))
+                        .values(noted_submission_id=submission_id).execution_options(synchronize_session=False))
+    return notes

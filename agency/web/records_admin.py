@@ -8,10 +8,12 @@ withdrawn DOI resolves to; ``/v1/reports/depositor`` streams the account's DOIs.
 
 from __future__ import annotations
 
-from flask import Blueprint, Response, jsonify, request, send_file, url_for
+from flask import Blueprint, Response, jsonify, render_template, request, send_file, url_for
 
 from agency.admin.aliases import ALIAS_FILE, ALIAS_KIND, AliasError, make_alias, remove_alias
 from agency.admin.audit import Actor
+from agency.admin.reports import UnknownPrefix, as_csv, as_json, depositor_rows
+from agency.admin.withdrawals import tombstone
 from agency.admin.url_updates import API_OPERATION, SERVLET_OPERATION, URL_FILE, URL_UPDATE_KIND
 from agency.accounts import Registrant
 from agency.deposit.batch_files import QUERY_RESULT_FILE
@@ -177,3 +179,45 @@ def _alias_download(submission: Submission, kind: str) -> Response:
 
 servlet.SUBTYPE_HANDLERS["cm"] = _servlet_alias_file
 servlet.KIND_DOWNLOADS[ALIAS_KIND] = _alias_download
+
+
+# -- withdrawn DOIs ----------------------------------------------------------------------------
+
+@bp.get("/withdrawn/<path:doi>")
+def withdrawn_page(doi: str) -> Response:
+    """The tombstone a withdrawn DOI resolves to: 410 Gone, with the DOI, its title, the reason and the date."""
+    with agency().db.sessions() as session:
+        tomb = tombstone(session, doi)
+    if tomb is None:
+        return Response(render_template("pages/doi_not_found.html.j2", heading="Not withdrawn", requested=doi,
+                                        message="This DOI is not withdrawn here."), status=404, mimetype="text/html")
+    return Response(render_template("pages/doi_withdrawn.html.j2", tomb=tomb), status=410, mimetype="text/html")
+
+
+# -- the depositor report ----------------------------------------------------------------------
+
+@bp.get("/v1/reports/depositor")
+def depositor_report() -> Response:
+    """CSV (default, or ``format=csv``) or JSON (``format=json`` or Accept: application/json), streamed."""
+    registrant = basic_auth_registrant()
+    if registrant is None:
+        return json_error(401, AUTH_REQUIRED)
+    prefix = (request.args.get("prefix") or "").strip()
+    if not prefix:
+        return json_error(400, "Give the prefix: /v1/reports/depositor?prefix=10.NNNN")
+    title = request.args.get("title")
+    limit = agency().settings.report_max_title_chars
+    if title is not None and len(title) > limit:
+        return json_error(400, f"title= is at most {limit} characters.")
+    fmt = request.args.get("format") or ("json" if request.accept_mimetypes.best == "application/json" else "csv")
+    if fmt not in ("csv", "json"):
+        return json_error(400, "format is csv or json.")
+    try:
+        rows = depositor_rows(agency().db, registrant, prefix, title)
+    except UnknownPrefix:
+        return json_error(404, f"No prefix {prefix} for this account.")
+    if fmt == "json":
+        return Response(as_json(rows, prefix), mimetype="application/json")
+    response = Response(as_csv(rows), mimetype="text/csv")
+    response.headers["Content-Disposition"] = f'attachment; filename="depositor-{prefix}.csv"'
+    return response
