@@ -248,51 +248,46 @@ def build_parser() -> argparse.ArgumentParser:
 
 # -- keeping records right (issue 13): withdrawals, version resets, the depositor report -------------
 
+def _run_change(change, errors, done) -> int:
+    """Run ``change(svc, session)`` in one transaction; print ``done(result)``, or the error (exit 2)."""
+    svc = build_agency(load_settings())
+    try:
+        with svc.db.transaction() as session:
+            result = change(svc, session)
+    except errors as exc:
+        print(f"agency: {exc}", file=sys.stderr)
+        return 2
+    print(done(result))
+    return 0
+
+
 def cmd_handles_withdraw(args) -> int:
     from agency.admin.audit import Actor
     from agency.admin.withdrawals import WithdrawalError, withdraw
 
-    svc = build_agency(load_settings())
-    try:
-        with svc.db.transaction() as session:
-            tomb = withdraw(session, Actor.operator(), args.doi, args.reason, svc.settings.base_url,
-                            svc.settings.handle_ttl)
-    except WithdrawalError as exc:
-        print(f"agency: {exc}", file=sys.stderr)
-        return 2
-    print(f"withdrew {tomb.doi}: it resolves to its tombstone page now")
-    return 0
+    return _run_change(lambda svc, session: withdraw(session, Actor.operator(), args.doi, args.reason,
+                                                     svc.settings.base_url, svc.settings.handle_ttl),
+                       WithdrawalError, lambda tomb: f"withdrew {tomb.doi}: it resolves to its tombstone page now")
 
 
 def cmd_handles_reinstate(args) -> int:
     from agency.admin.audit import Actor
     from agency.admin.withdrawals import WithdrawalError, reinstate
 
-    svc = build_agency(load_settings())
-    try:
-        with svc.db.transaction() as session:
-            url = reinstate(session, Actor.operator(), args.doi, args.reason, svc.settings.handle_ttl)
-    except WithdrawalError as exc:
-        print(f"agency: {exc}", file=sys.stderr)
-        return 2
-    print(f"reinstated {args.doi}: it resolves to {url or 'its pending-publication page'} again")
-    return 0
+    return _run_change(lambda svc, session: reinstate(session, Actor.operator(), args.doi, args.reason,
+                                                      svc.settings.handle_ttl),
+                       WithdrawalError, lambda url: f"reinstated {args.doi}: it resolves to "
+                                                    f"{url or 'its pending-publication page'} again")
 
 
 def cmd_handles_reset_version(args) -> int:
     from agency.admin.audit import Actor
     from agency.admin.versions import ResetError, reset_versions
 
-    svc = build_agency(load_settings())
-    try:
-        with svc.db.transaction() as session:
-            changed = reset_versions(session, Actor.operator(), args.to, args.reason, dois=args.dois or None,
-                                     prefix=args.prefix, submission_id=args.submission)
-    except ResetError as exc:
-        print(f"agency: {exc}", file=sys.stderr)
-        return 2
-    print(f"reset the stored version of {changed} DOI(s) to {args.to}")
-    return 0
+    return _run_change(lambda _svc, session: reset_versions(session, Actor.operator(), args.to, args.reason,
+                                                            dois=args.dois or None, prefix=args.prefix,
+                                                            submission_id=args.submission),
+                       ResetError, lambda changed: f"reset the stored version of {changed} DOI(s) to {args.to}")
 
 
 def cmd_report_depositor(args) -> int:

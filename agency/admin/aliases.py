@@ -25,7 +25,7 @@ from agency.accounts import Registrant
 from agency.admin.audit import Actor, record_event
 from agency.config import Settings
 from agency.db import Database
-from agency.deposit.batch_files import LOG_FILE, store_received_file, submission_folder, uploaded_file_name
+from agency.deposit.batch_files import LOG_FILE
 from agency.deposit.intake import DepositIntake
 from agency.deposit.logs import BatchCounts, BatchLogs
 from agency.handles.doi_syntax import MAX_DOI_LENGTH, doi_key, doi_problem
@@ -139,15 +139,9 @@ class AliasFiles:
             with open(spooled.path, "rb") as fh:
                 parsed = read_alias_file(fh)
             now = utcnow()
-            with self.db.transaction() as session:
-                submission = Submission(account_id=registrant.id, kind=ALIAS_KIND, operation=parsed.operation,
-                                        status=COMPLETED, file_name=uploaded_file_name(file_name, ALIAS_FILE),
-                                        byte_size=spooled.size, sha256=spooled.sha256, received_at=now,
-                                        started_at=now, depositor_email=parsed.email)
-                session.add(submission)
-                session.flush()
-                submission.storage_path = submission_folder(registrant.login, now, submission.id)
-                store_received_file(spooled.path, self.settings.batch_dir, submission.storage_path, ALIAS_FILE)
+            submission = self.deposits.record_text_file(registrant, spooled, ALIAS_KIND, parsed.operation, file_name,
+                                                        ALIAS_FILE, status=COMPLETED, started_at=now,
+                                                        depositor_email=parsed.email)
         finally:
             spooled.path.unlink(missing_ok=True)
         diagnostics = [self._apply_line(registrant, parsed.operation, number, text) for number, text in parsed.lines]

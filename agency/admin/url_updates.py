@@ -28,15 +28,14 @@ from agency.admin.audit import Actor, record_event
 from agency.config import Settings
 from agency.db import Database, bulk_insert
 from agency.deposit.batch_files import (
-    LOG_FILE, QUERY_RESULT_FILE, fsync_dir, store_received_file, submission_folder, submission_path,
-    uploaded_file_name,
+    LOG_FILE, QUERY_RESULT_FILE, fsync_dir, submission_path,
 )
-from agency.deposit.intake import DepositIntake, SpooledFile
+from agency.deposit.intake import DepositIntake
 from agency.deposit.logs import BatchCounts, BatchLogs
 from agency.handles.doi_syntax import MAX_DOI_LENGTH, doi_key, doi_problem, url_problem
 from agency.handles.store import FAILURE, SUCCESS, RecordDiagnostic, handle_states, replace_urls
 from agency.models import RecordResult, Submission
-from agency.models.submissions import COMPLETED, QUEUED
+from agency.models.submissions import COMPLETED
 from agency.models.types import utcnow
 from agency.notify.outbox import enqueue_mail, recipients_for
 from agency.query.piped_format import QueryTextError, iter_query_lines
@@ -97,23 +96,12 @@ class UrlUpdateIntake:
             with open(spooled.path, "rb") as fh:  # every line is read: encoding and limits hold for the file
                 if not sum(1 for _ in iter_url_lines(fh, self.settings)):
                     raise UrlFileError("No update: the file is empty or has only blank lines.")
-            submission = self._record(registrant, spooled, file_name, operation)
+            submission = self.deposits.record_text_file(registrant, spooled, URL_UPDATE_KIND, operation,
+                                                        file_name, URL_FILE)
         finally:
             spooled.path.unlink(missing_ok=True)
         if self.on_accepted:
             self.on_accepted(submission.id)
-        return submission
-
-    def _record(self, registrant: Registrant, spooled: SpooledFile, file_name: str, operation: str) -> Submission:
-        now = utcnow()
-        with self.db.transaction() as session:
-            submission = Submission(account_id=registrant.id, kind=URL_UPDATE_KIND, operation=operation,
-                                    status=QUEUED, file_name=uploaded_file_name(file_name, URL_FILE),
-                                    byte_size=spooled.size, sha256=spooled.sha256, received_at=now)
-            session.add(submission)
-            session.flush()
-            submission.storage_path = submission_folder(registrant.login, now, submission.id)
-            store_received_file(spooled.path, self.settings.batch_dir, submission.storage_path, URL_FILE)
         return submission
 
 

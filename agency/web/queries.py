@@ -23,11 +23,9 @@ from agency.query.jobs import (
 )
 from agency.web import servlet
 from agency.web.common import (AUTH_REQUIRED, agency, base_url, basic_auth_registrant, check_credentials, json_error,
-                               list_limit, owned_submission, refusal_response)
+                               list_limit, owned_submission, refusal_response, text_upload)
 
 bp = Blueprint("queries", __name__)
-
-TEXT_TYPES = {"text/plain", "text/csv", "application/octet-stream", ""}
 
 
 def _answer_response(answered: Answered) -> Response:
@@ -65,16 +63,10 @@ def create() -> Response:
     registrant = basic_auth_registrant()
     if registrant is None:
         return json_error(401, AUTH_REQUIRED)
-    if request.mimetype == "multipart/form-data":
-        upload = request.files.get("file")
-        if upload is None:
-            return json_error(400, "The multipart body has no part named 'file'.")
-        source, file_name = upload.stream, upload.filename or QUERY_FILE
-    elif request.mimetype in TEXT_TYPES:
-        source, file_name = request.stream, request.args.get("file_name", QUERY_FILE)
-    else:
-        return json_error(415, f"Content type {request.mimetype!r} is not accepted: send text/plain "
-                               "(UTF-8), or multipart/form-data with a 'file' part.")
+    upload, error = text_upload(QUERY_FILE, "query lines")
+    if error:
+        return error
+    source, file_name = upload
     try:
         received = agency().queries.receive(registrant, source, file_name, operation=API_QUERY)
     except (QueryTextError, IntakeError) as exc:

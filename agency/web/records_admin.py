@@ -23,12 +23,10 @@ from agency.query.piped_format import QueryTextError
 from agency.web import servlet
 from agency.web import submissions as subs
 from agency.web.common import (AUTH_REQUIRED, agency, base_url, basic_auth_registrant, json_error, owned_submission,
-                               refusal_response)
+                               refusal_response, text_upload)
 from agency.web.deposits_api import wait_seconds
 
 bp = Blueprint("records_admin", __name__)
-
-TEXT_TYPES = {"text/plain", "text/tab-separated-values", "application/octet-stream", ""}
 
 
 # -- bulk URL updates ------------------------------------------------------------------------
@@ -38,16 +36,10 @@ def create_url_update() -> Response:
     registrant = basic_auth_registrant()
     if registrant is None:
         return json_error(401, AUTH_REQUIRED)
-    if request.mimetype == "multipart/form-data":
-        upload = request.files.get("file")
-        if upload is None:
-            return json_error(400, "The multipart body has no part named 'file'.")
-        source, file_name = upload.stream, upload.filename or URL_FILE
-    elif request.mimetype in TEXT_TYPES:
-        source, file_name = request.stream, request.args.get("file_name", URL_FILE)
-    else:
-        return json_error(415, f"Content type {request.mimetype!r} is not accepted: send text/plain (UTF-8 "
-                               "DOI<TAB>URL lines), or multipart/form-data with a 'file' part.")
+    upload, error = text_upload(URL_FILE, "DOI<TAB>URL lines")
+    if error:
+        return error
+    source, file_name = upload
     svc = agency()
     try:
         submission = svc.url_updates.receive(registrant, source, file_name, operation=API_OPERATION)
@@ -100,28 +92,38 @@ def url_update_result(submission_id: int) -> Response:
     return response
 
 
-def _servlet_url_update(registrant: Registrant) -> Response:
-    upload = request.files.get("fname") or request.files.get("mdFile")
-    if upload is None:
-        return servlet.failure(400, "No file: send the DOI<TAB>URL file as multipart/form-data in the part "
-                                    "'fname' (or 'mdFile').")
-    try:
-        submission = agency().url_updates.receive(registrant, upload.stream, upload.filename or URL_FILE,
-                                                  operation=SERVLET_OPERATION)
-    except (QueryTextError, IntakeError) as exc:
-        return refusal_response(exc, servlet.failure)
-    return servlet.page("SUCCESS", 200, submission=submission)
+def _servlet_upload(what: str, default_name: str, receive):
+    """A servlet handler for a text file in 'fname' (or 'mdFile'): ``receive(registrant, stream, name)``
+    records it and returns its submission; refusals are FAILURE pages."""
+    def handle(registrant: Registrant) -> Response:
+        upload = request.files.get("fname") or request.files.get("mdFile")
+        if upload is None:
+            return servlet.failure(400, f"No file: send the {what} as multipart/form-data in the part 'fname' "
+                                        "(or 'mdFile').")
+        try:
+            submission = receive(registrant, upload.stream, upload.filename or default_name)
+        except (QueryTextError, IntakeError) as exc:
+            return refusal_response(exc, servlet.failure)
+        return servlet.page("SUCCESS", 200, submission=submission)
+
+    return handle
 
 
-def _url_update_download(submission: Submission, kind: str) -> Response:
-    svc = agency()
-    if kind == "contents":
-        return send_file(subs.submission_file(svc, submission, URL_FILE), mimetype="text/plain")
-    return Response(subs.log_document(svc, submission), mimetype="text/xml")
+def _text_file_download(file_name: str):
+    """submissionDownload for a text submission: its file (type=contents) or its XML log."""
+    def download(submission: Submission, kind: str) -> Response:
+        svc = agency()
+        if kind == "contents":
+            return send_file(subs.submission_file(svc, submission, file_name), mimetype="text/plain")
+        return Response(subs.log_document(svc, submission), mimetype="text/xml")
+
+    return download
 
 
-servlet.OPERATION_HANDLERS[SERVLET_OPERATION] = _servlet_url_update
-servlet.KIND_DOWNLOADS[URL_UPDATE_KIND] = _url_update_download
+servlet.OPERATION_HANDLERS[SERVLET_OPERATION] = _servlet_upload(
+    "DOI<TAB>URL file", URL_FILE,
+    lambda registrant, stream, name: agency().url_updates.receive(registrant, stream, name, SERVLET_OPERATION))
+servlet.KIND_DOWNLOADS[URL_UPDATE_KIND] = _text_file_download(URL_FILE)
 
 
 # -- aliases -----------------------------------------------------------------------------------
@@ -159,26 +161,9 @@ def delete_alias(alias: str) -> Response:
     return jsonify({"alias": alias, "was_alias_of": primary})
 
 
-def _servlet_alias_file(registrant: Registrant) -> Response:
-    upload = request.files.get("fname") or request.files.get("mdFile")
-    if upload is None:
-        return servlet.failure(400, "No file: send the aliasing file as multipart/form-data in the part 'fname'.")
-    try:
-        submission = agency().aliases.receive(registrant, upload.stream, upload.filename or ALIAS_FILE)
-    except (QueryTextError, IntakeError) as exc:
-        return refusal_response(exc, servlet.failure)
-    return servlet.page("SUCCESS", 200, submission=submission)
-
-
-def _alias_download(submission: Submission, kind: str) -> Response:
-    svc = agency()
-    if kind == "contents":
-        return send_file(subs.submission_file(svc, submission, ALIAS_FILE), mimetype="text/plain")
-    return Response(subs.log_document(svc, submission), mimetype="text/xml")
-
-
-servlet.SUBTYPE_HANDLERS["cm"] = _servlet_alias_file
-servlet.KIND_DOWNLOADS[ALIAS_KIND] = _alias_download
+servlet.SUBTYPE_HANDLERS["cm"] = _servlet_upload(
+    "aliasing file", ALIAS_FILE, lambda registrant, stream, name: agency().aliases.receive(registrant, stream, name))
+servlet.KIND_DOWNLOADS[ALIAS_KIND] = _text_file_download(ALIAS_FILE)
 
 
 # -- withdrawn DOIs ----------------------------------------------------------------------------

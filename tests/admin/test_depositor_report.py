@@ -18,12 +18,8 @@ ALICE = basic_headers("alice", "alice-password", None)
 
 
 @pytest.fixture
-def environment(svc, monkeypatch):
-    s = svc.settings
-    for name, value in {"DATA_DIR": s.data_dir, "BATCH_DIR": s.batch_dir, "DATABASE_URL": s.database_url,
-                        "RUN_WORKER": "0", "RUN_SCHEDULER": "0", "PASSWORD_TIME_COST": "1"}.items():
-        monkeypatch.setenv(f"AGENCY_{name}", str(value))
-    return svc
+def environment(cli_environment):
+    return cli_environment
 
 
 @pytest.fixture

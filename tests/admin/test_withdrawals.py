@@ -16,14 +16,9 @@ ALICE = basic_headers("alice", "alice-password", None)
 
 
 @pytest.fixture
-def environment(svc, monkeypatch):
-    s = svc.settings
-    for name, value in {"DATA_DIR": s.data_dir, "BATCH_DIR": s.batch_dir, "DATABASE_URL": s.database_url,
-                        "RUN_WORKER": "0", "RUN_SCHEDULER": "0", "PASSWORD_TIME_COST": "1",
-                        "BASE_URL": "http://localhost"}.items():
-        monkeypatch.setenv(f"AGENCY_{name}", str(value))
+def environment(cli_environment, monkeypatch):
     monkeypatch.setenv("AGENCY_OPERATOR", "ra-staff")
-    return svc
+    return cli_environment
 
 
 def test_withdraw_serves_a_tombstone_keeps_the_record_and_is_reversible(environment, client, alice, capsys):
