@@ -66,9 +66,9 @@ class RecordCollector:
             return
         if head.is_resources:
             self.records.append(resource_record(len(self.records) + 1, body_item))
-            return
-        self.records.extend(_records(body_item.iter(*RECORD_TAGS), head.timestamp, 0,
-                                     drop_preceding=False, first_seq=len(self.records) + 1))
+        else:
+            self.records.extend(_records(body_item.iter(*RECORD_TAGS), head.timestamp, 0,
+                                         drop_preceding=False, first_seq=len(self.records) + 1))
         if len(self.records) > self.limit:
             self.records = None
 

@@ -105,3 +105,20 @@ def test_servlet_doDOICitUpload(svc, client, alice):
     submission_id = response.headers["X-Submission-Id"]
     body = client.get(f"/v1/deposits/{submission_id}", headers=ALICE).get_json()
     assert _messages(body) == [("10.5555/s1", "Success", "License-ref Resources processed successfully")]
+
+
+def test_a_resource_batch_resumes_from_its_file_after_each_chunk(svc, client, alice):
+    register(svc, client, [f"10.5555/z{i}" for i in range(5)])
+    runner = svc.worker.runners["deposit"]
+    runner.settings = svc.settings.replace(chunk_records=2, worker_slice_records=2)
+    response = client.post("/v1/deposits", data=resources_xml([funding_item(f"10.5555/z{i}") for i in range(5)]),
+                           headers=basic_headers("alice", "alice-password"))
+    slices = 0
+    while svc.worker.run_once():
+        runner._open.clear()  # as if another worker (or a restarted one) took the next slice
+        runner._primed.clear()
+        slices += 1
+    body = client.get(response.headers["Location"], headers=ALICE).get_json()
+    assert slices == 3
+    assert [(r["seq"], r["doi"], r["status"]) for r in body["records"]] == [
+        (i + 1, f"10.5555/z{i}", "Success") for i in range(5)]
