@@ -8,12 +8,13 @@ from agency.models.metadata import (
     JobLock, JobRun, MddbLoad, MetadataContributor, MetadataIdentifier, MetadataLocator, MetadataRecord,
 )
 from agency.models.outbox import OutboxMessage
-from agency.models.record_states import MetadataResource, VersionReset, Withdrawal
+from agency.models.record_states import AliasLink, MetadataResource, VersionReset, Withdrawal
 from agency.models.submissions import RecordResult, Submission
 
 __all__ = [
     "Base",
     "Account",
+    "AliasLink",
     "AuditEvent",
     "Prefix",
     "Handle",

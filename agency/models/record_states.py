@@ -1,7 +1,4 @@
-"""What the registration agency has done to registered DOIs: withdrawals and version resets.
-
-Aliases are not here: an alias is a value of the handle record itself (HS_ALIAS).
-"""
+"""What the registration agency has done to registered DOIs: aliases, withdrawals and version resets."""
 
 from __future__ import annotations
 
@@ -14,10 +11,24 @@ from agency.models.base import Base
 from agency.models.types import UTCDateTime, utcnow
 
 
+class AliasLink(Base):
+    """An alias and its primary, beside the alias's HS_ALIAS value (``handles.store`` writes both together).
+
+    A small table of its own, so that the deposit path can tell in one cheap look-up
+    per chunk that none of its DOIs is an alias, however large the handle store.
+    """
+
+    __tablename__ = "alias_links"
+
+    alias_key: Mapped[str] = mapped_column(String(2048), ForeignKey("handles.key"), primary_key=True)
+    target: Mapped[str] = mapped_column(String(2048))  # the primary DOI as stored
+
+
 class Withdrawal(Base):
     """A DOI pointed at agency's tombstone page; one row per DOI, kept when reinstated (``active`` false)."""
 
     __tablename__ = "withdrawals"
+    __table_args__ = (Index("ix_withdrawals_active", "active", "handle_key"),)
 
     handle_key: Mapped[str] = mapped_column(String(2048), ForeignKey("handles.key"), primary_key=True)
     doi: Mapped[str] = mapped_column(String(2048))
