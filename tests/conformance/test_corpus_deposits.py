@@ -17,6 +17,7 @@ import pytest
 
 from batchgen import Article, deposit_xml
 from conftest import CORPUS, add_account
+from corpus_expectations import expected_row
 from logcheck import log_counts, log_records, parse_valid_log
 
 DEPOSITS = CORPUS / "crossref-deposit"
@@ -27,7 +28,7 @@ def _rows() -> list[dict]:
     if not expected.exists():
         return []
     with open(expected, newline="") as fh:
-        return list(csv.DictReader(fh, delimiter="\t"))
+        return [expected_row(row) for row in csv.DictReader(fh, delimiter="\t")]
 
 
 ROWS = _rows()
