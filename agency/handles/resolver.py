@@ -15,12 +15,14 @@ proxy style ``/{doi}`` and the Handle.Net REST API):
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 import threading
 import unicodedata
 import weakref
-from dataclasses import dataclass
+import zlib
+from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from typing import Iterable, Protocol, Sequence
 from urllib.parse import quote, unquote
@@ -116,19 +118,53 @@ def spellings(name: str) -> list[str]:
 
 @dataclass(frozen=True)
 class Registered:
-    """A DOI registered here: its stored spelling and URL (None while pending publication)."""
+    """A DOI registered here: its stored spelling and URL (None while pending publication), and what
+    caches need: the URL value's TTL, the record's revision and when it last changed."""
 
     doi: str
     url: str | None
+    ttl: int | None = None
+    revision: int = 1
+    updated_at: datetime | None = None
 
     @property
     def is_pending(self) -> bool:
         return self.url is None
 
+    @property
+    def etag(self) -> str:
+        """Changes whenever the record or its URL does (a URL value rewritten in place too)."""
+        return f'"{self.revision}-{zlib.crc32((self.url or "").encode()):08x}"'
+
+    @classmethod
+    def of_row(cls, row) -> "Registered":
+        return cls(doi=row[0], url=row[1], ttl=row[2], revision=row[3] or 1, updated_at=_moment(row[4]))
+
+
+def _moment(value) -> datetime | None:
+    """A timestamp as the raw driver hands it over (SQLite: text; PostgreSQL: datetime), in UTC."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        return _parsed_moment(value)
+    return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
+
+
+@functools.lru_cache(maxsize=4096)
+def _parsed_moment(text: str) -> datetime | None:
+    """Parsed once per distinct text: DOIs registered together share their timestamp."""
+    try:
+        value = datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
+
 
 _ALIAS_VALUE = aliased(HandleValue)
-# (name, URL, HS_ALIAS target): an alias resolves to its target's URL (followed at most MAX_ALIAS_HOPS times).
-_REGISTERED = select(Handle.name, HandleValue.data, _ALIAS_VALUE.data).outerjoin(
+# (name, URL, TTL, revision, updated, HS_ALIAS target): an alias resolves to its target's URL (followed at most
+# MAX_ALIAS_HOPS times).
+_REGISTERED = select(Handle.name, HandleValue.data, HandleValue.ttl, Handle.revision, Handle.updated_at,
+                     _ALIAS_VALUE.data).outerjoin(
     HandleValue, and_(HandleValue.handle_key == Handle.key, HandleValue.idx == URL_INDEX)).outerjoin(
     _ALIAS_VALUE, and_(_ALIAS_VALUE.handle_key == Handle.key, _ALIAS_VALUE.idx == ALIAS_INDEX))
 # The common case, one spelling, is a plain equality: cached once, no IN-list expansion per request.
@@ -155,16 +191,16 @@ def look_up(db: Executor, names: Sequence[str]) -> Registered | None:
 def _registered(row, fetch) -> Registered:
     """The DOI of ``row`` with the URL it resolves to: its own, or, for an alias (HS_ALIAS), the URL at the
     end of its chain of aliases; a broken, looping or overlong chain leaves the alias's own URL."""
-    name, own_url, target = row[0], row[1], row[2]
-    url = own_url
+    found = Registered.of_row(row)
+    url, target = found.url, row[5]
     for _hop in range(MAX_ALIAS_HOPS + 1):
         if target is None:
-            return Registered(doi=name, url=url)
-        found = fetch(doi_key(target))
-        if found is None:
+            return found if url == found.url else replace(found, url=url)
+        hop = fetch(doi_key(target))
+        if hop is None:
             break
-        url, target = found[1], found[2]
-    return Registered(doi=name, url=own_url)
+        url, target = hop[1], hop[5]
+    return found
 
 
 class FastLookUp:
@@ -247,7 +283,7 @@ class FastLookUp:
         for spelling in spellings(name):
             row = self._row(doi_key(spelling))
             if row is not None:
-                return _registered(row, self._row) if row[2] is not None else Registered(doi=row[0], url=row[1])
+                return _registered(row, self._row)
         return None
 
     def close(self) -> None:
