@@ -44,9 +44,9 @@ def test_chains_are_followed_cycles_and_self_aliases_refused(svc, client, alice)
     assert _alias(client, "10.5555/c2", "10.5555/c1").status_code == 201
     assert client.get("/10.5555/c1").headers["Location"] == "https://example.org/articles/c3"
     cycle = _alias(client, "10.5555/c1", "10.5555/c3")
-    assert cycle.status_code == 409 and "cycle" in cycle.get_json()["error"]
+    assert cycle.status_code == 409 and "cycle" in cycle.get_json()["error"]["message"]
     itself = _alias(client, "10.5555/c1", "10.5555/C1")
-    assert itself.status_code == 400 and "itself" in itself.get_json()["error"]
+    assert itself.status_code == 400 and "itself" in itself.get_json()["error"]["message"]
 
 
 def test_chains_longer_than_the_bound_are_refused(svc, client, alice):
@@ -56,7 +56,7 @@ def test_chains_longer_than_the_bound_are_refused(svc, client, alice):
         assert _alias(client, dois[i + 1], dois[i]).status_code == 201
     assert client.get(f"/{dois[0]}").headers["Location"] == f"https://example.org/articles/l{MAX_ALIAS_HOPS}"
     too_long = _alias(client, dois[0], dois[-1])
-    assert too_long.status_code == 409 and "chain" in too_long.get_json()["error"]
+    assert too_long.status_code == 409 and "chain" in too_long.get_json()["error"]["message"]
 
 
 def test_only_own_existing_dois(svc, client, alice, bob):

@@ -60,7 +60,7 @@ def test_a_prefix_the_account_does_not_own_is_404_and_tells_nothing(records, cli
     for prefix in ("10.6666", "10.9999"):  # bob's, and nobody's: the same answer
         response = client.get(f"/v1/reports/depositor?prefix={prefix}", headers=ALICE)
         assert response.status_code == 404
-        assert response.get_json()["error"] == f"No prefix {prefix} for this account."
+        assert response.get_json()["error"]["message"] == f"No prefix {prefix} for this account."
         assert b"10.6666/b" not in response.data
     assert client.get("/v1/reports/depositor?prefix=10.5555").status_code == 401
     assert client.get("/v1/reports/depositor", headers=ALICE).status_code == 400

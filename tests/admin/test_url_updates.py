@@ -69,7 +69,7 @@ def test_bad_files_are_refused_before_anything_is_kept(svc, client, alice):
                                  (b"10.5555/x\t\xff\xfe\n", 400, "UTF-8")):
         response = client.post("/v1/url-updates", data=data, headers=ALICE_TEXT)
         assert response.status_code == status, response.get_json()
-        assert phrase in response.get_json()["error"]
+        assert phrase in response.get_json()["error"]["message"]
     assert client.post("/v1/url-updates", data=b"x", headers=basic_headers("alice", "alice-password",
                                                                             "application/json")).status_code == 415
     assert client.post("/v1/url-updates", data=b"x", headers={"Content-Type": "text/plain"}).status_code == 401
@@ -79,7 +79,7 @@ def test_bad_files_are_refused_before_anything_is_kept(svc, client, alice):
 def test_too_many_lines_is_413(svc, client, alice):
     svc.url_updates.settings = svc.settings.replace(url_update_max_lines=3)
     response = client.post("/v1/url-updates", data=b"a\tb\n" * 4, headers=ALICE_TEXT)
-    assert response.status_code == 413 and "limit" in response.get_json()["error"]
+    assert response.status_code == 413 and "limit" in response.get_json()["error"]["message"]
 
 
 def test_a_hundred_thousand_lines_multipart_and_wait(svc, client, alice):
