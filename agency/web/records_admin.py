@@ -20,13 +20,51 @@ from agency.deposit.batch_files import QUERY_RESULT_FILE
 from agency.deposit.intake import IntakeError
 from agency.models import Submission
 from agency.query.piped_format import QueryTextError
-from agency.web import servlet
+from agency.web import openapi, servlet
 from agency.web import submissions as subs
 from agency.web.common import (AUTH_REQUIRED, agency, base_url, basic_auth_registrant, json_error, owned_submission,
                                refusal_response, text_upload)
 from agency.web.deposits_api import wait_seconds
 
 bp = Blueprint("records_admin", __name__)
+
+_ID = openapi.path_param("submission_id", {"type": "integer"}, "the URL update's submission id")
+_TAGS = ["Keeping records right"]
+_TEXT = {"200": openapi.content_response("The text", "text/plain")}
+OPENAPI_PATHS = {
+    "/v1/url-updates": {"post": openapi.operation(
+        "Bulk URL updates: UTF-8 DOI<TAB>URL lines; 202 with the submission (200 when ?wait= saw it finish)",
+        tags=_TAGS, body=openapi.request_body("text/plain", "multipart/form-data"),
+        parameters=[openapi.query_param("wait", {"type": "number"}), openapi.query_param("file_name")],
+        responses={"200": openapi.json_response("Finished, with each line's result", {"type": "object"}),
+                   "202": openapi.json_response("Queued; follow Location", {"type": "object"}),
+                   **openapi.errors(400, 401, 413, 415, 429)})},
+    "/v1/url-updates/{submission_id}": {"get": openapi.operation(
+        "A URL update's status (and each line's result once finished)", tags=_TAGS, parameters=[_ID],
+        responses={"200": openapi.json_response("The submission", {"type": "object"}), **openapi.errors(401, 404)})},
+    "/v1/url-updates/{submission_id}/log": {"get": openapi.operation(
+        "Its doi_batch_diagnostic log", tags=_TAGS, parameters=[_ID],
+        responses={"200": openapi.content_response("The log", "application/xml"), **openapi.errors(401, 404)})},
+    "/v1/url-updates/{submission_id}/result": {"get": openapi.operation(
+        "LINE<TAB>DOI<TAB>Success|Failure<TAB>message lines", tags=_TAGS, parameters=[_ID],
+        responses={**_TEXT, **openapi.errors(401, 404, 409)})},
+    "/v1/aliases": {"post": openapi.operation(
+        "Make a DOI an alias of another (HS_ALIAS)", tags=_TAGS,
+        body=openapi.request_body("application/json", schema={
+            "type": "object", "required": ["primary", "alias"],
+            "properties": {"primary": {"type": "string"}, "alias": {"type": "string"}}}),
+        responses={"201": openapi.json_response("Made", {"type": "object"}), **openapi.errors(400, 401, 404, 409)})},
+    "/v1/aliases/{alias}": {"delete": openapi.operation(
+        "Undo an alias", tags=_TAGS, parameters=[openapi.path_param("alias", description="the alias DOI")],
+        responses={"200": openapi.json_response("Undone", {"type": "object"}), **openapi.errors(401, 404)})},
+    "/v1/reports/depositor": {"get": openapi.operation(
+        "The account's DOIs under one of its prefixes, streamed (CSV or JSON)", tags=_TAGS,
+        parameters=[openapi.query_param("prefix", required=True), openapi.query_param("title"),
+                    openapi.query_param("format", {"type": "string", "enum": ["csv", "json"]})],
+        responses={"200": openapi.content_response("The report", "text/csv", "application/json"),
+                   **openapi.errors(400, 401, 404)})},
+}
+OPENAPI_EXCLUDED = {"GET /withdrawn/{doi}": "the tombstone page a withdrawn DOI resolves to (HTML)"}
 
 
 # -- bulk URL updates ------------------------------------------------------------------------
