@@ -491,11 +491,105 @@ def build_parser() -> argparse.ArgumentParser:
     retry.add_argument("ids", nargs="*", type=int)
     retry.add_argument("--all-dead", action="store_true")
     retry.set_defaults(func=cmd_mail_retry)
+    add_records_commands(sub)
     add_db_commands(sub)
     add_handle_server_parser(sub)
     add_prefix_record_parsers(sub.add_parser("prefixes", help="prefixes and their prefix records").add_subparsers(
         dest="action", required=True))
     return parser
+
+
+# -- keeping records right (issue 13): withdrawals, version resets, the depositor report -------------
+
+def _run_change(change, errors, done) -> int:
+    """Run ``change(svc, session)`` in one transaction; print ``done(result)``, or the error (exit 2)."""
+    svc = build_agency(load_settings())
+    try:
+        with svc.db.transaction() as session:
+            result = change(svc, session)
+    except errors as exc:
+        print(f"agency: {exc}", file=sys.stderr)
+        return 2
+    print(done(result))
+    return 0
+
+
+def cmd_handles_withdraw(args) -> int:
+    from agency.admin.audit import Actor
+    from agency.admin.withdrawals import WithdrawalError, withdraw
+
+    return _run_change(lambda svc, session: withdraw(session, Actor.operator(), args.doi, args.reason,
+                                                     svc.settings.base_url, svc.settings.handle_ttl),
+                       WithdrawalError, lambda tomb: f"withdrew {tomb.doi}: it resolves to its tombstone page now")
+
+
+def cmd_handles_reinstate(args) -> int:
+    from agency.admin.audit import Actor
+    from agency.admin.withdrawals import WithdrawalError, reinstate
+
+    return _run_change(lambda svc, session: reinstate(session, Actor.operator(), args.doi, args.reason,
+                                                      svc.settings.handle_ttl),
+                       WithdrawalError, lambda url: f"reinstated {args.doi}: it resolves to "
+                                                    f"{url or 'its pending-publication page'} again")
+
+
+def cmd_handles_reset_version(args) -> int:
+    from agency.admin.audit import Actor
+    from agency.admin.versions import ResetError, reset_versions
+
+    return _run_change(lambda _svc, session: reset_versions(session, Actor.operator(), args.to, args.reason,
+                                                            dois=args.dois or None, prefix=args.prefix,
+                                                            submission_id=args.submission),
+                       ResetError, lambda changed: f"reset the stored version of {changed} DOI(s) to {args.to}")
+
+
+def cmd_report_depositor(args) -> int:
+    from agency.admin.reports import UnknownPrefix, as_csv, as_json, depositor_rows, registrant_for_prefix
+
+    svc = build_agency(load_settings())
+    try:
+        with svc.db.sessions() as session:
+            registrant = registrant_for_prefix(session, args.prefix, args.account)
+        rows = depositor_rows(svc.db, registrant, args.prefix, args.title)
+    except UnknownPrefix:
+        print(f"agency: no account {'named ' + args.account + ' ' if args.account else ''}owns prefix "
+              f"{args.prefix}", file=sys.stderr)
+        return 2
+    out = open(args.output, "w", encoding="utf-8", newline="") if args.output else sys.stdout
+    try:
+        out.writelines(as_json(rows, args.prefix) if args.format == "json" else as_csv(rows))
+    finally:
+        if args.output:
+            out.close()
+    return 0
+
+
+def add_records_commands(sub) -> None:
+    handles = sub.add_parser("handles", help="registered DOIs: withdraw, reinstate, reset versions").add_subparsers(
+        dest="action", required=True)
+    withdraw = handles.add_parser("withdraw", help="point a DOI at its tombstone page (kept, never deleted)")
+    withdraw.add_argument("doi")
+    withdraw.add_argument("--reason", required=True, help="shown on the tombstone page and kept in the audit trail")
+    withdraw.set_defaults(func=cmd_handles_withdraw)
+    reinstate = handles.add_parser("reinstate", help="undo a withdrawal: the DOI resolves where it did before")
+    reinstate.add_argument("doi")
+    reinstate.add_argument("--reason", required=True)
+    reinstate.set_defaults(func=cmd_handles_reinstate)
+    reset = handles.add_parser("reset-version", help="lower stored versions so updates with smaller timestamps pass")
+    reset.add_argument("dois", nargs="*", help="DOI names (or use --prefix / --submission)")
+    reset.add_argument("--prefix")
+    reset.add_argument("--submission", type=int, help="the DOIs this submission last changed")
+    reset.add_argument("--to", required=True, help="the new stored version (digits)")
+    reset.add_argument("--reason", required=True)
+    reset.set_defaults(func=cmd_handles_reset_version)
+    report = sub.add_parser("report", help="reports").add_subparsers(dest="action", required=True)
+    depositor = report.add_parser("depositor", help="every DOI of the account owning a prefix, streamed")
+    depositor.add_argument("--prefix", required=True)
+    depositor.add_argument("--account", help="the owning account's login (checked)")
+    depositor.add_argument("--title", help="only DOIs whose title, journal or book title contains this")
+    depositor.add_argument("--format", choices=("csv", "json"), default="csv")
+    depositor.add_argument("--output", help="write to this file instead of standard output")
+    depositor.set_defaults(func=cmd_report_depositor)
 
 
 def _configure_logging() -> None:

@@ -100,6 +100,10 @@ class Settings:
     callback_retry_base_seconds: int = setting(30, "first callback retry after this, then doubling ...")
     callback_retry_max_seconds: int = setting(3600, "... up to this delay between attempts")
     callback_retrieve_days: int = setting(30, "CROSSREF-RETRIEVE-URL-EXPIRATION-DATE: days a result is promised")
+    # Keeping records right (issue 13): bulk URL updates, aliases, withdrawals, reports.
+    url_update_max_lines: int = setting(500_000, "longest accepted bulk URL update file, in lines (413 above)")
+    url_update_max_line_chars: int = setting(4200, "longest accepted DOI<TAB>URL line")
+    report_max_title_chars: int = setting(255, "longest title= filter of the depositor report")
     # Handle protocol server (RFC 3652) and Handle.Net REST writes.
     handle_port: int = setting(0, "TCP and UDP port of the Handle protocol server under `agency serve` "
                                   "(0: not started; production: 2641). `agency handle-server` defaults to 2641")

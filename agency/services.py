@@ -38,6 +38,8 @@ class Agency:
     mail: MailSender
     queries: QueryIntake | None = None
     callbacks: CallbackSender | None = None
+    url_updates: object | None = None  # agency.admin.url_updates.UrlUpdateIntake
+    aliases: object | None = None  # agency.admin.aliases.AliasFiles
     _stop: threading.Event = field(default_factory=threading.Event)
     _threads: list[threading.Thread] = field(default_factory=list)
     _mddb: object | None = None
@@ -161,9 +163,11 @@ def build_agency(settings: Settings) -> Agency:
     matcher = QueryMatcher(db)
     queries = QueryIntake(settings, db, intake, matcher, on_accepted=lambda _id: worker.wakeup.set())
     worker.runners["query"] = QueryRunner(settings, db, matcher, templates)
+    url_updates = _url_updates(settings, db, intake, logs, templates, worker)
     return Agency(settings=settings, db=db, passwords=PasswordCheck(settings.password_time_cost),
                   logs=logs, intake=intake, worker=worker, templates=templates,
-                  mail=mail, queries=queries, callbacks=CallbackSender(settings, db))
+                  mail=mail, queries=queries, callbacks=CallbackSender(settings, db), url_updates=url_updates,
+                  aliases=_alias_files(settings, db, intake, logs))
 
 
 def _both(first, second):
@@ -172,3 +176,18 @@ def _both(first, second):
         first(*args)
         second(*args)
     return call
+
+
+def _url_updates(settings: Settings, db: Database, intake: DepositIntake, logs: BatchLogs, templates,
+                 worker: Worker):
+    """Bulk URL updates: their intake, and their runner in the worker."""
+    from agency.admin.url_updates import URL_UPDATE_KIND, UrlUpdateIntake, UrlUpdateRunner
+
+    worker.runners[URL_UPDATE_KIND] = UrlUpdateRunner(settings, db, logs, templates)
+    return UrlUpdateIntake(settings, db, intake, on_accepted=lambda _id: worker.wakeup.set())
+
+
+def _alias_files(settings: Settings, db: Database, intake: DepositIntake, logs: BatchLogs):
+    from agency.admin.aliases import AliasFiles
+
+    return AliasFiles(settings, db, intake, logs)

@@ -125,3 +125,14 @@ def deposit(svc, client, alice):
         return body, body["records"]
 
     return run
+
+
+@pytest.fixture
+def cli_environment(svc, monkeypatch):
+    """The AGENCY_* variables that make an `agency` command (agency.cli.main) use the test's agency."""
+    s = svc.settings
+    for name, value in {"DATA_DIR": s.data_dir, "BATCH_DIR": s.batch_dir, "DATABASE_URL": s.database_url,
+                        "RUN_WORKER": "0", "RUN_SCHEDULER": "0", "PASSWORD_TIME_COST": "1",
+                        "BASE_URL": s.base_url}.items():
+        monkeypatch.setenv(f"AGENCY_{name}", str(value))
+    return svc

@@ -13,6 +13,7 @@ from typing import Iterator
 
 from lxml import etree
 
+from agency.deposit.resources import resource_record
 from agency.deposit.validation import hardened_parser_options, local_name
 
 
@@ -63,8 +64,11 @@ class RecordCollector:
     def __call__(self, body_item: etree._Element, head) -> None:
         if self.records is None:
             return
-        self.records.extend(_records(body_item.iter(*RECORD_TAGS), head.timestamp, 0,
-                                     drop_preceding=False, first_seq=len(self.records) + 1))
+        if head.is_resources:
+            self.records.append(resource_record(len(self.records) + 1, body_item))
+        else:
+            self.records.extend(_records(body_item.iter(*RECORD_TAGS), head.timestamp, 0,
+                                         drop_preceding=False, first_seq=len(self.records) + 1))
         if len(self.records) > self.limit:
             self.records = None
 

@@ -115,6 +115,21 @@ class DepositIntake:
             raise EmptyUpload("The uploaded file is empty.")
         return SpooledFile(path, size, digest.hexdigest())
 
+    def record_text_file(self, registrant: Registrant, spooled: SpooledFile, kind: str, operation: str,
+                         file_name: str, stored_name: str, status: str = QUEUED, **fields) -> Submission:
+        """Commit a submission row of ``kind`` for a checked text file and move the file into its folder
+        as ``stored_name`` (query jobs, URL updates, aliasing files); ``fields`` are further columns."""
+        now = utcnow()
+        with self.db.transaction() as session:
+            submission = Submission(account_id=registrant.id, kind=kind, operation=operation, status=status,
+                                    file_name=uploaded_file_name(file_name, stored_name), byte_size=spooled.size,
+                                    sha256=spooled.sha256, received_at=now, **fields)
+            session.add(submission)
+            session.flush()
+            submission.storage_path = submission_folder(registrant.login, now, submission.id)
+            store_received_file(spooled.path, self.settings.batch_dir, submission.storage_path, stored_name)
+        return submission
+
     # -- receiving ----------------------------------------------------------
     def receive(self, registrant: Registrant, source: IO[bytes], file_name: str,
                 operation: str = "doMDUpload") -> tuple[Submission, Verdict]:

@@ -19,6 +19,8 @@ from agency.db import Database, bulk_insert
 from agency.deposit.batch_files import LOG_FILE, submission_path
 from agency.deposit.extraction import MAX_COLLECTED_RECORDS, DepositRecord, iter_records
 from agency.deposit.logs import BatchCounts, BatchLogs
+from agency.deposit.resources import ResourceRegistration, iter_resource_records
+from agency.deposit.validation import is_resource_namespace
 from agency.handles.doi_syntax import MAX_DOI_LENGTH, doi_key
 from agency.handles.store import FAILURE, SUCCESS, WARNING, BatchRegistration, RecordDiagnostic
 from agency.models import RecordResult, Submission
@@ -40,7 +42,7 @@ class _OpenBatch:
     """A batch being read: its record stream and what it has seen, kept between slices."""
 
     records: Iterator[DepositRecord]
-    registration: BatchRegistration
+    registration: BatchRegistration | ResourceRegistration
     records_done: int
     results: list[RecordDiagnostic] | None  # every result so far, while the batch is small and ran here
 
@@ -90,12 +92,18 @@ class DepositRunner:
         if primed is not None and submission.records_done == 0:
             records = iter(primed)
             results = [] if len(primed) <= MAX_KEPT_RESULTS else None
+        elif is_resource_namespace(submission.namespace):
+            path = submission_path(self.settings.batch_dir, submission.storage_path)
+            records = iter_resource_records(path, skip=submission.records_done)
         else:
             path = submission_path(self.settings.batch_dir, submission.storage_path)
             records = iter_records(path, submission.batch_timestamp, skip=submission.records_done)
+        registration = ResourceRegistration(registrant, submission.id, self.settings.handle_ttl) \
+            if is_resource_namespace(submission.namespace) \
+            else BatchRegistration(registrant, submission.id, self.settings.handle_ttl, seen)
         batch = _OpenBatch(
             records=records,
-            registration=BatchRegistration(registrant, submission.id, self.settings.handle_ttl, seen),
+            registration=registration,
             records_done=submission.records_done,
             results=results,
         )

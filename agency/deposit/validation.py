@@ -58,6 +58,15 @@ class BatchHead:
     timestamp: str | None
     depositor_email: str | None
 
+    @property
+    def is_resources(self) -> bool:
+        """A resource-only deposit (doDOICitUpload): parts of existing DOIs, no new records."""
+        return is_resource_namespace(self.namespace)
+
+
+def is_resource_namespace(namespace: str | None) -> bool:
+    return bool(namespace) and namespace.startswith(RESOURCE_NAMESPACE_PREFIX)
+
 
 @dataclass
 class Verdict:
@@ -125,7 +134,10 @@ def hardened_parser() -> etree.XMLParser:
 
 # The children of <body> in our deposit schemas (schemas/crossref/).
 BODY_ITEMS = ("journal", "book", "conference", "sa_component", "dissertation", "report-paper", "standard",
-              "database", "peer_review", "posted_content", "pending_publication", "grant")
+              "database", "peer_review", "posted_content", "pending_publication", "grant",
+              # resource-only deposits (schemas/crossref/resources-core.xsd)
+              *("doi_resources", "doi_citations", "fundref_data", "lic_ref_data", "crossmark_data",
+                "doi_relations", "clinicaltrial_data"))
 BodyItemSink = Callable[[etree._Element, "BatchHead"], None]
 
 
@@ -136,6 +148,9 @@ class SchemaCatalog:
         self.crossref_dir = schema_dir / "crossref"
         catalog_file = self.crossref_dir / "catalog.json"
         self.entries: dict[str, str] = json.loads(catalog_file.read_text()) if catalog_file.exists() else {}
+        resources_file = self.crossref_dir / "resources-catalog.json"
+        if resources_file.exists():  # resource-only deposit schemas, kept apart from the deposit schemas'
+            self.entries.update(json.loads(resources_file.read_text()))
         self._local = threading.local()
 
     def knows(self, namespace: str) -> bool:
@@ -148,8 +163,8 @@ class SchemaCatalog:
             cache[namespace] = etree.XMLSchema(etree.parse(str(path), etree.XMLParser(no_network=True)))
         return cache[namespace]
 
-    def supported_namespaces(self) -> list[str]:
-        return sorted(self.entries)
+    def supported_namespaces(self, resources: bool = False) -> list[str]:
+        return sorted(ns for ns in self.entries if is_resource_namespace(ns) == resources)
 
 
 def _issue_from_syntax_error(exc: etree.XMLSyntaxError) -> XmlIssue:
@@ -269,10 +284,11 @@ class DepositValidator:
         return head
 
     def _check_format(self, namespace: str, localname: str) -> None:
-        if namespace.startswith(RESOURCE_NAMESPACE_PREFIX):
+        if is_resource_namespace(namespace) and not self.catalog.knows(namespace):
+            known = ", ".join(v.rsplit("/", 1)[-1] for v in self.catalog.supported_namespaces(resources=True))
             raise RefusedFile(UNSUPPORTED, [XmlIssue(
-                f"Resource-only deposits ({namespace}) are not supported yet; nothing was processed. "
-                "Deposit the full metadata record (doi_batch in a http://www.crossref.org/schema/... namespace) instead.",
+                f"The resource-only deposit namespace {namespace!r} is not one this agency knows; nothing was "
+                f"processed. Use {RESOURCE_NAMESPACE_PREFIX}<version> with one of the versions {known}.",
                 line=1, path=f"/{localname}")])
         if not self.catalog.knows(namespace):
             supported = ", ".join(self.catalog.supported_namespaces()[-3:])

@@ -23,17 +23,18 @@ import threading
 import unicodedata
 import weakref
 import zlib
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from typing import Iterable, Protocol, Sequence
 from urllib.parse import quote, unquote
 
 from sqlalchemy import Engine, and_, bindparam, event, select
 from sqlalchemy.exc import DBAPIError
+from sqlalchemy.orm import aliased
 
 from agency.handles.doi_syntax import MAX_DOI_LENGTH, doi_key, doi_prefix
-from agency.handles.store import (ADMIN_HANDLE_INDEX, ADMIN_INDEX, URL_INDEX, HandleValueView, admin_value_data,
-                                  epoch_seconds, handle_values)
+from agency.handles.store import (ADMIN_HANDLE_INDEX, ADMIN_INDEX, ALIAS_INDEX, MAX_ALIAS_HOPS, URL_INDEX,
+                                  HandleValueView, admin_value_data, epoch_seconds, handle_values)
 from agency.handles.values import AdminRecord, ValueFormatError, decode_vlist, encode_vlist
 from agency.models import Account, Handle, HandleValue, Prefix
 
@@ -166,8 +167,13 @@ def _url_text(data) -> str | None:
     return None if data is None else bytes(data).decode("utf-8", "replace")
 
 
-_REGISTERED = select(Handle.name, HandleValue.data, HandleValue.ttl, Handle.revision, Handle.updated_at).outerjoin(
-    HandleValue, and_(HandleValue.handle_key == Handle.key, HandleValue.idx == URL_INDEX))
+_ALIAS_VALUE = aliased(HandleValue)
+# (name, URL, TTL, revision, updated, HS_ALIAS target): an alias resolves to its target's URL (followed at most
+# MAX_ALIAS_HOPS times).
+_REGISTERED = select(Handle.name, HandleValue.data, HandleValue.ttl, Handle.revision, Handle.updated_at,
+                     _ALIAS_VALUE.data).outerjoin(
+    HandleValue, and_(HandleValue.handle_key == Handle.key, HandleValue.idx == URL_INDEX)).outerjoin(
+    _ALIAS_VALUE, and_(_ALIAS_VALUE.handle_key == Handle.key, _ALIAS_VALUE.idx == ALIAS_INDEX))
 # The common case, one spelling, is a plain equality: cached once, no IN-list expansion per request.
 _LOOK_UP_ONE = _REGISTERED.where(Handle.key == bindparam("key"))
 _LOOK_UP_ANY = _REGISTERED.where(Handle.key.in_(bindparam("keys", expanding=True)))
@@ -178,14 +184,30 @@ def look_up(db: Executor, names: Sequence[str]) -> Registered | None:
     keys = [doi_key(n) for n in names if n]
     if not keys:
         return None
+    fetch = lambda key: db.execute(_LOOK_UP_ONE, {"key": key}).first()  # noqa: E731
     if len(keys) == 1:
-        row = db.execute(_LOOK_UP_ONE, {"key": keys[0]}).first()
-        return Registered.of_row(row) if row else None
+        row = fetch(keys[0])
+        return _registered(row, fetch) if row else None
     rows = {doi_key(row[0]): row for row in db.execute(_LOOK_UP_ANY, {"keys": keys})}
     for key in keys:
         if key in rows:
-            return Registered.of_row(rows[key])
+            return _registered(rows[key], fetch)
     return None
+
+
+def _registered(row, fetch) -> Registered:
+    """The DOI of ``row`` with the URL it resolves to: its own, or, for an alias (HS_ALIAS), the URL at the
+    end of its chain of aliases; a broken, looping or overlong chain leaves the alias's own URL."""
+    found = Registered.of_row(row)
+    url, target = found.url, _url_text(row[5])
+    for _hop in range(MAX_ALIAS_HOPS + 1):
+        if target is None:
+            return found if url == found.url else replace(found, url=url)
+        hop = fetch(doi_key(target))
+        if hop is None:
+            break
+        url, target = _url_text(hop[1]), _url_text(hop[5])
+    return found
 
 
 class FastLookUp:
@@ -275,7 +297,7 @@ class FastLookUp:
         for spelling in spellings(name):
             row = self._row(doi_key(spelling))
             if row is not None:
-                return Registered.of_row(row)
+                return _registered(row, self._row)
         return None
 
     def close(self) -> None:

@@ -42,6 +42,7 @@ from agency.metadata.extraction import BatchHead, BatchMetadataReader, RecordMet
 from agency.metadata.index import (
     SKIPPED, IndexResult, LoadSource, MetadataWriter, PreparedRecord, failure_reason, prepare,
 )
+from agency.metadata.resources import ResourcePart, ResourcePartReader, is_resource_batch, write_parts
 from agency.models import Account, MddbLoad, MetadataRecord, Submission
 from agency.models.submissions import COMPLETED
 from agency.models.submissions import REFUSED as REFUSED_SUBMISSION
@@ -420,6 +421,8 @@ class MddbLoader:
 
     def _index_folder(self, lease: JobLease, folder: BatchFolder, deposit_log: DepositLog, sha: str,
                       stat: os.stat_result, mail: bool) -> FolderReport:
+        if is_resource_batch(folder.batch_path):
+            return self._index_resources(lease, folder, deposit_log, sha, stat, mail)
         entries = deposit_log.entries
         submission_id = deposit_log.submission_id if deposit_log.submission_id is not None else folder.number
         results: dict[int, IndexResult] = {}
@@ -455,6 +458,36 @@ class MddbLoader:
                 else IndexResult(SKIPPED, ("Not indexed: the deposit of this record failed",))
         return self._finish(lease, folder, deposit_log, submission_id, reader.head, chunk, results, unlogged, sha,
                             stat, mail)
+
+    def _index_resources(self, lease: JobLease, folder: BatchFolder, deposit_log: DepositLog, sha: str,
+                         stat: os.stat_result, mail: bool) -> FolderReport:
+        """A resource-only batch: each part the deposit applied replaces the DOI's part of that kind."""
+        entries = deposit_log.entries
+        submission_id = deposit_log.submission_id if deposit_log.submission_id is not None else folder.number
+        results: dict[int, IndexResult] = {}
+        reader = ResourcePartReader(folder.batch_path)
+        chunk: list[ResourcePart] = []
+        for part in reader:
+            entry = entries[part.seq - 1] if part.seq <= len(entries) else None
+            if entry is None or entry.doi != part.doi:
+                results[part.seq] = IndexResult(FAILURE, ("System error: the batch file does not match its "
+                                                          "deposit log; not indexed",))
+            elif entry.status not in REGISTERED:
+                results[part.seq] = IndexResult(SKIPPED, ("Not indexed: the deposit of this record failed",))
+            else:
+                chunk.append(part)
+                results[part.seq] = IndexResult(SUCCESS)
+            if len(chunk) >= self.settings.mddb_chunk_records:
+                with self.db.transaction() as session:
+                    lease.renew(session)
+                    write_parts(session, chunk, submission_id, folder.folder)
+                chunk = []
+        if chunk:
+            with self.db.transaction() as session:
+                lease.renew(session)
+                write_parts(session, chunk, submission_id, folder.folder)
+        return self._finish(lease, folder, deposit_log, submission_id, reader.head, [], results, [], sha, stat,
+                            mail)
 
     @staticmethod
     def _prepare(record: RecordMetadata, source: LoadSource,

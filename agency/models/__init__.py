@@ -10,11 +10,13 @@ from agency.models.metadata import (
 )
 from agency.models.metadata import MetadataJournalTitle
 from agency.models.outbox import OutboxMessage
+from agency.models.record_states import AliasLink, MetadataResource, VersionReset, Withdrawal
 from agency.models.submissions import RecordResult, Submission
 
 __all__ = [
     "Base",
     "Account",
+    "AliasLink",
     "AuditEvent",
     "CallbackDelivery",
     "CallbackTarget",
@@ -30,7 +32,10 @@ __all__ = [
     "MetadataJournalTitle",
     "MetadataLocator",
     "MetadataRecord",
+    "MetadataResource",
     "OutboxMessage",
     "RecordResult",
     "Submission",
+    "VersionReset",
+    "Withdrawal",
 ]

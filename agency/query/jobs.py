@@ -26,7 +26,7 @@ from sqlalchemy.orm import Session
 
 from agency.accounts import Registrant, registrant_by_id
 from agency.deposit.batch_files import (
-    QUERY_RESULT_FILE, fsync_dir, store_received_file, submission_folder, submission_path, uploaded_file_name,
+    QUERY_RESULT_FILE, fsync_dir, submission_path,
 )
 from agency.config import Settings
 from agency.db import Database
@@ -34,7 +34,7 @@ from agency.deposit.intake import DepositIntake, SpooledFile
 from agency.notify.callbacks import QUERY_RESULT, enqueue_callback
 from agency.notify.outbox import enqueue_mail, recipients_for
 from agency.models import RecordResult, Submission
-from agency.models.submissions import COMPLETED, QUEUED
+from agency.models.submissions import COMPLETED
 from agency.models.types import utcnow
 from agency.operations import metrics
 from agency.query.matcher import QueryMatcher
@@ -165,16 +165,7 @@ class QueryIntake:
 
     def _record(self, registrant: Registrant, spooled: SpooledFile, file_name: str, operation: str,
                 line_count: int) -> Submission:
-        now = utcnow()
-        with self.db.transaction() as session:
-            submission = Submission(account_id=registrant.id, kind=QUERY_KIND, operation=operation, status=QUEUED,
-                                    file_name=uploaded_file_name(file_name, QUERY_FILE), byte_size=spooled.size,
-                                    sha256=spooled.sha256, received_at=now)
-            session.add(submission)
-            session.flush()
-            submission.storage_path = submission_folder(registrant.login, now, submission.id)
-            store_received_file(spooled.path, self.settings.batch_dir, submission.storage_path, QUERY_FILE)
-        return submission
+        return self.deposits.record_text_file(registrant, spooled, QUERY_KIND, operation, file_name, QUERY_FILE)
 
 
 @dataclass

@@ -49,6 +49,7 @@ from sqlalchemy.orm import Session, aliased
 
 from agency.db import Database, PreparedStatement, RowsTable, driver_cursor
 from agency.handles.doi_syntax import doi_key
+from agency.handles.store import final_names
 from agency.models import Handle
 from agency.models.metadata import (
     MetadataContributor, MetadataIdentifier, MetadataJournalTitle, MetadataLocator, MetadataRecord,
@@ -665,6 +666,14 @@ def _lookup_rows(connection, strategy: Strategy, keys: Sequence[tuple]) -> list[
         return cursor.fetchall()
 
 
+def _through_aliases(session: Session, outcomes: list[Outcome | None]) -> None:
+    """A match that is an alias is answered with the DOI the alias leads to (the primary)."""
+    found = [o.doi for o in outcomes if isinstance(o, Found)]
+    finals = final_names(session, found) if found else {}
+    if finals:
+        outcomes[:] = [Found(finals[o.doi]) if isinstance(o, Found) and o.doi in finals else o for o in outcomes]
+
+
 class QueryMatcher:
     """Answers parsed query lines from the metadata database; one instance serves many calls."""
 
@@ -685,6 +694,7 @@ class QueryMatcher:
             if lookups:
                 for i, outcome in self._describe(session, lookups).items():
                     outcomes[i] = outcome
+            _through_aliases(session, outcomes)
         return outcomes
 
     # -- metadata queries ---------------------------------------------------------

@@ -140,3 +140,20 @@ def refusal_response(exc: Exception, render: Callable[[int, str], Response]) -> 
     if retry_after:
         response.headers["Retry-After"] = str(retry_after)
     return response
+
+
+TEXT_UPLOAD_TYPES = {"text/plain", "text/csv", "text/tab-separated-values", "application/octet-stream", ""}
+
+
+def text_upload(default_name: str, what: str):
+    """(stream, file name) of a text file sent as the body (text/plain...) or as a multipart 'file' part,
+    else (None, a 400 or 415 answer); ``what`` says in that answer what the text holds."""
+    if request.mimetype == "multipart/form-data":
+        upload = request.files.get("file")
+        if upload is None:
+            return None, json_error(400, "The multipart body has no part named 'file'.")
+        return (upload.stream, upload.filename or default_name), None
+    if request.mimetype in TEXT_UPLOAD_TYPES:
+        return (request.stream, request.args.get("file_name", default_name)), None
+    return None, json_error(415, f"Content type {request.mimetype!r} is not accepted: send text/plain (UTF-8 "
+                                 f"{what}), or multipart/form-data with a 'file' part.")

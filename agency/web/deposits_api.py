@@ -124,7 +124,7 @@ def create() -> Response:
         response = jsonify(body)
         response.status_code = refusal_status(verdict)
         return response
-    wait = _wait_seconds(svc.settings.max_wait_seconds)
+    wait = wait_seconds(svc.settings.max_wait_seconds)
     kept = None
     if wait:
         submission = subs.wait_until_finished(svc, submission.id, wait)
@@ -132,7 +132,8 @@ def create() -> Response:
     return _submission_response(submission, created=True, kept=kept)
 
 
-def _wait_seconds(maximum: int) -> float:
+def wait_seconds(maximum: int) -> float:
+    """``?wait=SECONDS``, kept within 0..maximum (0 when absent or not a number)."""
     raw = request.args.get("wait")
     if not raw:
         return 0.0

@@ -42,9 +42,11 @@ OPENAPI_PATHS = {
                                            (404, "no such file"))}}) for method in ("get", "post")},
 }
 
-DEPOSIT_OPERATIONS = ("doMDUpload",)
+DEPOSIT_OPERATIONS = ("doMDUpload", "doDOICitUpload")  # the second: resource-only deposits
 # Other operations (query uploads) are registered by their own modules.
 OPERATION_HANDLERS: dict = {}
+# Files told apart by subType rather than operation (subType=cm: forced-aliasing files), by their own modules.
+SUBTYPE_HANDLERS: dict = {}
 # submissionDownload for submissions of another kind (kind -> handler(submission, type)).
 KIND_DOWNLOADS: dict = {}
 
@@ -80,6 +82,8 @@ def deposit() -> Response:
     if registrant is None:
         return failure(401, "Login failed: login_id/login_passwd (or usr/pwd) missing or wrong.")
     operation = _field("operation") or "doMDUpload"
+    if _field("subType") in SUBTYPE_HANDLERS:
+        return SUBTYPE_HANDLERS[_field("subType")](registrant)
     if operation in OPERATION_HANDLERS:
         return OPERATION_HANDLERS[operation](registrant)
     if operation not in DEPOSIT_OPERATIONS:

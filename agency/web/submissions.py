@@ -93,6 +93,9 @@ def links(base: str, submission: Submission) -> dict[str, str]:
     if submission.kind == QUERY_KIND:
         root = f"{base}/v1/queries/{submission.id}"
         return {"self": root, "result": f"{root}/result"}
+    if submission.kind == "url-update":
+        root = f"{base}/v1/url-updates/{submission.id}"
+        return {"self": root, "log": f"{root}/log", "result": f"{root}/result"}
     root = f"{base}/v1/deposits/{submission.id}"
     return {"self": root, "log": f"{root}/log", "file": f"{root}/file"}
 

@@ -160,12 +160,20 @@ def test_root_other_than_doi_batch_is_refused(check):
     assert "<doi_batch>" in verdict.issues[0].message
 
 
-def test_resource_only_deposits_are_refused_as_not_supported(check):
+def test_resource_only_deposits_are_checked_against_the_resource_schema(check):
     text = valid_text().replace("http://www.crossref.org/schema/5.3.0",
                                 "http://www.crossref.org/doi_resources_schema/4.4.2")
     verdict = check(text)
+    assert verdict.kind == INVALID  # a full deposit's body is not a resource-only deposit's
+    assert "journal" in verdict.issues[0].message
+
+
+def test_resource_only_deposits_in_an_unknown_version_are_not_supported(check):
+    text = valid_text().replace("http://www.crossref.org/schema/5.3.0",
+                                "http://www.crossref.org/doi_resources_schema/4.9.9")
+    verdict = check(text)
     assert verdict.kind == UNSUPPORTED
-    assert "not supported" in verdict.issues[0].message
+    assert "4.9.9" in verdict.issues[0].message and "4.4.2" in verdict.issues[0].message
 
 
 def test_schema_location_is_never_fetched(check):
