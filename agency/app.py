@@ -6,6 +6,7 @@ from flask import Flask, Response, request
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from agency.config import Settings, load_settings
+from agency.runtime.storage_errors import is_out_of_space
 from agency.services import Agency, build_agency
 from agency.templating import TEMPLATE_OPTIONS
 
@@ -52,6 +53,16 @@ def _register_error_pages(app: Flask) -> None:
         if request.path.startswith("/servlet"):
             return failure(413, message)
         return json_error(413, message)
+
+    @app.errorhandler(OSError)
+    def out_of_space(exc: OSError) -> Response:
+        """A full disk while reading a request (multipart parts spill to temporary files): 507, not 500."""
+        from agency.deposit.intake import OutOfSpace
+        from agency.web.common import refusal_response
+
+        if not is_out_of_space(exc):
+            raise exc
+        return refusal_response(OutOfSpace(), failure if request.path.startswith("/servlet") else json_error)
 
     @app.errorhandler(HTTPException)
     def http_error(exc: HTTPException) -> Response:

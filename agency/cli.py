@@ -191,6 +191,51 @@ def cmd_mddb_status(_args) -> int:
     return 1 if status.failed else 0
 
 
+def cmd_submissions_list(args) -> int:
+    from agency.admin.submissions import list_submissions
+
+    svc = build_agency(load_settings())
+    statuses = args.status or ["failed"]
+    lines = list_submissions(svc.db, statuses, limit=args.limit)
+    for line in lines:
+        print(line.describe())
+    if not lines:
+        print(f"no {' or '.join(statuses)} submissions")
+    return 0
+
+
+def cmd_submissions_retry(args) -> int:
+    from agency.admin.audit import Actor
+    from agency.admin.submissions import RetryRefused, retry_failed
+
+    svc = build_agency(load_settings())
+    failed = 0
+    for submission_id in args.ids:
+        try:
+            retry_failed(svc.db, submission_id, Actor.operator(), reason=args.reason)
+            print(f"submission {submission_id} queued again")
+        except RetryRefused as exc:
+            print(f"agency: {exc}", file=sys.stderr)
+            failed += 1
+    return 2 if failed else 0
+
+
+def add_submission_commands(sub) -> None:
+    """`agency submissions list|retry`: the operator's view of failed (or any) submissions."""
+    subs = sub.add_parser("submissions", help="list submissions by state; retry failed ones").add_subparsers(
+        dest="action", required=True)
+    listing = subs.add_parser("list", help="list submissions (default: the failed ones, with their reasons)")
+    listing.add_argument("--status", action="append",
+                         choices=["queued", "processing", "completed", "refused", "failed"],
+                         help="only these states (repeatable; default failed)")
+    listing.add_argument("--limit", type=int, default=100)
+    listing.set_defaults(func=cmd_submissions_list)
+    retry = subs.add_parser("retry", help="queue failed submissions again, with a fresh set of attempts")
+    retry.add_argument("ids", nargs="+", type=int)
+    retry.add_argument("--reason", help="why (kept in the audit trail)")
+    retry.set_defaults(func=cmd_submissions_retry)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="agency", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -242,6 +287,7 @@ def build_parser() -> argparse.ArgumentParser:
     retry.add_argument("ids", nargs="*", type=int)
     retry.add_argument("--all-dead", action="store_true")
     retry.set_defaults(func=cmd_mail_retry)
+    add_submission_commands(sub)
     return parser
 
 

@@ -48,6 +48,11 @@ class Settings:
     worker_slice_records: int = setting(2000, "records a worker runs of one submission before letting others in")
     chunk_records: int = setting(2000, "records committed together (handles, results, progress)")
     lease_seconds: int = setting(120, "a worker's claim on a submission; a dead worker's expires after this")
+    # Hardening (issue 10): a submission whose slices keep failing stops as `failed`.
+    worker_max_attempts: int = setting(5, "failed slices of one submission before it is marked failed "
+                                          "(out-of-space errors back off but never use up attempts)")
+    worker_retry_base_seconds: float = setting(2.0, "first retry of a failed slice after this, then doubling ...")
+    worker_retry_max_seconds: float = setting(300.0, "... up to this delay (also the back-off while out of space)")
     # Handle store.
     handle_ttl: int = setting(86400, "TTL of the URL value of a handle, seconds")
     # Mail.

@@ -30,6 +30,7 @@ from agency.models import Submission
 from agency.models.submissions import PROCESSING, QUEUED, REFUSED
 from agency.models.types import utcnow
 from agency.deposit.validation import DepositValidator, Verdict
+from agency.runtime.storage_errors import OUT_OF_SPACE_MESSAGE, is_out_of_space
 
 SPOOL_CHUNK = 1024 * 1024
 
@@ -55,6 +56,17 @@ class TooManyPending(IntakeError):
 
 class EmptyUpload(IntakeError):
     status = 400
+
+
+class OutOfSpace(IntakeError):
+    """The disk (or the database's storage) is full: nothing was accepted; try later (507 + Retry-After)."""
+
+    status = 507
+    RETRY_AFTER = 300
+
+    def __init__(self) -> None:
+        super().__init__(f"{OUT_OF_SPACE_MESSAGE}: the file was not accepted and nothing was recorded. "
+                         "Send it again later.", retry_after=self.RETRY_AFTER)
 
 
 @dataclass
@@ -120,14 +132,21 @@ class DepositIntake:
                 operation: str = "doMDUpload") -> tuple[Submission, Verdict]:
         """Store, validate and record one deposit file; returns the submission and the verdict."""
         self.check_capacity(registrant)
-        spooled = self.spool(source)
         try:
-            streamed = RecordCollector()
-            verdict = self.validator.check(spooled.path, body_items=streamed)
-            records = streamed.records if verdict.accepted else None
-            submission = self._record(registrant, spooled, file_name, operation, verdict)
-        finally:
-            spooled.path.unlink(missing_ok=True)
+            spooled = self.spool(source)
+            try:
+                streamed = RecordCollector()
+                verdict = self.validator.check(spooled.path, body_items=streamed)
+                records = streamed.records if verdict.accepted else None
+                submission = self._record(registrant, spooled, file_name, operation, verdict)
+            finally:
+                spooled.path.unlink(missing_ok=True)
+        except IntakeError:
+            raise
+        except Exception as exc:
+            if is_out_of_space(exc):
+                raise OutOfSpace() from exc
+            raise
         if verdict.accepted and self.on_accepted:
             # An in-process worker may take these records instead of parsing the file
             # again; the file stays the durable source should this process die.
