@@ -7,6 +7,7 @@ from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from agency.config import Settings, load_settings
 from agency.runtime.storage_errors import is_out_of_space
+from agency.sign_in import SignInRefused
 from agency.services import Agency, build_agency
 from agency.templating import TEMPLATE_OPTIONS
 
@@ -63,6 +64,13 @@ def _register_error_pages(app: Flask) -> None:
         if not is_out_of_space(exc):
             raise exc
         return refusal_response(OutOfSpace(), failure if request.path.startswith("/servlet") else json_error)
+
+    @app.errorhandler(SignInRefused)
+    def sign_in_refused(exc: SignInRefused) -> Response:
+        """Throttled sign-in (429) or every hash slot busy (503), with Retry-After."""
+        from agency.web.common import refusal_response
+
+        return refusal_response(exc, failure if request.path.startswith("/servlet") else json_error)
 
     @app.errorhandler(HTTPException)
     def http_error(exc: HTTPException) -> Response:

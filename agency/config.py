@@ -79,6 +79,16 @@ class Settings:
     query_sync_lines: int = setting(30, "query files up to this many lines are answered at once; larger: a job")
     query_max_lines: int = setting(100_000, "longest accepted query file, in lines (413 above)")
     query_max_line_chars: int = setting(2000, "longest accepted query line")
+    # Sign-ins (issue 10): throttled per login and per client address, hashes bounded.
+    sign_in_failures_per_login: int = setting(10, "failed sign-ins for one login within the window before 429")
+    sign_in_failures_per_address: int = setting(30, "failed sign-ins from one client address within the window "
+                                                    "before 429")
+    sign_in_window_seconds: int = setting(300, "how long a failed sign-in counts (and the longest Retry-After)")
+    password_hash_slots: int = setting(0, "password hashes computed at once (0: half the CPUs, at least 1)")
+    password_hash_waiting: int = setting(2, "sign-ins queued for a hash slot beyond those; more get 503")
+    password_hash_wait_seconds: float = setting(2.0, "longest wait for a hash slot before 503 + Retry-After")
+    password_hash_niceness: int = setting(4, "CPU priority lowered this much (Linux nice) for hashing threads, "
+                                             "so request threads come first; 0: not lowered")
     # Password hashing cost (argon2 time_cost); lower only in tests.
     password_time_cost: int = setting(3, "argon2 time cost of password hashes")
 

@@ -6,10 +6,12 @@ Web blueprints, the CLI and tests all use this object; nothing in it knows Flask
 from __future__ import annotations
 
 import gc
+import os
 import threading
 from dataclasses import dataclass, field
 
 from agency.accounts import PasswordCheck
+from agency.sign_in import HashingSlots, SignInGuard, SignInLimits
 from agency.config import Settings
 from agency.db import Database, open_database
 from agency.deposit.logs import BatchLogs
@@ -35,6 +37,7 @@ class Agency:
     templates: object
     mail: MailSender
     queries: QueryIntake | None = None
+    sign_in: SignInGuard = field(default_factory=SignInGuard)
     _stop: threading.Event = field(default_factory=threading.Event)
     _threads: list[threading.Thread] = field(default_factory=list)
     _mddb: object | None = None
@@ -111,6 +114,19 @@ def build_agency(settings: Settings) -> Agency:
     matcher = QueryMatcher(db)
     queries = QueryIntake(settings, db, intake, matcher, on_accepted=lambda _id: worker.wakeup.set())
     worker.runners["query"] = QueryRunner(settings, db, matcher, templates)
-    return Agency(settings=settings, db=db, passwords=PasswordCheck(settings.password_time_cost),
+    return Agency(settings=settings, db=db, passwords=PasswordCheck(settings.password_time_cost,
+                                                                    slots=hashing_slots(settings)),
                   logs=logs, intake=intake, worker=worker, templates=templates,
-                  mail=mail, queries=queries)
+                  mail=mail, queries=queries, sign_in=sign_in_guard(settings))
+
+
+def sign_in_guard(settings: Settings) -> SignInGuard:
+    return SignInGuard(SignInLimits(failures_per_login=settings.sign_in_failures_per_login,
+                                    failures_per_address=settings.sign_in_failures_per_address,
+                                    window_seconds=settings.sign_in_window_seconds))
+
+
+def hashing_slots(settings: Settings) -> HashingSlots:
+    slots = settings.password_hash_slots or max(1, (os.cpu_count() or 2) // 2)
+    return HashingSlots(slots, settings.password_hash_waiting, settings.password_hash_wait_seconds,
+                        settings.password_hash_niceness)
