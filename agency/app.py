@@ -11,7 +11,7 @@ from agency.sign_in import SignInRefused
 from agency.services import Agency, build_agency
 from agency.templating import TEMPLATE_OPTIONS
 
-MULTIPART_OVERHEAD = 1024 * 1024
+from agency.web.server import MULTIPART_OVERHEAD
 
 
 def create_app(settings: Settings | None = None, agency: Agency | None = None,
@@ -46,6 +46,12 @@ def create_app(settings: Settings | None = None, agency: Agency | None = None,
 def _register_error_pages(app: Flask) -> None:
     from agency.web.common import json_error
     from agency.web.servlet import failure
+
+    @app.before_request
+    def refuse_oversized_from_content_length() -> None:
+        """413 from the Content-Length header alone, before a byte of the body is read (any server)."""
+        if (request.content_length or 0) > app.config["MAX_CONTENT_LENGTH"]:
+            raise RequestEntityTooLarge()
 
     @app.errorhandler(RequestEntityTooLarge)
     def too_large(_exc) -> Response:

@@ -56,9 +56,8 @@ def ensure_demo_account(svc) -> tuple[str, str, str]:
 
 
 def cmd_serve(args) -> int:
-    from waitress import serve
-
     from agency.app import create_app
+    from agency.web.server import make_server
 
     settings = load_settings(base_url=f"http://{args.host}:{args.port}")
     svc = build_agency(settings)
@@ -74,8 +73,9 @@ def cmd_serve(args) -> int:
     try:
         # Bodies up to 32 MiB are buffered in memory and read in large pieces: waitress's defaults
         # (512 KiB, then a temp file written 8 KiB at a time) cost more than validating the batch.
-        serve(app, host=args.host, port=args.port, threads=args.threads, ident="agency",
-              inbuf_overflow=32 * 1024 * 1024, recv_bytes=256 * 1024)
+        # The body limit and the HTTP Basic check happen in waitress's parser, before the body is read.
+        make_server(app, settings.max_batch_bytes, host=args.host, port=args.port, threads=args.threads,
+                    ident="agency", inbuf_overflow=32 * 1024 * 1024, recv_bytes=256 * 1024).run()
     finally:
         svc.stop_background()
     return 0
