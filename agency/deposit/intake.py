@@ -15,7 +15,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import IO, Callable
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from agency.accounts import Registrant
@@ -26,7 +26,7 @@ from agency.config import Settings
 from agency.db import Database
 from agency.deposit.logs import BatchCounts, BatchLogs, Refusal
 from agency.deposit.extraction import DepositRecord, RecordCollector
-from agency.models import Submission
+from agency.models import Account, Submission
 from agency.models.submissions import PROCESSING, QUEUED, REFUSED
 from agency.models.types import utcnow
 from agency.deposit.validation import DepositValidator, Verdict
@@ -93,15 +93,27 @@ class DepositIntake:
 
     # -- limits -----------------------------------------------------------
     def check_capacity(self, registrant: Registrant) -> None:
-        """Refuse early when the account already has too many unfinished submissions."""
+        """Refuse early (before the upload is read) when the account already has too many unfinished
+        submissions. Only a first look: ``_record`` counts again under the account's lock."""
         with self.db.sessions() as session:
-            pending = session.scalar(select(func.count()).select_from(Submission).where(
-                Submission.account_id == registrant.id, Submission.status.in_((QUEUED, PROCESSING))))
+            self._refuse_when_full(session, registrant)
+
+    def _refuse_when_full(self, session: Session, registrant: Registrant) -> None:
+        pending = session.scalar(select(func.count()).select_from(Submission).where(
+            Submission.account_id == registrant.id, Submission.status.in_((QUEUED, PROCESSING))))
         if pending >= self.settings.max_pending_per_account:
             raise TooManyPending(
                 f"{pending} submissions of this account are still queued or processing "
                 f"(at most {self.settings.max_pending_per_account}); retry when some have completed.",
                 retry_after=30)
+
+    def _lock_account(self, session: Session, registrant: Registrant) -> None:
+        """Hold the account's row until commit, so counting and inserting pending submissions is one step.
+
+        A no-op update takes the row lock on PostgreSQL and the database's write lock on SQLite;
+        simultaneous deposits of one account queue here instead of all counting the same number."""
+        session.execute(update(Account).where(Account.id == registrant.id).values(id=Account.id)
+                        .execution_options(synchronize_session=False))
 
     def spool(self, source: IO[bytes]) -> SpooledFile:
         """Copy an upload to disk, fsynced, refusing it once it passes the size limit."""
@@ -157,6 +169,9 @@ class DepositIntake:
                 verdict: Verdict) -> Submission:
         now = utcnow()
         with self.db.transaction() as session:
+            if verdict.accepted:
+                self._lock_account(session, registrant)
+                self._refuse_when_full(session, registrant)
             submission = Submission(
                 account_id=registrant.id, kind="deposit", operation=operation,
                 status=QUEUED if verdict.accepted else REFUSED,
