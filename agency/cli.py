@@ -236,6 +236,23 @@ def add_submission_commands(sub) -> None:
     retry.set_defaults(func=cmd_submissions_retry)
 
 
+def cmd_handles_rekey(_args) -> int:
+    from agency.handles.store import rekey_stored_names
+
+    svc = build_agency(load_settings())
+    with svc.db.transaction() as session:
+        moved = rekey_stored_names(session)
+    print(f"re-keyed {moved} stored name(s) to ASCII-only case folding")
+    return 0
+
+
+def add_handles_commands(sub) -> None:
+    """`agency handles rekey`: once after upgrading, keys of non-ASCII DOIs follow the ASCII-only folding."""
+    handles = sub.add_parser("handles", help="the handle store").add_subparsers(dest="action", required=True)
+    handles.add_parser("rekey", help="re-key stored non-ASCII DOI names (ASCII-only case folding); "
+                                     "run once after upgrading").set_defaults(func=cmd_handles_rekey)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="agency", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -288,6 +305,7 @@ def build_parser() -> argparse.ArgumentParser:
     retry.add_argument("--all-dead", action="store_true")
     retry.set_defaults(func=cmd_mail_retry)
     add_submission_commands(sub)
+    add_handles_commands(sub)
     return parser
 
 

@@ -251,3 +251,34 @@ def resolve_url(session: Session, name: str) -> str | None:
     """The URL a DOI resolves to (None when unknown or pending)."""
     return session.scalar(select(HandleValue.data).where(
         HandleValue.handle_key == doi_key(name), HandleValue.idx == URL_INDEX))
+
+
+def rekey_stored_names(session: Session) -> int:
+    """Bring keys stored under the old rule (full Unicode upper case) in line with ``doi_key``
+    (ASCII letters only); returns how many names were re-keyed.
+
+    Only names with non-ASCII characters can have changed, and no two stored names can
+    meet under the new key (the new rule folds less than the old one). Each row is copied
+    under its new key, its dependants moved over, and the old row deleted, so foreign keys
+    hold throughout. Run once after upgrading (``agency handles rekey``); safe to run again.
+    """
+    from agency.models import MetadataContributor, MetadataIdentifier, MetadataLocator, MetadataRecord
+
+    moved = _rekey_table(session, Handle.__table__, "key", "name", [(HandleValue.__table__, "handle_key")])
+    moved += _rekey_table(session, MetadataRecord.__table__, "doi_key", "doi",
+                          [(model.__table__, "doi_key")
+                           for model in (MetadataContributor, MetadataIdentifier, MetadataLocator)])
+    return moved
+
+
+def _rekey_table(session: Session, table, key_column: str, name_column: str, dependants) -> int:
+    key, name = table.c[key_column], table.c[name_column]
+    stale = [(old, doi_key(spelling)) for old, spelling in session.execute(select(key, name))
+             if not old.isascii() and doi_key(spelling) != old]
+    for old, new in stale:
+        row = dict(session.execute(select(table).where(key == old)).mappings().one())
+        session.execute(table.insert().values({**row, key_column: new}))
+        for dependant, column in dependants:
+            session.execute(dependant.update().where(dependant.c[column] == old).values({column: new}))
+        session.execute(delete(table).where(key == old))
+    return len(stale)
