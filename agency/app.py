@@ -21,6 +21,7 @@ def create_app(settings: Settings | None = None, agency: Agency | None = None,
     app = Flask(__name__, template_folder=str(settings.template_dir))
     app.jinja_options = {**app.jinja_options, **TEMPLATE_OPTIONS}  # Flask's autoescape misses *.html.j2
     app.config["MAX_CONTENT_LENGTH"] = settings.max_batch_bytes + MULTIPART_OVERHEAD
+    app.config["MAX_FORM_PARTS"] = settings.max_form_parts
     # Keys in the order the answer builds them (seq, doi, status, msg): reads better, and sorting
     # the keys of every record of a large batch's answer cost more than encoding them.
     app.json.sort_keys = False
@@ -54,9 +55,10 @@ def _register_error_pages(app: Flask) -> None:
             raise RequestEntityTooLarge()
 
     @app.errorhandler(RequestEntityTooLarge)
-    def too_large(_exc) -> Response:
+    def too_large(exc) -> Response:
         limit = app.extensions["agency"].settings.max_batch_bytes
-        message = f"The request is larger than the limit of {limit} bytes; split the batch."
+        message = _form_limit_message(exc, app) or \
+            f"The request is larger than the limit of {limit} bytes; split the batch."
         if request.path.startswith("/servlet"):
             return failure(413, message)
         return json_error(413, message)
@@ -83,3 +85,22 @@ def _register_error_pages(app: Flask) -> None:
         if request.path.startswith("/v1") or request.path.startswith("/api"):
             return json_error(exc.code or 500, exc.description or exc.name)
         return exc
+
+
+def _form_limit_message(exc: RequestEntityTooLarge, app: Flask) -> str | None:
+    """What a multipart limit refusal was really about: werkzeug raises the same 413 for too many
+    parts and for a too large form field as for a too large body; its parsers, where it raised, say which."""
+    traceback, parsers = exc.__traceback__, []
+    while traceback is not None:
+        candidate = traceback.tb_frame.f_locals.get("self")
+        if hasattr(candidate, "max_form_memory_size"):
+            parsers.append(candidate)
+        traceback = traceback.tb_next
+    if not parsers:
+        return None
+    if any(getattr(p, "max_parts", None) is not None and getattr(p, "_parts_decoded", 0) > p.max_parts
+           for p in parsers):
+        return (f"The upload has too many parts (at most {app.config['MAX_FORM_PARTS']}): send one file "
+                "and the few form fields it needs.")
+    return (f"A form field is larger than the limit of {app.config['MAX_FORM_MEMORY_SIZE']} bytes: "
+            "send the batch as a file part.")

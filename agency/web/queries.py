@@ -171,7 +171,10 @@ def servlet_query() -> Response:
 
 def _upload_handler(operation: str):
     def handle(registrant: Registrant) -> Response:
-        upload = request.files.get("fname") or request.files.get("mdFile")
+        uploads = servlet.uploaded_files("fname", "mdFile")
+        if len(uploads) > 1:
+            return servlet.failure(400, servlet.several_files_message("fname", uploads))
+        upload = uploads[0] if uploads else None
         if upload is None:
             return servlet.failure(400, "No file: send the query file as multipart/form-data in the part "
                                         "'fname' (or 'mdFile').")
