@@ -15,6 +15,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import IO, Callable
 
+from lxml import etree
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
@@ -24,12 +25,12 @@ from agency.deposit.batch_files import (
 )
 from agency.config import Settings
 from agency.db import Database
-from agency.deposit.logs import BatchCounts, BatchLogs, Refusal
+from agency.deposit.logs import REFUSED_FILE_COUNTS, BatchLogs, Refusal
 from agency.deposit.extraction import DepositRecord, RecordCollector
 from agency.models import Account, Submission
 from agency.models.submissions import PROCESSING, QUEUED, REFUSED
 from agency.models.types import utcnow
-from agency.deposit.validation import DepositValidator, Verdict
+from agency.deposit.validation import DepositValidator, Verdict, hardened_parser_options
 from agency.runtime.storage_errors import OUT_OF_SPACE_MESSAGE, is_out_of_space
 
 SPOOL_CHUNK = 1024 * 1024
@@ -198,7 +199,22 @@ class DepositIntake:
         submission.refusal_kind = refusal.kind
         submission.refusal = refusal.to_json()
         submission.completed_at = now
+        if submission.doi_batch_id is None:  # the log names the batch whenever the file lets us read it
+            stored = submission_path(self.settings.batch_dir, submission.storage_path, BATCH_FILE)
+            submission.doi_batch_id = readable_batch_id(stored)
         log_path = submission_path(self.settings.batch_dir, submission.storage_path, LOG_FILE)
-        self.logs.write(log_path, submission, [], BatchCounts(), refusal)
+        self.logs.write(log_path, submission, [], REFUSED_FILE_COUNTS, refusal)
         if self.on_refused:
             self.on_refused(session, submission, registrant)
+
+
+def readable_batch_id(path: Path) -> str | None:
+    """The ``doi_batch_id`` of a refused file, if it can be read before the file goes wrong."""
+    try:
+        with open(path, "rb") as fh:
+            for _event, element in etree.iterparse(fh, events=("end",), tag="{*}doi_batch_id",
+                                                   **hardened_parser_options()):
+                return (element.text or "").strip()[:255] or None
+    except (etree.XMLSyntaxError, OSError):
+        return None
+    return None

@@ -35,6 +35,10 @@ class BatchCounts:
 
 
 
+# A refused file's log counts it as one failed record, as Crossref's whole-file rejection does.
+REFUSED_FILE_COUNTS = BatchCounts(record_count=1, success_count=0, warning_count=0, failure_count=1)
+
+
 @dataclass(frozen=True)
 class Refusal:
     kind: str
@@ -46,6 +50,16 @@ class Refusal:
         raw = json.loads(submission.refusal or "{}")
         return cls(submission.refusal_kind or "invalid", raw.get("summary", ""),
                    [XmlIssue(**issue) for issue in raw.get("issues", [])])
+
+    @property
+    def message(self) -> str:
+        """The reason in one line, as Crossref's whole-file rejection puts it in <msg>: the summary
+        and the first error with its line, column and element path."""
+        if not self.issues:
+            return self.summary + "."
+        more = len(self.issues) - 1
+        return (f"{self.summary}: {self.issues[0]}"
+                + (f" (and {more} more error{'s' if more > 1 else ''}; see <refusal>)" if more > 0 else ""))
 
     def to_json(self) -> str:
         return json.dumps({"summary": self.summary, "issues": [i.as_dict() for i in self.issues]})
