@@ -42,6 +42,9 @@ class Settings:
     max_batch_bytes: int = setting(200 * 1024 * 1024, "largest accepted upload (413 above)")
     max_pending_per_account: int = setting(20, "queued + processing submissions per account (429 above)")
     max_wait_seconds: int = setting(60, "longest ?wait= on POST /v1/deposits")
+    max_attributes_per_element: int = setting(256, "attributes on one element of a deposit (413 above)")
+    max_children_per_element: int = setting(100_000, "child elements of one element of a deposit, counted in "
+                                                     "files with densely packed markup (413 above)")
     max_form_parts: int = setting(100, "parts of one multipart upload (fields and files; 413 \"too many parts\" above)")
     # Worker.
     run_worker: bool = setting(True, "run the deposit/query worker inside `agency serve`")

@@ -21,7 +21,7 @@ from agency.notify.notices import RefusalNotices
 from agency.query.matcher import QueryMatcher
 from agency.query.jobs import QueryIntake, QueryRunner
 from agency.templating import make_environment
-from agency.deposit.validation import DepositValidator, SchemaCatalog
+from agency.deposit.validation import DepositValidator, MarkupLimits, SchemaCatalog
 from agency.deposit.runner import DepositRunner
 from agency.runtime.worker import Worker
 
@@ -107,7 +107,9 @@ def build_agency(settings: Settings) -> Agency:
     logs = BatchLogs(templates)
     worker = Worker(settings, db, runners={})
     mail = MailSender(settings, db)
-    intake = DepositIntake(settings, db, DepositValidator(catalog), logs,
+    limits = MarkupLimits(max_attributes_per_element=settings.max_attributes_per_element,
+                          max_children_per_element=settings.max_children_per_element)
+    intake = DepositIntake(settings, db, DepositValidator(catalog, limits), logs,
                            on_refused=RefusalNotices(settings, templates).on_refused,
                            on_accepted=lambda sid, records: _hand_over(worker, sid, records))
     worker.runners["deposit"] = DepositRunner(settings, db, logs)

@@ -14,7 +14,7 @@ from agency.web.common import (AUTH_REQUIRED, agency, base_url, basic_auth_regis
 bp = Blueprint("deposits_api", __name__, url_prefix="/v1/deposits")
 
 XML_TYPES = {"application/xml", "text/xml"}
-REFUSAL_STATUS = {"malformed": 400, "hostile": 400, "invalid": 422, "unsupported": 422}
+REFUSAL_STATUS = {"malformed": 400, "hostile": 400, "invalid": 422, "unsupported": 422, "over_limits": 413}
 
 
 def refusal_status(verdict: Verdict) -> int:
