@@ -77,6 +77,8 @@ class Settings:
     mddb_interval_minutes: int = setting(0, "... or every N minutes when N > 0")
     mddb_misfire_grace_seconds: int = setting(3600, "a run this late still runs (else the next one catches up)")
     mddb_mail: bool = setting(True, "email each loaded batch's combined diagnostic (off when reloading a copy)")
+    mddb_in_child_process: bool = setting(True, "the scheduled metadata load runs as a child process at lower CPU "
+                                                "priority, so it cannot hold up the web process's request threads")
     mddb_chunk_records: int = setting(5000, "records indexed per transaction")
     mail_poll_seconds: int = setting(30, "the scheduler delivers due mail this often")
     # Queries.
@@ -145,6 +147,14 @@ def load_settings(environ: Mapping[str, str] | None = None, **overrides: Any) ->
             values[f.name] = _coerce(name, raw, getattr(defaults, f.name))
     values.update(overrides)
     return Settings(**values)
+
+
+def settings_environment(settings: Settings) -> dict[str, str]:
+    """The ``AGENCY_*`` variables that rebuild ``settings`` in a child process."""
+    def text(value: Any) -> str:
+        return ("1" if value else "0") if isinstance(value, bool) else str(value)
+
+    return {ENV_PREFIX + f.name.upper(): text(getattr(settings, f.name)) for f in dataclasses.fields(Settings)}
 
 
 def documented_variables() -> list[tuple[str, Any, str]]:
