@@ -32,10 +32,15 @@ def create_app(settings: Settings | None = None, agency: Agency | None = None,
     app.register_blueprint(pages.bp)
     app.register_blueprint(deposits_api.bp)
     app.register_blueprint(servlet.bp)
-    from agency.web import handles_api, queries, resolve
+    from agency.web import api_docs, callbacks_api, handles_api, queries, resolve
 
+    app.register_blueprint(api_docs.bp)
+    app.register_blueprint(callbacks_api.bp)
     app.register_blueprint(handles_api.bp)
     app.register_blueprint(queries.bp)
+    from agency.web import operations
+
+    app.register_blueprint(operations.bp)
     # Keep last: the catch-all /{doi} route (it never matches /v1, /servlet, /api, /static).
     app.register_blueprint(resolve.bp)
     _register_error_pages(app)
