@@ -76,14 +76,17 @@ def _register_error_pages(app: Flask) -> None:
 
         if not is_out_of_space(exc):
             raise exc
-        return refusal_response(OutOfSpace(), failure if request.path.startswith("/servlet") else json_error)
+        return refusal_response(OutOfSpace(), failure if request.path.startswith("/servlet")
+                                else lambda status, message: json_error(status, message, code="out_of_space"))
 
     @app.errorhandler(SignInRefused)
     def sign_in_refused(exc: SignInRefused) -> Response:
         """Throttled sign-in (429) or every hash slot busy (503), with Retry-After."""
         from agency.web.common import refusal_response
 
-        return refusal_response(exc, failure if request.path.startswith("/servlet") else json_error)
+        code = "too_many_failed_sign_ins" if exc.status == 429 else "unavailable"
+        return refusal_response(exc, failure if request.path.startswith("/servlet")
+                                else lambda status, message: json_error(status, message, code=code))
 
     @app.errorhandler(HTTPException)
     def http_error(exc: HTTPException) -> Response:

@@ -31,22 +31,23 @@ MULTIPART_OVERHEAD = 1024 * 1024  # multipart framing and form fields beside the
 
 
 class _JsonError(Error):
-    """A waitress-level refusal with a JSON body like the application's own errors."""
+    """A waitress-level refusal with the application's own error shape (web.common.error_body)."""
 
     extra_headers: tuple[tuple[str, str], ...] = ()
+    error_code = "error"
 
     def to_response(self, ident=None):
-        body = json.dumps({"error": self.body, "status": self.code}).encode()
+        body = json.dumps({"error": {"code": self.error_code, "message": self.body, "details": {}}}).encode()
         return (f"{self.code} {self.reason}", [("Content-Type", "application/json"), *self.extra_headers], body)
 
 
 class _Unauthorized(_JsonError):
-    code, reason = 401, "Unauthorized"
+    code, reason, error_code = 401, "Unauthorized", "unauthorized"
     extra_headers = (("WWW-Authenticate", 'Basic realm="agency", charset="UTF-8"'),)
 
 
 class _TooLarge(_JsonError):
-    code, reason = 413, "Request Entity Too Large"
+    code, reason, error_code = 413, "Request Entity Too Large", "too_large"
 
 
 def _checked_parser(max_batch_bytes: int) -> type[HTTPRequestParser]:

@@ -58,7 +58,7 @@ def test_no_credentials_is_401_before_the_body_is_read(server):
     status, headers, body, elapsed = _headers_only(
         server, f"POST /v1/deposits HTTP/1.1\nHost: x\nContent-Type: application/xml\nContent-Length: {LIMIT - 1}")
     assert status == 401 and headers["www-authenticate"].startswith("Basic")
-    assert "HTTP Basic" in json.loads(body)["error"]
+    assert "HTTP Basic" in json.loads(body)["error"]["message"]
     assert elapsed < 10  # answered without waiting for a body that never comes
     status, *_ = _headers_only(
         server, "POST /v1/queries HTTP/1.1\nHost: x\nContent-Type: text/plain\nTransfer-Encoding: chunked")
@@ -75,7 +75,7 @@ def test_too_large_content_length_is_413_before_the_body_is_read(server):
             server, f"POST {path} HTTP/1.1\nHost: x\nAuthorization: Basic {token}\n"
                     f"Content-Type: application/xml\nContent-Length: {LIMIT * 50}")
         assert status == 413, body
-        assert f"limit of {LIMIT} bytes" in json.loads(body)["error"]
+        assert f"limit of {LIMIT} bytes" in json.loads(body)["error"]["message"]
 
 
 def test_a_chunked_body_past_the_limit_is_cut_off(server):
@@ -97,4 +97,4 @@ def test_bodies_within_the_limit_still_go_through(server):
     login, password = _credentials(server)
     response = requests.post(server.url + "/v1/deposits", auth=(login, password), data=b"<not-xml",
                              headers={"Content-Type": "application/xml"}, timeout=30)
-    assert response.status_code == 400 and "well-formed" in response.json()["error"]
+    assert response.status_code == 400 and "well-formed" in response.json()["error"]["message"]

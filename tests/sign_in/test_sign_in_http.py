@@ -14,7 +14,7 @@ def test_wrong_passwords_are_throttled_per_login_with_retry_after(client, alice,
     refused = client.get("/v1/deposits", headers=basic_headers("alice", "guess"))
     assert refused.status_code == 429
     assert 0 < int(refused.headers["Retry-After"]) <= svc.settings.sign_in_window_seconds
-    assert "Too many failed sign-ins" in refused.get_json()["error"]
+    assert "Too many failed sign-ins" in refused.get_json()["error"]["message"]
     # Throttled before the password is checked: the right one is refused too from here.
     assert client.get("/v1/deposits", headers=basic_headers("alice", "alice-password")).status_code == 429
     servlet = client.post("/servlet/deposit", data={"operation": "doMDUpload", "login_id": "alice",

@@ -53,7 +53,7 @@ def test_two_file_parts_on_the_api_are_refused(client, alice, svc):
     response = client.post("/v1/deposits", data={"file": _files("a.xml", "b.xml")},
                            headers=basic_headers("alice", "alice-password", content_type=None),
                            content_type="multipart/form-data")
-    assert response.status_code == 400 and "Several files in one upload" in response.get_json()["error"]
+    assert response.status_code == 400 and "Several files in one upload" in response.get_json()["error"]["message"]
     assert _count(svc) == 0
 
 
