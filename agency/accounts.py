@@ -1,4 +1,7 @@
-"""Registrant accounts: creation, password checks, prefix ownership."""
+"""Registrant accounts: creation, password checks, prefix ownership.
+
+May import: the foundations and ``sign_in`` (throttling and hashing slots).
+"""
 
 from __future__ import annotations
 
@@ -16,6 +19,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
 from agency.models import Account, Prefix
+from agency.sign_in import HashingSlots
 
 PREFIX_PATTERN = re.compile(r"^10\.[0-9]+(\.[0-9]+)*$")
 HANDLE_PREFIX_PATTERN = re.compile(r"^[1-9][0-9]*(\.[0-9]+)+$")
@@ -56,8 +60,11 @@ class PasswordCheck:
     is kept. Failures are never remembered: every wrong guess pays the full cost.
     """
 
-    def __init__(self, time_cost: int = 3, remember_seconds: float = 300.0, remember_max: int = 10_000) -> None:
+    def __init__(self, time_cost: int = 3, remember_seconds: float = 300.0, remember_max: int = 10_000,
+                 slots: HashingSlots | None = None) -> None:
         self._hasher = PasswordHasher(time_cost=time_cost)
+        # Every slow check (not the remembered successes) takes a slot: raises HashingBusy when none is free.
+        self._slots = slots
         self._dummy_hash = self._hasher.hash(_DUMMY_PASSWORD)
         self._key = secrets.token_bytes(32)
         self._remember_seconds = remember_seconds
@@ -87,6 +94,11 @@ class PasswordCheck:
         return True
 
     def _slow_verify(self, stored_hash: str, password: str) -> bool:
+        if self._slots is None:
+            return self._verify_hash(stored_hash, password)
+        return self._slots.run(self._verify_hash, stored_hash, password)
+
+    def _verify_hash(self, stored_hash: str, password: str) -> bool:
         try:
             return self._hasher.verify(stored_hash, password)
         except (VerificationError, InvalidHashError):

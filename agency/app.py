@@ -6,10 +6,12 @@ from flask import Flask, Response, request
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from agency.config import Settings, load_settings
+from agency.runtime.storage_errors import is_out_of_space
+from agency.sign_in import SignInRefused
 from agency.services import Agency, build_agency
 from agency.templating import TEMPLATE_OPTIONS
 
-MULTIPART_OVERHEAD = 1024 * 1024
+from agency.web.server import MULTIPART_OVERHEAD
 
 
 def create_app(settings: Settings | None = None, agency: Agency | None = None,
@@ -19,6 +21,7 @@ def create_app(settings: Settings | None = None, agency: Agency | None = None,
     app = Flask(__name__, template_folder=str(settings.template_dir))
     app.jinja_options = {**app.jinja_options, **TEMPLATE_OPTIONS}  # Flask's autoescape misses *.html.j2
     app.config["MAX_CONTENT_LENGTH"] = settings.max_batch_bytes + MULTIPART_OVERHEAD
+    app.config["MAX_FORM_PARTS"] = settings.max_form_parts
     # Keys in the order the answer builds them (seq, doi, status, msg): reads better, and sorting
     # the keys of every record of a large batch's answer cost more than encoding them.
     app.json.sort_keys = False
@@ -54,16 +57,62 @@ def _register_error_pages(app: Flask) -> None:
     from agency.web.common import json_error
     from agency.web.servlet import failure
 
+    @app.before_request
+    def refuse_oversized_from_content_length() -> None:
+        """413 from the Content-Length header alone, before a byte of the body is read (any server)."""
+        if (request.content_length or 0) > app.config["MAX_CONTENT_LENGTH"]:
+            raise RequestEntityTooLarge()
+
     @app.errorhandler(RequestEntityTooLarge)
-    def too_large(_exc) -> Response:
+    def too_large(exc) -> Response:
         limit = app.extensions["agency"].settings.max_batch_bytes
-        message = f"The request is larger than the limit of {limit} bytes; split the batch."
+        message = _form_limit_message(exc, app) or \
+            f"The request is larger than the limit of {limit} bytes; split the batch."
         if request.path.startswith("/servlet"):
             return failure(413, message)
         return json_error(413, message)
+
+    @app.errorhandler(OSError)
+    def out_of_space(exc: OSError) -> Response:
+        """A full disk while reading a request (multipart parts spill to temporary files): 507, not 500."""
+        from agency.deposit.intake import OutOfSpace
+        from agency.web.common import refusal_response
+
+        if not is_out_of_space(exc):
+            raise exc
+        return refusal_response(OutOfSpace(), failure if request.path.startswith("/servlet")
+                                else lambda status, message: json_error(status, message, code="out_of_space"))
+
+    @app.errorhandler(SignInRefused)
+    def sign_in_refused(exc: SignInRefused) -> Response:
+        """Throttled sign-in (429) or every hash slot busy (503), with Retry-After."""
+        from agency.web.common import refusal_response
+
+        code = "too_many_failed_sign_ins" if exc.status == 429 else "unavailable"
+        return refusal_response(exc, failure if request.path.startswith("/servlet")
+                                else lambda status, message: json_error(status, message, code=code))
 
     @app.errorhandler(HTTPException)
     def http_error(exc: HTTPException) -> Response:
         if request.path.startswith("/v1") or request.path.startswith("/api"):
             return json_error(exc.code or 500, exc.description or exc.name)
         return exc
+
+
+def _form_limit_message(exc: RequestEntityTooLarge, app: Flask) -> str | None:
+    """What a multipart limit refusal was really about: werkzeug raises the same 413 for too many
+    parts and for a too large form field as for a too large body; its parsers, where it raised, say which."""
+    traceback, parsers = exc.__traceback__, []
+    while traceback is not None:
+        candidate = traceback.tb_frame.f_locals.get("self")
+        if hasattr(candidate, "max_form_memory_size"):
+            parsers.append(candidate)
+        traceback = traceback.tb_next
+    if not parsers:
+        return None
+    if any(getattr(p, "max_parts", None) is not None and getattr(p, "_parts_decoded", 0) > p.max_parts
+           for p in parsers):
+        return (f"The upload has too many parts (at most {app.config['MAX_FORM_PARTS']}): send one file "
+                "and the few form fields it needs.")
+    return (f"A form field is larger than the limit of {app.config['MAX_FORM_MEMORY_SIZE']} bytes: "
+            "send the batch as a file part.")

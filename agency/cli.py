@@ -56,9 +56,8 @@ def ensure_demo_account(svc) -> tuple[str, str, str]:
 
 
 def cmd_serve(args) -> int:
-    from waitress import serve
-
     from agency.app import create_app
+    from agency.web.server import make_server
 
     settings = load_settings(base_url=f"http://{args.host}:{args.port}")
     svc = build_agency(settings)
@@ -77,8 +76,9 @@ def cmd_serve(args) -> int:
     try:
         # Bodies up to 32 MiB are buffered in memory and read in large pieces: waitress's defaults
         # (512 KiB, then a temp file written 8 KiB at a time) cost more than validating the batch.
-        serve(app, host=args.host, port=args.port, threads=args.threads, ident="agency",
-              inbuf_overflow=32 * 1024 * 1024, recv_bytes=256 * 1024)
+        # The body limit and the HTTP Basic check happen in waitress's parser, before the body is read.
+        make_server(app, settings.max_batch_bytes, host=args.host, port=args.port, threads=args.threads,
+                    ident="agency", inbuf_overflow=32 * 1024 * 1024, recv_bytes=256 * 1024).run()
     finally:
         svc.stop_background()
     return 0
@@ -205,6 +205,69 @@ def cmd_mddb_status(_args) -> int:
     for load in status.failed:
         print(f"FAILED  {load.folder} (attempt {load.attempts}, {load.loaded_at:%Y-%m-%d %H:%M} UTC): {load.error}")
     return 1 if status.failed else 0
+
+
+def cmd_submissions_list(args) -> int:
+    from agency.admin.submissions import list_submissions
+
+    svc = build_agency(load_settings())
+    statuses = args.status or ["failed"]
+    lines = list_submissions(svc.db, statuses, limit=args.limit)
+    for line in lines:
+        print(line.describe())
+    if not lines:
+        print(f"no {' or '.join(statuses)} submissions")
+    return 0
+
+
+def cmd_submissions_retry(args) -> int:
+    from agency.admin.audit import Actor
+    from agency.admin.submissions import RetryRefused, retry_failed
+
+    svc = build_agency(load_settings())
+    failed = 0
+    for submission_id in args.ids:
+        try:
+            retry_failed(svc.db, submission_id, Actor.operator(), reason=args.reason)
+            print(f"submission {submission_id} queued again")
+        except RetryRefused as exc:
+            print(f"agency: {exc}", file=sys.stderr)
+            failed += 1
+    return 2 if failed else 0
+
+
+def add_submission_commands(sub) -> None:
+    """`agency submissions list|retry`: the operator's view of failed (or any) submissions."""
+    subs = sub.add_parser("submissions", help="list submissions by state; retry failed ones").add_subparsers(
+        dest="action", required=True)
+    listing = subs.add_parser("list", help="list submissions (default: the failed ones, with their reasons)")
+    listing.add_argument("--status", action="append",
+                         choices=["queued", "processing", "completed", "refused", "failed"],
+                         help="only these states (repeatable; default failed)")
+    listing.add_argument("--limit", type=int, default=100)
+    listing.set_defaults(func=cmd_submissions_list)
+    retry = subs.add_parser("retry", help="queue failed submissions again, with a fresh set of attempts")
+    retry.add_argument("ids", nargs="+", type=int)
+    retry.add_argument("--reason", help="why (kept in the audit trail)")
+    retry.set_defaults(func=cmd_submissions_retry)
+
+
+def cmd_handles_rekey(_args) -> int:
+    from agency.handles.store import rekey_stored_names
+
+    svc = build_agency(load_settings())
+    with svc.db.transaction() as session:
+        moved = rekey_stored_names(session)
+    print(f"re-keyed {moved} stored name(s) to ASCII-only case folding")
+    return 0
+
+
+def add_handles_commands(handles) -> None:
+    """`agency handles rekey`: once after upgrading, keys of non-ASCII DOIs follow the ASCII-only folding.
+
+    ``handles`` is the `agency handles` command group, which ``add_records_commands`` makes."""
+    handles.add_parser("rekey", help="re-key stored non-ASCII DOI names (ASCII-only case folding); "
+                                     "run once after upgrading").set_defaults(func=cmd_handles_rekey)
 
 
 def cmd_callbacks_send(_args) -> int:
@@ -491,7 +554,8 @@ def build_parser() -> argparse.ArgumentParser:
     retry.add_argument("ids", nargs="*", type=int)
     retry.add_argument("--all-dead", action="store_true")
     retry.set_defaults(func=cmd_mail_retry)
-    add_records_commands(sub)
+    add_handles_commands(add_records_commands(sub))
+    add_submission_commands(sub)
     add_db_commands(sub)
     add_handle_server_parser(sub)
     add_prefix_record_parsers(sub.add_parser("prefixes", help="prefixes and their prefix records").add_subparsers(
@@ -564,7 +628,7 @@ def cmd_report_depositor(args) -> int:
     return 0
 
 
-def add_records_commands(sub) -> None:
+def add_records_commands(sub):
     handles = sub.add_parser("handles", help="registered DOIs: withdraw, reinstate, reset versions").add_subparsers(
         dest="action", required=True)
     withdraw = handles.add_parser("withdraw", help="point a DOI at its tombstone page (kept, never deleted)")
@@ -590,6 +654,7 @@ def add_records_commands(sub) -> None:
     depositor.add_argument("--format", choices=("csv", "json"), default="csv")
     depositor.add_argument("--output", help="write to this file instead of standard output")
     depositor.set_defaults(func=cmd_report_depositor)
+    return handles
 
 
 def _configure_logging() -> None:

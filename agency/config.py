@@ -47,12 +47,21 @@ class Settings:
     max_batch_bytes: int = setting(200 * 1024 * 1024, "largest accepted upload (413 above)")
     max_pending_per_account: int = setting(10_000, "queued + processing submissions per account (429 above; Crossref allows 10,000)")
     max_wait_seconds: int = setting(60, "longest ?wait= on POST /v1/deposits")
+    max_attributes_per_element: int = setting(256, "attributes on one element of a deposit (413 above)")
+    max_children_per_element: int = setting(100_000, "child elements of one element of a deposit, counted in "
+                                                     "files with densely packed markup (413 above)")
+    max_form_parts: int = setting(100, "parts of one multipart upload (fields and files; 413 \"too many parts\" above)")
     # Worker.
     run_worker: bool = setting(True, "run the deposit/query worker inside `agency serve`")
     worker_poll_seconds: float = setting(0.2, "how often an idle worker looks for work")
     worker_slice_records: int = setting(2000, "records a worker runs of one submission before letting others in")
     chunk_records: int = setting(2000, "records committed together (handles, results, progress)")
     lease_seconds: int = setting(120, "a worker's claim on a submission; a dead worker's expires after this")
+    # Hardening (issue 10): a submission whose slices keep failing stops as `failed`.
+    worker_max_attempts: int = setting(5, "failed slices of one submission before it is marked failed "
+                                          "(out-of-space errors back off but never use up attempts)")
+    worker_retry_base_seconds: float = setting(2.0, "first retry of a failed slice after this, then doubling ...")
+    worker_retry_max_seconds: float = setting(300.0, "... up to this delay (also the back-off while out of space)")
     # Handle store.
     handle_ttl: int = setting(86400, "TTL of the URL value of a handle, seconds")
     # Mail.
@@ -73,6 +82,8 @@ class Settings:
     mddb_interval_minutes: int = setting(0, "... or every N minutes when N > 0")
     mddb_misfire_grace_seconds: int = setting(3600, "a run this late still runs (else the next one catches up)")
     mddb_mail: bool = setting(True, "email each loaded batch's combined diagnostic (off when reloading a copy)")
+    mddb_in_child_process: bool = setting(True, "the scheduled metadata load runs as a child process at lower CPU "
+                                                "priority, so it cannot hold up the web process's request threads")
     mddb_chunk_records: int = setting(5000, "records indexed per transaction")
     mddb_poll_seconds: float = setting(2.0, "the scheduler indexes newly completed deposits (and mails their "
                                             "combined diagnostic) this often; 0: only at the daily load")
@@ -129,6 +140,16 @@ class Settings:
                                                    "(`agency handle-server --sql-views`)")
     handle_rest_insecure_writes: bool = setting(False, "allow Handle.Net REST writes over plain HTTP "
                                                        "(tests, loopback); otherwise HTTPS only")
+    # Sign-ins (issue 10): throttled per login and per client address, hashes bounded.
+    sign_in_failures_per_login: int = setting(10, "failed sign-ins for one login within the window before 429")
+    sign_in_failures_per_address: int = setting(30, "failed sign-ins from one client address within the window "
+                                                    "before 429")
+    sign_in_window_seconds: int = setting(300, "how long a failed sign-in counts (and the longest Retry-After)")
+    password_hash_slots: int = setting(0, "password hashes computed at once (0: half the CPUs, at least 1)")
+    password_hash_waiting: int = setting(2, "sign-ins queued for a hash slot beyond those; more get 503")
+    password_hash_wait_seconds: float = setting(2.0, "longest wait for a hash slot before 503 + Retry-After")
+    password_hash_niceness: int = setting(4, "CPU priority lowered this much (Linux nice) for hashing threads, "
+                                             "so request threads come first; 0: not lowered")
     # Password hashing cost (argon2 time_cost); lower only in tests.
     password_time_cost: int = setting(3, "argon2 time cost of password hashes")
     # Schema migrations (issue 15).
@@ -191,6 +212,14 @@ def load_settings(environ: Mapping[str, str] | None = None, **overrides: Any) ->
     if found:
         raise SettingError(found[0])
     return settings
+
+
+def settings_environment(settings: Settings) -> dict[str, str]:
+    """The ``AGENCY_*`` variables that rebuild ``settings`` in a child process."""
+    def text(value: Any) -> str:
+        return ("1" if value else "0") if isinstance(value, bool) else str(value)
+
+    return {ENV_PREFIX + f.name.upper(): text(getattr(settings, f.name)) for f in dataclasses.fields(Settings)}
 
 
 def documented_variables() -> list[tuple[str, Any, str]]:

@@ -6,10 +6,12 @@ Web blueprints, the CLI and tests all use this object; nothing in it knows Flask
 from __future__ import annotations
 
 import gc
+import os
 import threading
 from dataclasses import dataclass, field
 
 from agency.accounts import PasswordCheck
+from agency.sign_in import HashingSlots, SignInGuard, SignInLimits
 from agency.config import Settings
 from agency.db import Database, open_database
 from agency.migrations import prepare_schema
@@ -21,7 +23,7 @@ from agency.notify.notices import RefusalNotices
 from agency.query.matcher import QueryMatcher
 from agency.query.jobs import QueryIntake, QueryRunner
 from agency.templating import make_environment
-from agency.deposit.validation import DepositValidator, SchemaCatalog
+from agency.deposit.validation import DepositValidator, MarkupLimits, SchemaCatalog
 from agency.deposit.runner import DepositRunner
 from agency.runtime.worker import Worker
 
@@ -37,6 +39,7 @@ class Agency:
     templates: object
     mail: MailSender
     queries: QueryIntake | None = None
+    sign_in: SignInGuard = field(default_factory=SignInGuard)
     callbacks: CallbackSender | None = None
     url_updates: object | None = None  # agency.admin.url_updates.UrlUpdateIntake
     aliases: object | None = None  # agency.admin.aliases.AliasFiles
@@ -155,8 +158,10 @@ def build_agency(settings: Settings) -> Agency:
     logs = BatchLogs(templates)
     worker = Worker(settings, db, runners={})
     mail = MailSender(settings, db)
+    limits = MarkupLimits(max_attributes_per_element=settings.max_attributes_per_element,
+                          max_children_per_element=settings.max_children_per_element)
     log_ready = deposit_log_ready(settings)
-    intake = DepositIntake(settings, db, DepositValidator(catalog), logs,
+    intake = DepositIntake(settings, db, DepositValidator(catalog, limits), logs,
                            on_refused=_both(RefusalNotices(settings, templates).on_refused, log_ready),
                            on_accepted=lambda sid, records: _hand_over(worker, sid, records))
     worker.runners["deposit"] = DepositRunner(settings, db, logs, on_completed=log_ready)
@@ -164,10 +169,23 @@ def build_agency(settings: Settings) -> Agency:
     queries = QueryIntake(settings, db, intake, matcher, on_accepted=lambda _id: worker.wakeup.set())
     worker.runners["query"] = QueryRunner(settings, db, matcher, templates)
     url_updates = _url_updates(settings, db, intake, logs, templates, worker)
-    return Agency(settings=settings, db=db, passwords=PasswordCheck(settings.password_time_cost),
+    return Agency(settings=settings, db=db, passwords=PasswordCheck(settings.password_time_cost,
+                                                                    slots=hashing_slots(settings)),
                   logs=logs, intake=intake, worker=worker, templates=templates,
                   mail=mail, queries=queries, callbacks=CallbackSender(settings, db), url_updates=url_updates,
-                  aliases=_alias_files(settings, db, intake, logs))
+                  aliases=_alias_files(settings, db, intake, logs), sign_in=sign_in_guard(settings))
+
+
+def sign_in_guard(settings: Settings) -> SignInGuard:
+    return SignInGuard(SignInLimits(failures_per_login=settings.sign_in_failures_per_login,
+                                    failures_per_address=settings.sign_in_failures_per_address,
+                                    window_seconds=settings.sign_in_window_seconds))
+
+
+def hashing_slots(settings: Settings) -> HashingSlots:
+    slots = settings.password_hash_slots or max(1, (os.cpu_count() or 2) // 2)
+    return HashingSlots(slots, settings.password_hash_waiting, settings.password_hash_wait_seconds,
+                        settings.password_hash_niceness)
 
 
 def _both(first, second):

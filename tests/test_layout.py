@@ -70,7 +70,7 @@ def unit_graph() -> dict[str, set[str]]:
 def test_the_package_is_laid_out_by_domain():
     """No flat soup: beside the foundations, entry points and a few domain modules, code lives in packages."""
     top_modules = {p.stem for p in PACKAGE.glob("*.py")} - {"__init__"}
-    assert top_modules <= FOUNDATIONS | ENTRY_POINTS | {"accounts"}, sorted(top_modules)
+    assert top_modules <= FOUNDATIONS | ENTRY_POINTS | {"accounts", "sign_in"}, sorted(top_modules)
     for package in ("deposit", "handles", "metadata", "query", "notify", "runtime", "web", "models"):
         init = PACKAGE / package / "__init__.py"
         assert init.is_file(), package
@@ -117,6 +117,13 @@ def test_the_worker_knows_no_domain():
     """Runners are handed to the generic worker; it imports no deposit or query code."""
     units = {unit_of(m) for m in imported_modules(PACKAGE / "runtime" / "worker.py")}
     assert units <= FOUNDATIONS | {None, "runtime"}, units
+
+
+def test_sign_in_knows_no_agency_module_and_no_web_framework():
+    """The guard is shared by every sign-in path (web, Handle protocol): nothing of agency, no Flask."""
+    source = (PACKAGE / "sign_in.py").read_text()
+    assert not imported_modules(PACKAGE / "sign_in.py")
+    assert "flask" not in source.lower() and "werkzeug" not in source.lower()
 
 
 def test_the_rules_see_a_violation(tmp_path, monkeypatch):

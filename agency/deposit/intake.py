@@ -15,7 +15,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import IO, Callable
 
-from sqlalchemy import func, select
+from lxml import etree
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from agency.accounts import Registrant
@@ -24,12 +25,13 @@ from agency.deposit.batch_files import (
 )
 from agency.config import Settings
 from agency.db import Database
-from agency.deposit.logs import BatchCounts, BatchLogs, Refusal
+from agency.deposit.logs import REFUSED_FILE_COUNTS, BatchLogs, Refusal
 from agency.deposit.extraction import DepositRecord, RecordCollector
-from agency.models import Submission
+from agency.models import Account, Submission
 from agency.models.submissions import PROCESSING, QUEUED, REFUSED
 from agency.models.types import utcnow
-from agency.deposit.validation import DepositValidator, Verdict
+from agency.deposit.validation import DepositValidator, Verdict, hardened_parser_options
+from agency.runtime.storage_errors import OUT_OF_SPACE_MESSAGE, is_out_of_space
 
 SPOOL_CHUNK = 1024 * 1024
 
@@ -57,6 +59,17 @@ class EmptyUpload(IntakeError):
     status = 400
 
 
+class OutOfSpace(IntakeError):
+    """The disk (or the database's storage) is full: nothing was accepted; try later (507 + Retry-After)."""
+
+    status = 507
+    RETRY_AFTER = 300
+
+    def __init__(self) -> None:
+        super().__init__(f"{OUT_OF_SPACE_MESSAGE}: the file was not accepted and nothing was recorded. "
+                         "Send it again later.", retry_after=self.RETRY_AFTER)
+
+
 @dataclass
 class SpooledFile:
     path: Path
@@ -81,15 +94,27 @@ class DepositIntake:
 
     # -- limits -----------------------------------------------------------
     def check_capacity(self, registrant: Registrant) -> None:
-        """Refuse early when the account already has too many unfinished submissions."""
+        """Refuse early (before the upload is read) when the account already has too many unfinished
+        submissions. Only a first look: ``_record`` counts again under the account's lock."""
         with self.db.sessions() as session:
-            pending = session.scalar(select(func.count()).select_from(Submission).where(
-                Submission.account_id == registrant.id, Submission.status.in_((QUEUED, PROCESSING))))
+            self._refuse_when_full(session, registrant)
+
+    def _refuse_when_full(self, session: Session, registrant: Registrant) -> None:
+        pending = session.scalar(select(func.count()).select_from(Submission).where(
+            Submission.account_id == registrant.id, Submission.status.in_((QUEUED, PROCESSING))))
         if pending >= self.settings.max_pending_per_account:
             raise TooManyPending(
                 f"{pending} submissions of this account are still queued or processing "
                 f"(at most {self.settings.max_pending_per_account}); retry when some have completed.",
                 retry_after=30)
+
+    def _lock_account(self, session: Session, registrant: Registrant) -> None:
+        """Hold the account's row until commit, so counting and inserting pending submissions is one step.
+
+        A no-op update takes the row lock on PostgreSQL and the database's write lock on SQLite;
+        simultaneous deposits of one account queue here instead of all counting the same number."""
+        session.execute(update(Account).where(Account.id == registrant.id).values(id=Account.id)
+                        .execution_options(synchronize_session=False))
 
     def spool(self, source: IO[bytes]) -> SpooledFile:
         """Copy an upload to disk, fsynced, refusing it once it passes the size limit."""
@@ -135,14 +160,21 @@ class DepositIntake:
                 operation: str = "doMDUpload") -> tuple[Submission, Verdict]:
         """Store, validate and record one deposit file; returns the submission and the verdict."""
         self.check_capacity(registrant)
-        spooled = self.spool(source)
         try:
-            streamed = RecordCollector()
-            verdict = self.validator.check(spooled.path, body_items=streamed)
-            records = streamed.records if verdict.accepted else None
-            submission = self._record(registrant, spooled, file_name, operation, verdict)
-        finally:
-            spooled.path.unlink(missing_ok=True)
+            spooled = self.spool(source)
+            try:
+                streamed = RecordCollector()
+                verdict = self.validator.check(spooled.path, body_items=streamed)
+                records = streamed.records if verdict.accepted else None
+                submission = self._record(registrant, spooled, file_name, operation, verdict)
+            finally:
+                spooled.path.unlink(missing_ok=True)
+        except IntakeError:
+            raise
+        except Exception as exc:
+            if is_out_of_space(exc):
+                raise OutOfSpace() from exc
+            raise
         if verdict.accepted and self.on_accepted:
             # An in-process worker may take these records instead of parsing the file
             # again; the file stays the durable source should this process die.
@@ -153,6 +185,9 @@ class DepositIntake:
                 verdict: Verdict) -> Submission:
         now = utcnow()
         with self.db.transaction() as session:
+            if verdict.accepted:
+                self._lock_account(session, registrant)
+                self._refuse_when_full(session, registrant)
             submission = Submission(
                 account_id=registrant.id, kind="deposit", operation=operation,
                 status=QUEUED if verdict.accepted else REFUSED,
@@ -179,7 +214,22 @@ class DepositIntake:
         submission.refusal_kind = refusal.kind
         submission.refusal = refusal.to_json()
         submission.completed_at = now
+        if submission.doi_batch_id is None:  # the log names the batch whenever the file lets us read it
+            stored = submission_path(self.settings.batch_dir, submission.storage_path, BATCH_FILE)
+            submission.doi_batch_id = readable_batch_id(stored)
         log_path = submission_path(self.settings.batch_dir, submission.storage_path, LOG_FILE)
-        self.logs.write(log_path, submission, [], BatchCounts(), refusal)
+        self.logs.write(log_path, submission, [], REFUSED_FILE_COUNTS, refusal)
         if self.on_refused:
             self.on_refused(session, submission, registrant)
+
+
+def readable_batch_id(path: Path) -> str | None:
+    """The ``doi_batch_id`` of a refused file, if it can be read before the file goes wrong."""
+    try:
+        with open(path, "rb") as fh:
+            for _event, element in etree.iterparse(fh, events=("end",), tag="{*}doi_batch_id",
+                                                   **hardened_parser_options()):
+                return (element.text or "").strip()[:255] or None
+    except (etree.XMLSyntaxError, OSError):
+        return None
+    return None

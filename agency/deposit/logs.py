@@ -35,6 +35,10 @@ class BatchCounts:
 
 
 
+# A refused file's log counts it as one failed record, as Crossref's whole-file rejection does.
+REFUSED_FILE_COUNTS = BatchCounts(record_count=1, success_count=0, warning_count=0, failure_count=1)
+
+
 @dataclass(frozen=True)
 class Refusal:
     kind: str
@@ -47,8 +51,41 @@ class Refusal:
         return cls(submission.refusal_kind or "invalid", raw.get("summary", ""),
                    [XmlIssue(**issue) for issue in raw.get("issues", [])])
 
+    @property
+    def message(self) -> str:
+        """The reason in one line, as Crossref's whole-file rejection puts it in <msg>: the summary
+        and the first error with its line, column and element path."""
+        if not self.issues:
+            return self.summary + "."
+        more = len(self.issues) - 1
+        return (f"{self.summary}: {self.issues[0]}"
+                + (f" (and {more} more error{'s' if more > 1 else ''}; see <refusal>)" if more > 0 else ""))
+
     def to_json(self) -> str:
         return json.dumps({"summary": self.summary, "issues": [i.as_dict() for i in self.issues]})
+
+
+@dataclass(frozen=True)
+class StoppedDiagnostic:
+    """The one Failure a poller sees for a submission that stopped as failed (no DOI: the batch's)."""
+
+    message: str
+    status: str = "Failure"
+    doi: str = ""
+
+
+def stopped_batch(submission: Submission) -> tuple[StoppedDiagnostic, BatchCounts]:
+    """The extra Failure line of a failed submission's log, and counts that include it.
+
+    Crossref-style pollers read ``failure_count`` and the record diagnostics; a failed
+    submission must show a failure there, never pass for a completed batch."""
+    reason = submission.failure_reason or "Processing failed."
+    message = (f"Processing of this batch stopped after {submission.records_done} record(s): {reason} "
+               f"Records after that were not registered. The agency has been told; the submission "
+               f"({submission.id}) can be retried by the operator, or the file deposited again.")
+    counts = BatchCounts.of(submission)
+    return StoppedDiagnostic(message), BatchCounts(counts.record_count + 1, counts.success_count,
+                                                   counts.warning_count, counts.failure_count + 1)
 
 
 class BatchLogs:
@@ -70,12 +107,16 @@ class BatchLogs:
               counts: BatchCounts, refusal: Refusal | None = None) -> None:
         """Write the completed log atomically (temp file, fsync, rename)."""
         tmp = path.with_name(path.name + ".part")
-        with open(tmp, "w", encoding="utf-8") as fh:
-            for chunk in self.chunks(submission, "completed", diagnostics, counts, refusal):
-                fh.write(chunk)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
+        try:
+            with open(tmp, "w", encoding="utf-8") as fh:
+                for chunk in self.chunks(submission, "completed", diagnostics, counts, refusal):
+                    fh.write(chunk)
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.replace(tmp, path)
+        except BaseException:
+            tmp.unlink(missing_ok=True)  # a full disk must not keep half a log as well
+            raise
 
 
 class _Unknown:

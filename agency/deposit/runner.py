@@ -71,12 +71,20 @@ class DepositRunner:
         return self._finished.pop(submission_id, None)
 
     def run_slice(self, submission_id: int, owner: str) -> bool:
-        with self.db.sessions() as session:
-            submission = session.get(Submission, submission_id)
-            batch = self._batch_for(session, submission)
-        return run_in_chunks(self.settings, batch.records,
-                             lambda chunk: self._register_chunk(submission_id, owner, batch, chunk),
-                             lambda: self._finish(submission_id, owner, batch))
+        try:
+            with self.db.sessions() as session:
+                submission = session.get(Submission, submission_id)
+                batch = self._batch_for(session, submission)
+            return run_in_chunks(self.settings, batch.records,
+                                 lambda chunk: self._register_chunk(submission_id, owner, batch, chunk),
+                                 lambda: self._finish(submission_id, owner, batch))
+        except BaseException:
+            # Nothing read in a failed slice may outlive it: a record stream that raised is
+            # exhausted, and reusing it would end the batch early as if it were complete.
+            # The next claim starts again from the file and the last committed chunk.
+            self._open.pop(submission_id, None)
+            self._primed.pop(submission_id, None)
+            raise
 
     def _batch_for(self, session: Session, submission: Submission) -> _OpenBatch:
         batch = self._open.get(submission.id)

@@ -8,6 +8,7 @@ errors a person can act on: line, column, element path and message.
 from __future__ import annotations
 
 import json
+import re
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,6 +28,7 @@ MALFORMED = "malformed"  # not well-formed XML: 400
 HOSTILE = "hostile"  # DTDs, entities: 400
 INVALID = "invalid"  # breaks the schema: 422
 UNSUPPORTED = "unsupported"  # a format we do not take (yet): 422
+OVER_LIMITS = "over_limits"  # markup too dense to read within the stated memory bounds: 413
 
 
 @dataclass(frozen=True)
@@ -87,6 +89,7 @@ class Verdict:
             HOSTILE: "The file uses XML features that are refused for safety",
             INVALID: "The file does not conform to the deposit schema",
             UNSUPPORTED: "The file is not a deposit format this agency takes",
+            OVER_LIMITS: "The file's markup exceeds a limit this agency sets to bound memory",
         }
         return titles.get(self.kind or "", "Accepted")
 
@@ -248,11 +251,112 @@ def _with_readable_path(tree: etree._ElementTree, issue: XmlIssue) -> XmlIssue:
     return XmlIssue(issue.message, issue.line, issue.column, "/" + "/".join(reversed(steps)))
 
 
+@dataclass(frozen=True)
+class MarkupLimits:
+    """Bounds on markup inside one element, so that memory is bounded by limits, not by the input.
+
+    libxml2 builds each body item as a tree; one element with hundreds of thousands of
+    attributes or millions of children costs hundreds of MB for a few MB of input. Text
+    is bounded by libxml2 itself (10,000,000 bytes per text node, ``huge_tree`` off).
+    Counting every element in Python would slow every deposit down 2-3 times, so the
+    exact count runs only on files with a dense window: more than ``dense_fraction``
+    markup characters ('<' or '=') per byte in some ``window_bytes`` of the file. Real
+    deposits stay under 0.05; a denser stretch shorter than a window holds too few
+    nodes to matter (at most window_bytes / 2 of them).
+    """
+
+    max_attributes_per_element: int = 256
+    max_children_per_element: int = 100_000
+    dense_fraction: float = 0.1
+    window_bytes: int = 1024 * 1024
+
+
+# A stretch between two '<' longer than this may hold a start tag with very many attributes
+# ('<' cannot occur inside an attribute value): such stretches are counted before libxml2,
+# which would build every attribute of the tag before lxml could look at it.
+LONG_STRETCH_BYTES = 64 * 1024
+_LONG_STRETCH = re.compile(rb"<[^<]{%d,}" % LONG_STRETCH_BYTES)
+_ATTRIBUTE = re.compile(rb"""\s[^\s<>="']+\s*=\s*(?:"[^"]*"|'[^']*')""")
+
+
+def _scan_raw_markup(path: Path, limits: MarkupLimits) -> bool:
+    """One pass over the bytes at C speed: refuse a start tag over the attribute limit before
+    libxml2 builds it; say whether some window is dense enough to need the exact count."""
+    dense, carry = False, b""
+    with open(path, "rb") as fh:
+        while chunk := fh.read(limits.window_bytes):
+            threshold = limits.dense_fraction * len(chunk)
+            whole_window = len(chunk) == limits.window_bytes or fh.tell() == len(chunk)  # not a file's short tail
+            if not dense and whole_window and (chunk.count(b"<") > threshold or chunk.count(b"=") > threshold):
+                dense = True
+            text = carry + chunk
+            last_open = text.rfind(b"<")
+            for stretch in _LONG_STRETCH.finditer(text, 0, last_open if last_open > 0 else len(text)):
+                _refuse_many_attributes(stretch.group(), limits)
+            # The open stretch at the end continues in the next chunk.
+            carry = text[last_open:] if last_open >= 0 else text
+            if len(carry) > LONG_STRETCH_BYTES and carry.count(b"=") > limits.max_attributes_per_element:
+                _refuse_many_attributes(carry, limits)
+            if len(carry) > 2 * limits.window_bytes:  # a long text with few attributes: keep memory flat
+                carry = carry[:LONG_STRETCH_BYTES]
+    if carry:
+        _refuse_many_attributes(carry, limits)
+    return dense
+
+
+def _refuse_many_attributes(stretch: bytes, limits: MarkupLimits) -> None:
+    found = 0
+    for found, _match in enumerate(_ATTRIBUTE.finditer(stretch), start=1):
+        if found > limits.max_attributes_per_element:
+            name = stretch[1:].split(None, 1)[0][:64].decode("utf-8", "replace") if len(stretch) > 1 else "?"
+            raise RefusedFile(OVER_LIMITS, [XmlIssue(
+                f"Element <{name}> has more than {limits.max_attributes_per_element} attributes, the most "
+                "accepted on one element (AGENCY_MAX_ATTRIBUTES_PER_ELEMENT).")])
+
+
+def check_markup_limits(path: Path, limits: MarkupLimits) -> None:
+    """Refuse (OVER_LIMITS) a file with an element over the attribute or children limit.
+
+    Streams with flat memory: each element is cleared when it ends and only a count per
+    open element is kept."""
+    if not _scan_raw_markup(path, limits):
+        return
+    open_children: list[int] = [0]
+    try:
+        with open(path, "rb") as fh:
+            for event, element in etree.iterparse(fh, events=("start", "end"), **hardened_parser_options()):
+                if event == "end":
+                    open_children.pop()
+                    element.clear()
+                    parent = element.getparent()
+                    if parent is not None:
+                        while element.getprevious() is not None:
+                            del parent[0]
+                    continue
+                name = local_name(element.tag)
+                if len(element.attrib) > limits.max_attributes_per_element:
+                    raise RefusedFile(OVER_LIMITS, [XmlIssue(
+                        f"Element <{name}> has {len(element.attrib)} attributes; at most "
+                        f"{limits.max_attributes_per_element} are accepted on one element "
+                        "(AGENCY_MAX_ATTRIBUTES_PER_ELEMENT).", line=element.sourceline)])
+                open_children[-1] += 1
+                if open_children[-1] > limits.max_children_per_element:
+                    parent = element.getparent()
+                    raise RefusedFile(OVER_LIMITS, [XmlIssue(
+                        f"Element <{local_name(parent.tag) if parent is not None else '?'}> has more than "
+                        f"{limits.max_children_per_element} child elements; that is the most accepted in one "
+                        "element (AGENCY_MAX_CHILDREN_PER_ELEMENT).", line=element.sourceline)])
+                open_children.append(0)
+    except etree.XMLSyntaxError:
+        return  # not well-formed: the validation proper says where
+
+
 class DepositValidator:
     """Validates deposit files against our schemas, streaming when files are large."""
 
-    def __init__(self, catalog: SchemaCatalog) -> None:
+    def __init__(self, catalog: SchemaCatalog, limits: MarkupLimits | None = None) -> None:
         self.catalog = catalog
+        self.limits = limits or MarkupLimits()
 
     def check(self, path: Path, body_items: BodyItemSink | None = None) -> Verdict:
         """Validate ``path`` in one streaming pass; ``body_items``, if given, sees each child
@@ -270,6 +374,7 @@ class DepositValidator:
         except RefusedFile:
             _check_well_formed(path)  # a parse error is the more useful thing to report
             raise
+        check_markup_limits(path, self.limits)
         schema = self.catalog.schema_for(namespace)
         rules = ContributorRoleRules.for_namespace(namespace)  # XSD 1.1 rules libxml2 cannot check
         try:

@@ -1,13 +1,18 @@
 """DOI name syntax: what a DOI must look like, its case-folded key, its prefix.
 
-DOI names are case-insensitive (ASCII case folding, as the DOI system and
-Handle.Net servers do it: "ü" stays "ü"); the key upper-cases ASCII letters so look-ups and uniqueness ignore case while the
-registrant's own spelling is kept for display.
+DOI names are case-insensitive for ASCII letters only, as Handle servers and the
+DOI system fold them: the key upper-cases a-z and leaves every other character
+alone (``10.5555/x-straße`` and ``10.5555/X-STRASSE`` are two DOIs, ``ﬁ`` is not
+``FI``), so look-ups and uniqueness ignore ASCII case while the registrant's own
+spelling is kept for display. Keys stored before this rule (full Unicode upper
+case) are brought in line by ``handles.store.rekey_stored_names`` (``agency
+handles rekey``).
 """
 
 from __future__ import annotations
 
 import re
+import unicodedata
 from urllib.parse import urlsplit
 
 MAX_DOI_LENGTH = 2048
@@ -22,8 +27,19 @@ _ASCII_UPPER = str.maketrans("abcdefghijklmnopqrstuvwxyz", "ABCDEFGHIJKLMNOPQRST
 
 
 def doi_key(doi: str) -> str:
-    """The look-up key of a DOI or handle: ASCII letters upper-cased, everything else as given."""
+    """The case-folded key: ASCII letters upper-cased, nothing else changed."""
     return doi.upper() if doi.isascii() else doi.translate(_ASCII_UPPER)
+
+
+def format_character(text: str) -> str | None:
+    """The first invisible formatting character in ``text`` (Unicode category Cf: bidi controls,
+    zero-width joiners and spaces, soft hyphen, BOM), described as "U+200D ZERO WIDTH JOINER"."""
+    if text.isascii():
+        return None
+    for char in text:
+        if unicodedata.category(char) == "Cf":
+            return f"U+{ord(char):04X} {unicodedata.name(char, 'FORMAT CHARACTER')}"
+    return None
 
 
 def doi_prefix(doi: str) -> str:
@@ -40,6 +56,10 @@ def doi_problem(doi: str) -> str | None:
         return "DOI contains a control character"
     if _SPACE.search(doi):
         return "DOI contains white space"
+    invisible = format_character(doi)
+    if invisible:
+        return (f"DOI contains an invisible formatting character ({invisible}); such characters make "
+                "DOIs that look alike but differ. Remove it")
     if not _DOI.match(doi):
         return "DOI must have the form 10.<digits>[.<digits>...]/<suffix>"
     return None

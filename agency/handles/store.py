@@ -502,3 +502,39 @@ class KeyList:
 
 
 _KEY_TABLES: dict[str, RowsTable] = {}  # one per dialect: built once, and SQLAlchemy's cache then knows it
+
+
+def rekey_stored_names(session: Session) -> int:
+    """Bring keys stored under the old rule (full Unicode upper case) in line with ``doi_key``
+    (ASCII letters only); returns how many names were re-keyed.
+
+    Only names with non-ASCII characters can have changed, and no two stored names can
+    meet under the new key (the new rule folds less than the old one). Each row is copied
+    under its new key, its dependants moved over, and the old row deleted, so foreign keys
+    hold throughout. Run once after upgrading (``agency handles rekey``); safe to run again.
+    """
+    from agency.models import MetadataRecord, MetadataResource
+
+    moved = _rekey_table(session, Handle.__table__, "key", "name", _referring(Handle.__table__))
+    moved += _rekey_table(session, MetadataRecord.__table__, "doi_key", "doi", _referring(MetadataRecord.__table__))
+    moved += _rekey_table(session, MetadataResource.__table__, "doi_key", "doi", [])
+    return moved
+
+
+def _referring(table) -> list:
+    """Every (table, column) whose foreign key points at ``table``: values, aliases, withdrawals, resets..."""
+    return [(other, fk.parent.name) for other in table.metadata.tables.values()
+            for fk in other.foreign_keys if fk.column.table is table]
+
+
+def _rekey_table(session: Session, table, key_column: str, name_column: str, dependants) -> int:
+    key, name = table.c[key_column], table.c[name_column]
+    stale = [(old, doi_key(spelling)) for old, spelling in session.execute(select(key, name))
+             if not old.isascii() and doi_key(spelling) != old]
+    for old, new in stale:
+        row = dict(session.execute(select(table).where(key == old)).mappings().one())
+        session.execute(table.insert().values({**row, key_column: new}))
+        for dependant, column in dependants:
+            session.execute(dependant.update().where(dependant.c[column] == old).values({column: new}))
+        session.execute(delete(table).where(key == old))
+    return len(stale)

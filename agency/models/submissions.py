@@ -11,6 +11,9 @@ from agency.models.base import Base
 from agency.models.types import UTCDateTime, utcnow
 
 QUEUED, PROCESSING, COMPLETED, REFUSED = "queued", "processing", "completed", "refused"
+# Accepted, but processing kept failing (unreadable file, ...): stopped with its reason until
+# the operator retries it (`agency submissions retry ID`). Never reported as completed.
+FAILED = "failed"
 
 
 class Submission(Base):
@@ -48,13 +51,17 @@ class Submission(Base):
     lease_owner: Mapped[str | None] = mapped_column(String(128))
     lease_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     last_slice_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Slices that raised (reset by a retry), when the next may start, and the last reason.
+    attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    retry_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    failure_reason: Mapped[str | None] = mapped_column(Text)
     # Metadata database load (issue: MDDB): pending | indexed | failed.
     index_status: Mapped[str | None] = mapped_column(String(16))
     indexed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     @property
     def is_finished(self) -> bool:
-        return self.status in (COMPLETED, REFUSED)
+        return self.status in (COMPLETED, REFUSED, FAILED)
 
 
 class RecordResult(Base):

@@ -22,6 +22,8 @@ import functools
 import logging
 import os
 import socket
+import subprocess
+import sys
 import threading
 import time
 import uuid
@@ -35,7 +37,7 @@ from sqlalchemy import or_, update
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
-from agency.config import Settings
+from agency.config import Settings, settings_environment
 from agency.db import Database, conflict_insert
 from agency.models import JobLock, JobRun
 from agency.models.types import utcnow
@@ -156,14 +158,39 @@ def missed_since(settings: Settings, last_started: datetime | None, now: datetim
     return due is not None and due <= now
 
 
+MDDB_CHILD_NICENESS = 10
+
+
 def run_mddb_job(agency) -> None:
-    """The scheduled load: runs ``agency.mddb.run()``, which skips when another process is loading."""
+    """The scheduled load: ``agency.mddb.run()``, which skips when another process is loading.
+
+    By default in a child process (``agency mddb load``) at lower CPU priority: the load is
+    CPU-bound Python and lxml, and inside the web process it would take the GIL from the
+    request threads for as long as it runs."""
+    if agency.settings.mddb_in_child_process:
+        run_mddb_child(agency.settings)
+        return
     try:
         report = agency.mddb.run()
     except Exception:
         log.exception("metadata database load failed; the next run retries it")
         return
     log.info("metadata database load: %s", report.summary())
+
+
+def run_mddb_child(settings: Settings) -> int:
+    """Run ``agency mddb load`` as a child process with these settings; its exit status."""
+    env = {**os.environ, **settings_environment(settings)}
+    child = subprocess.run([sys.executable, "-m", "agency.cli", "mddb", "load"], env=env,
+                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                           preexec_fn=lambda: os.nice(MDDB_CHILD_NICENESS))
+    tail = child.stdout.strip().splitlines()[-1:] if child.stdout else []
+    if child.returncode in (0, 3):  # loaded, or another process is loading
+        log.info("metadata database load (child process): %s", tail[0] if tail else "done")
+    else:
+        log.error("metadata database load (child process) exited %s; the next run retries it:\n%s",
+                  child.returncode, child.stdout[-4000:])
+    return child.returncode
 
 
 def run_mddb_prompt_job(agency) -> None:

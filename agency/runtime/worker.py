@@ -9,6 +9,12 @@ cannot commit, and a restarted worker resumes after the last committed chunk.
 After each slice the lease is released, and the next claim prefers the
 submission served least recently, so one registrant's huge batch cannot hold
 up another's small one.
+
+A slice that raises is rolled back to the last committed chunk and tried again
+after a back-off that doubles; after ``worker_max_attempts`` such failures the
+submission stops as ``failed`` with its reason, until the operator retries it.
+Running out of disk space backs off the same way but uses up no attempt: the
+batch is not at fault.
 """
 
 from __future__ import annotations
@@ -28,8 +34,9 @@ from sqlalchemy.orm import Session
 from agency.config import Settings
 from agency.db import Database
 from agency.models import Submission
-from agency.models.submissions import PROCESSING, QUEUED
+from agency.models.submissions import FAILED, PROCESSING, QUEUED
 from agency.models.types import utcnow
+from agency.runtime.storage_errors import describe_failure, is_out_of_space
 
 log = logging.getLogger(__name__)
 
@@ -83,6 +90,41 @@ def release(db: Database, submission_id: int, owner: str) -> None:
                         .execution_options(synchronize_session=False))
 
 
+def retry_delay(settings: Settings, attempts: int) -> float:
+    """Seconds before the next try after ``attempts`` failed slices: doubling, capped."""
+    return min(settings.worker_retry_max_seconds,
+               settings.worker_retry_base_seconds * 2 ** max(0, min(attempts, 32) - 1))
+
+
+def record_failure(db: Database, settings: Settings, submission_id: int, owner: str,
+                   exc: BaseException) -> str:
+    """Note a failed slice: back off, or stop the submission as failed once attempts run out.
+
+    Returns the submission's status afterwards. Only the lease holder may write it."""
+    reason = describe_failure(exc)
+    out_of_space = is_out_of_space(exc)
+    with db.transaction() as session:
+        submission = session.get(Submission, submission_id)
+        if submission is None or submission.lease_owner != owner:
+            return submission.status if submission is not None else FAILED
+        attempts = submission.attempts + (0 if out_of_space else 1)
+        delay = settings.worker_retry_max_seconds if out_of_space else retry_delay(settings, attempts)
+        submission.attempts = attempts
+        submission.failure_reason = reason
+        submission.lease_owner = submission.lease_expires_at = None
+        submission.last_slice_at = utcnow()
+        if attempts >= settings.worker_max_attempts:
+            submission.status = FAILED
+            submission.retry_at = None
+            submission.completed_at = utcnow()
+            log.error("submission %s failed after %s attempts: %s", submission_id, attempts, reason)
+        else:
+            submission.retry_at = utcnow() + timedelta(seconds=delay)
+            log.warning("submission %s: slice failed (%s); attempt %s of %s, next in %.0f s", submission_id,
+                        reason, attempts, settings.worker_max_attempts, delay)
+        return submission.status
+
+
 class Worker:
     """Claims runnable submissions of the kinds it has runners for and runs one slice at a time."""
 
@@ -100,6 +142,7 @@ class Worker:
         now = utcnow()
         runnable = and_(
             Submission.kind.in_(list(self.runners)),
+            or_(Submission.retry_at.is_(None), Submission.retry_at <= now),
             or_(Submission.status == QUEUED,
                 and_(Submission.status == PROCESSING,
                      or_(Submission.lease_owner.is_(None), Submission.lease_expires_at < now))))
@@ -133,10 +176,12 @@ class Worker:
         except LostLease as exc:
             log.warning("%s", exc)
             return True
-        except Exception:
-            log.exception("submission %s failed in this slice; it will be retried", submission_id)
-            release(self.db, submission_id, self.worker_id)
-            raise
+        except Exception as exc:
+            log.exception("submission %s failed in this slice", submission_id)
+            record_failure(self.db, self.settings, submission_id, self.worker_id, exc)
+            with self.progress:
+                self.progress.notify_all()
+            return True
         if not finished:
             release(self.db, submission_id, self.worker_id)
         with self.progress:
@@ -168,12 +213,17 @@ class Worker:
         raise TimeoutError("worker still busy")
 
     def run_forever(self, stop: threading.Event) -> None:
+        errors_in_a_row = 0
         while not stop.is_set():
             try:
                 busy = self.run_once()
-            except Exception:
+                errors_in_a_row = 0
+            except Exception as exc:  # the database itself failed (recording a failure, or claiming)
+                errors_in_a_row += 1
                 busy = False
-                stop.wait(1.0)
+                log.exception("worker: cannot claim or record work")
+                stop.wait(self.settings.worker_retry_max_seconds if is_out_of_space(exc)
+                          else retry_delay(self.settings, errors_in_a_row))
             if not busy:
                 self.wakeup.wait(self.settings.worker_poll_seconds)
                 self.wakeup.clear()

@@ -24,13 +24,21 @@ def agency() -> Agency:
 
 
 def check_credentials(login: str | None, password: str | None) -> Registrant | None:
+    """The registrant, or None for wrong credentials; raises ``SignInRefused`` (429/503, answered
+    by the app's error handler) when this login or address is throttled or hashing is saturated."""
     if not login or password is None:
         return None
     from agency.web.operations import note_sign_in
 
     svc = agency()
+    address = request.remote_addr or "unknown"
+    svc.sign_in.check(login, address)
     with svc.db.sessions() as session:
         registrant = authenticate(session, svc.passwords, login, password)
+    if registrant is None:
+        svc.sign_in.failed(login, address)
+    else:
+        svc.sign_in.succeeded(login, address)
     note_sign_in(login, registrant is not None)
     return registrant
 

@@ -89,7 +89,7 @@ OPENAPI_PATHS = {
 }
 
 XML_TYPES = {"application/xml", "text/xml"}
-REFUSAL_STATUS = {"malformed": 400, "hostile": 400, "invalid": 422, "unsupported": 422}
+REFUSAL_STATUS = {"malformed": 400, "hostile": 400, "invalid": 422, "unsupported": 422, "over_limits": 413}
 
 
 def refusal_status(verdict: Verdict) -> int:
@@ -105,7 +105,11 @@ def create() -> Response:
     if mimetype in XML_TYPES:
         source, file_name = request.stream, request.args.get("file_name", "batch.xml")
     elif mimetype == "multipart/form-data":
-        upload = request.files.get("file")
+        uploads = request.files.getlist("file")
+        if len(uploads) > 1:
+            return json_error(400, f"Several files in one upload ({len(uploads)} parts named 'file'); nothing "
+                                   "was processed. Send one file per request.")
+        upload = uploads[0] if uploads else None
         if upload is None:
             return json_error(400, "The multipart body has no part named 'file'.")
         source, file_name = upload.stream, upload.filename or "batch.xml"

@@ -23,6 +23,7 @@ from agency.accounts import Registrant
 from agency.deposit.batch_files import QUERY_RESULT_FILE
 from agency.deposit.intake import IntakeError
 from agency.models import Submission
+from agency.models.submissions import FAILED
 from agency.query.piped_format import QueryTextError, read_query_text
 from agency.query.xml_format import looks_like_xml
 from agency.query.jobs import (
@@ -129,6 +130,9 @@ def query_summary(submission: Submission, session: Session | None = None) -> dic
         "lines_done": submission.records_done,
         "links": subs.links(base_url(), submission),
     }
+    if submission.failure_reason:
+        body["failure" if submission.status == FAILED else "retrying"] = {
+            "reason": submission.failure_reason, "attempts": submission.attempts}
     if submission.is_finished:
         with nullcontext(session) if session is not None else agency().db.sessions() as reading:
             body["counts"] = counts_of(reading, submission.id).as_dict()
@@ -200,6 +204,9 @@ def result(submission_id: int) -> Response:
     submission, error = _owned(submission_id)
     if error:
         return error
+    if submission.status == FAILED:
+        return json_error(409, f"Query job {submission_id} failed: {submission.failure_reason} "
+                               "The operator can retry it, or upload the file again.")
     if not submission.is_finished:
         response = json_error(409, f"Query job {submission_id} is {submission.status}; its result is not "
                                    "ready yet.", status_url=url_for("queries.show", submission_id=submission_id))
@@ -257,7 +264,10 @@ def servlet_query() -> Response:
 
 def _upload_handler(operation: str):
     def handle(registrant: Registrant) -> Response:
-        upload = request.files.get("fname") or request.files.get("mdFile")
+        uploads = servlet.uploaded_files("fname", "mdFile")
+        if len(uploads) > 1:
+            return servlet.failure(400, servlet.several_files_message("fname", uploads))
+        upload = uploads[0] if uploads else None
         if upload is None:
             return servlet.failure(400, "No file: send the query file as multipart/form-data in the part "
                                         "'fname' (or 'mdFile').")
@@ -281,7 +291,7 @@ def download(submission: Submission, kind: str) -> Response:
     svc = agency()
     if kind == "contents":
         return send_file(subs.submission_file(svc, submission, QUERY_FILE), mimetype="text/plain")
-    if not submission.is_finished:
+    if not submission.is_finished or submission.status == FAILED:
         return Response(subs.log_document(svc, submission), mimetype="text/xml")
     return result_file_response(submission)
 

@@ -59,6 +59,17 @@ def _field(*names: str) -> str | None:
     return None
 
 
+def uploaded_files(*names: str) -> list:
+    """Every file part under these names (a client may send several: they must not pass unseen)."""
+    return [upload for name in names for upload in request.files.getlist(name)]
+
+
+def several_files_message(name: str, uploads: list) -> str:
+    return (f"Several files in one upload ({len(uploads)} file parts: "
+            + ", ".join(repr(u.filename or "(no name)") for u in uploads[:5])
+            + f"); nothing was processed. Send one file per request in the part '{name}'.")
+
+
 def page(title: str, status: int, reason: str = "", issues=(), submission: Submission | None = None) -> Response:
     followed = subs.links(base_url(), submission) if submission is not None else {}
     html = render_template(
@@ -89,9 +100,12 @@ def deposit() -> Response:
     if operation not in DEPOSIT_OPERATIONS:
         return failure(400, f"Unknown operation {operation!r}. Supported operations: "
                             + ", ".join((*DEPOSIT_OPERATIONS, *OPERATION_HANDLERS)) + ".")
-    upload = request.files.get("fname") or request.files.get("mdFile")
-    if upload is None:
+    uploads = uploaded_files("fname", "mdFile")
+    if len(uploads) > 1:
+        return failure(400, several_files_message("fname", uploads))
+    if not uploads:
         return failure(400, "No file: send the batch as multipart/form-data in the part 'fname' (or 'mdFile').")
+    upload = uploads[0]
     svc = agency()
     try:
         submission, verdict = svc.intake.receive(registrant, upload.stream, upload.filename or "batch.xml",

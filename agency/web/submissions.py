@@ -14,16 +14,17 @@ from sqlalchemy import and_, or_, select
 from sqlalchemy.orm import Session
 
 from agency.deposit.batch_files import BATCH_FILE, LOG_FILE, submission_path
-from agency.deposit.logs import BatchLogs
+from agency.deposit.logs import BatchLogs, stopped_batch
 from agency.handles.doi_syntax import MAX_DOI_LENGTH
 from agency.handles.store import RecordDiagnostic
 from agency.models import RecordResult, Submission
-from agency.models.submissions import COMPLETED, PROCESSING, QUEUED, REFUSED
+from agency.models.submissions import COMPLETED, FAILED, PROCESSING, QUEUED, REFUSED
 from agency.query.jobs import QUERY_KIND
 from agency.services import Agency
 
 MAX_ID = 2**31 - 1  # ids are INTEGER columns (32-bit on PostgreSQL)
-LOG_STATUS = {QUEUED: "queued", PROCESSING: "in_process", COMPLETED: "completed", REFUSED: "completed"}
+LOG_STATUS = {QUEUED: "queued", PROCESSING: "in_process", COMPLETED: "completed", REFUSED: "completed",
+              FAILED: "completed"}
 
 
 def own_submission(session: Session, account_id: int, submission_id: int, kind: str) -> Submission | None:
@@ -121,6 +122,14 @@ def summary(submission: Submission, base: str = "") -> dict:
         refusal = json.loads(submission.refusal or "{}")
         body["refusal"] = {"kind": submission.refusal_kind, "summary": refusal.get("summary"),
                            "errors": refusal.get("issues", [])}
+    if submission.status == FAILED:
+        body["failure"] = {"reason": submission.failure_reason, "attempts": submission.attempts,
+                           "records_done": submission.records_done,
+                           "what_next": "Nothing after the records done was registered; the operator can retry "
+                                        "this submission, or deposit the file again."}
+    elif submission.failure_reason and not submission.is_finished:
+        body["retrying"] = {"last_error": submission.failure_reason, "attempts": submission.attempts,
+                            "next_attempt_at": submission.retry_at.isoformat() if submission.retry_at else None}
     return body
 
 
@@ -161,8 +170,24 @@ def log_document(svc: Agency, submission: Submission | None) -> str:
     logs: BatchLogs = svc.logs
     if submission is None:
         return logs.render(None, "unknown_submission")
+    if submission.status == FAILED:
+        return _failed_log(svc, submission)
     if submission.is_finished:
         path = submission_file(svc, submission, LOG_FILE)
         if path.exists():
             return path.read_text(encoding="utf-8")
     return logs.render(submission, LOG_STATUS.get(submission.status, "queued"))
+
+
+def _failed_log(svc: Agency, submission: Submission) -> str:
+    """A failed submission's log: the records it did register, then one Failure for the rest.
+
+    Rendered from the database (nothing written: the disk may be what failed)."""
+    stopped, counts = stopped_batch(submission)
+    with svc.db.sessions() as session:
+        rows = session.execute(
+            select(RecordResult.seq, RecordResult.doi, RecordResult.status, RecordResult.message, RecordResult.outcome)
+            .where(RecordResult.submission_id == submission.id).order_by(RecordResult.seq)
+            .execution_options(yield_per=2000))
+        diagnostics = [*(RecordDiagnostic(*row) for row in rows), stopped]
+    return svc.logs.render(submission, "completed", diagnostics, counts)

@@ -7,6 +7,7 @@ import re
 import socket
 import subprocess
 import sys
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -62,6 +63,8 @@ def start_server(env: dict, *args: str, timeout: float = 30) -> LiveServer:
         output.append(line)
         if re.search(r"agency serving on", line):
             break
+    # Keep reading what the server prints: a full pipe would block its logging, and with it every thread.
+    threading.Thread(target=lambda: output.extend(process.stdout), daemon=True).start()
     for _ in range(100):
         try:
             requests.get(url + "/static/style.css", timeout=1)

@@ -74,12 +74,12 @@ def test_odd_real_world_suffixes_resolve(client, registered):
         response = client.get(path_of(doi))
         assert response.status_code == 302, (doi, response.get_data(as_text=True)[:300])
         assert response.headers["Location"] == registered[doi], doi
-        # Any ASCII case, as the DOI system and Handle.Net servers fold it (non-ASCII letters keep theirs).
-        response = client.get(path_of(doi_key(doi)))
+        # Any ASCII case, as the DOI system folds it (ASCII letters only: ü and Ü are different).
+        ascii_upper = doi.translate(str.maketrans("abcdefghijklmnopqrstuvwxyz", "ABCDEFGHIJKLMNOPQRSTUVWXYZ"))
+        response = client.get(path_of(ascii_upper))
         assert response.status_code == 302 and response.headers["Location"] == registered[doi], doi
-        swapped = doi.swapcase()
-        if not doi.isascii():
-            assert client.get(path_of(swapped)).status_code == 404, doi  # "Ü" is another letter than "ü"
+        if not doi.isascii() and doi.upper() != ascii_upper:
+            assert client.get(path_of(doi.upper())).status_code == 404, doi
 
 
 def test_wiley_sici_doi_typed_raw(client, svc):

@@ -180,9 +180,11 @@ def test_scheduler_jobs_and_catch_up_after_a_restart(svc, client, alice):
         restarted.db.engine.dispose()
 
 
-def test_serve_runs_the_scheduled_load_in_process(svc, client, alice, settings):
+@pytest.mark.parametrize("child_process", [True, False], ids=["child-process", "in-process"])
+def test_serve_runs_the_scheduled_load(svc, client, alice, settings, child_process):
     deposit(svc, client, deposit_xml(many("10.5555", 2)))
-    running = build_agency(settings.replace(run_scheduler=True, run_worker=False, mddb_interval_minutes=60))
+    running = build_agency(settings.replace(run_scheduler=True, run_worker=False, mddb_interval_minutes=60,
+                                            mddb_in_child_process=child_process))
     running.start_background()
     try:
         deadline = time.monotonic() + 30

@@ -48,7 +48,8 @@ def test_refused_servlet_deposit_emails_the_errors_with_the_log(svc, alice, clie
     assert row.key == f"refused-{submission_id}"
     [message] = delivered(svc)
     assert message["To"] == "press@example.org"  # the batch head's address, not the account's
-    assert message["Subject"] == f"Deposit refused: refused.xml, submission {submission_id}"
+    # The batch id is read from the refused file when it gets that far (as the log gives it).
+    assert message["Subject"] == f"Deposit refused: refused.xml (batch b-42), submission {submission_id}"
     text = message.get_body(("plain",)).get_content()
     assert "The file does not conform to the deposit schema." in text
     assert "line 8" in text and "bogus" in text and "This element is not expected" in text

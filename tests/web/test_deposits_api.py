@@ -161,6 +161,12 @@ def test_malformed_xml_is_400_with_line_and_column_and_is_recorded(client, alice
     log = parse_valid_log(client.get(f"/v1/deposits/{body['submission_id']}/log", headers=ALICE).data)
     assert log.find("refusal").get("kind") == "malformed"
     assert log.find("refusal/error").get("line") == str(error["line"])
+    # As Crossref writes a whole-file rejection: one Failure, no DOI, the reason with its position.
+    assert log.get("status") == "completed" and log.findtext("batch_id") == "batch-1"
+    ((status, doi, message),) = log_records(log)
+    assert status == "Failure" and not doi
+    assert message.startswith("The file is not well-formed XML: ") and f"line {error['line']}" in message
+    assert log_counts(log) == {"record_count": 1, "success_count": 0, "warning_count": 0, "failure_count": 1}
 
 
 def test_schema_invalid_is_422_with_every_error(client, alice):
@@ -243,3 +249,22 @@ def test_a_query_job_is_not_a_deposit(client, alice, svc):
     job = response.get_json()["submission_id"]
     assert client.get(f"/v1/deposits/{job}", headers=ALICE).status_code == 404
     assert client.get("/v1/deposits", headers=ALICE).get_json()["submissions"] == []
+
+
+def test_schema_refusal_log_reads_as_crossref_whole_file_rejection(client, alice):
+    bad = deposit_xml(many("10.5555", 2), batch_id="bad-schema").replace(b"<year>2024</year></publication_date>\n        <pages>",
+                                                                          b"<year>20x4</year></publication_date>\n        <pages>")
+    body = client.post("/v1/deposits", data=bad, headers=ALICE).get_json()
+    log = parse_valid_log(client.get(f"/v1/deposits/{body['submission_id']}/log", headers=ALICE).data)
+    assert log.findtext("batch_id") == "bad-schema"  # readable although the schema refused the file
+    ((status, doi, message),) = log_records(log)
+    assert (status, doi) == ("Failure", None) or (status, doi) == ("Failure", "")
+    assert "line " in message and "/doi_batch/body/journal" in message and "year" in message
+    assert "more error" in message
+    assert log_counts(log)["failure_count"] == 1 and len(log.findall("refusal/error")) >= 2
+
+
+def test_unreadable_batch_id_is_left_out(client, alice):
+    body = client.post("/v1/deposits", data=b"<doi_batch><head><doi_batch", headers=ALICE).get_json()
+    log = parse_valid_log(client.get(f"/v1/deposits/{body['submission_id']}/log", headers=ALICE).data)
+    assert log.find("batch_id") is None and len(log_records(log)) == 1
