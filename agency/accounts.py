@@ -134,11 +134,16 @@ def add_prefix(session: Session, account: Account, prefix: str) -> None:
 
 
 def authenticate(session: Session, passwords: PasswordCheck, login: str, password: str) -> Registrant | None:
-    """The registrant for these credentials, or None; timing does not reveal which part was wrong."""
+    """The registrant for these credentials, or None; timing does not reveal which part was wrong.
+
+    A disabled account is None too, whatever the password: it authenticates nowhere.
+    """
     account = session.scalar(
         select(Account).where(Account.login == login).options(selectinload(Account.prefixes))
     )
     if not passwords.verify(account.password_hash if account else None, password):
+        return None
+    if account.disabled_at is not None:
         return None
     return _registrant(account)
 

@@ -76,6 +76,12 @@ class Settings:
     query_max_line_chars: int = setting(2000, "longest accepted query line")
     # Password hashing cost (argon2 time_cost); lower only in tests.
     password_time_cost: int = setting(3, "argon2 time cost of password hashes")
+    # Administration (accounts, prefixes, title records, transfers, export/import).
+    operator: str = setting("", "the operator named in the audit trail for CLI changes (empty: the login running it)")
+    transfers_auto: bool = setting(False, "complete a transfer as soon as both parties consented (else an operator "
+                                          "completes it)")
+    archive_max_bytes: int = setting(2 * 1024 ** 3, "largest prefix archive `agency import` reads (bytes, unpacked)")
+    archive_max_entries: int = setting(1_000_000, "most files in a prefix archive `agency import` reads")
 
     @property
     def effective_database_url(self) -> str:
