@@ -10,6 +10,7 @@ import threading
 from dataclasses import dataclass, field
 
 from agency.accounts import PasswordCheck
+from agency.admin.titles import TitleGuard
 from agency.config import Settings
 from agency.db import Database, open_database
 from agency.deposit.logs import BatchLogs
@@ -107,7 +108,7 @@ def build_agency(settings: Settings) -> Agency:
     intake = DepositIntake(settings, db, DepositValidator(catalog), logs,
                            on_refused=RefusalNotices(settings, templates).on_refused,
                            on_accepted=lambda sid, records: _hand_over(worker, sid, records))
-    worker.runners["deposit"] = DepositRunner(settings, db, logs)
+    worker.runners["deposit"] = DepositRunner(settings, db, logs, checks=TitleGuard())
     matcher = QueryMatcher(db)
     queries = QueryIntake(settings, db, intake, matcher, on_accepted=lambda _id: worker.wakeup.set())
     worker.runners["query"] = QueryRunner(settings, db, matcher, templates)
