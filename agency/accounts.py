@@ -8,7 +8,7 @@ import re
 import secrets
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
@@ -38,6 +38,7 @@ class Registrant:
     login: str
     email: str
     prefixes: frozenset[str]
+    elsewhere: dict = field(default_factory=dict, compare=False)  # prefix -> the agency now serving it
 
     def owns_prefix(self, prefix: str) -> bool:
         return prefix.lower() in self.prefixes
@@ -98,6 +99,7 @@ def _registrant(account: Account) -> Registrant:
         login=account.login,
         email=account.email,
         prefixes=frozenset(p.prefix for p in account.prefixes),
+        elsewhere={p.prefix: p.served_elsewhere for p in account.prefixes if p.served_elsewhere},
     )
 
 

@@ -203,11 +203,13 @@ def _operator(args):
 
 def _admin_change(change) -> int:
     """Run an administrative change (a function of the session) in one transaction and print what it did."""
+    from agency.admin.transfers import TransferError
+
     svc = build_agency(load_settings())
     try:
         with svc.db.transaction() as session:
             changes = change(svc, session)
-    except AccountError as exc:
+    except (AccountError, TransferError) as exc:
         print(f"agency: {exc}", file=sys.stderr)
         return 2
     for done in changes if isinstance(changes, list) else [changes]:
@@ -338,11 +340,62 @@ def add_admin_commands(sub, accounts) -> None:
         parser.set_defaults(func=cmd_accounts_change)
     add_prefix_commands(sub.add_parser("prefixes", help="DOI prefixes and their owners").add_subparsers(
         dest="action", required=True), reasoned)
+    add_transfer_commands(sub, reasoned)
     audit = sub.add_parser("audit", help="print the audit trail, oldest first")
     audit.add_argument("--subject", help="e.g. account:press, prefix:10.5555, transfer:3, or a kind ending in ':'")
     audit.add_argument("--since", type=_since, help="ISO date or time (UTC unless it says otherwise)")
     audit.add_argument("--limit", type=int, default=1000)
     audit.set_defaults(func=cmd_audit)
+
+
+def cmd_transfers(args) -> int:
+    from agency.admin import transfers
+
+    actor = _operator(args)
+    if args.action == "list":
+        svc = build_agency(load_settings())
+        with svc.db.sessions() as session:
+            rows = transfers.list_transfers(session, status=args.status)
+        for row in rows:
+            print(row.line())
+        if not rows:
+            print("no transfers")
+        return 0
+    if args.action == "open":
+        return _admin_change(lambda svc, s: transfers.open_transfer(
+            s, actor, args.to, from_login=args.from_login, dois=args.doi or None, title=args.title,
+            prefix=args.prefix))
+    if args.action == "consent":
+        return _admin_change(lambda svc, s: transfers.consent(s, actor, args.transfer_id, args.account,
+                                                              auto_complete=svc.settings.transfers_auto))
+    change = transfers.complete if args.action == "complete" else transfers.withdraw
+    return _admin_change(lambda svc, s: change(s, actor, args.transfer_id, args.reason))
+
+
+def add_transfer_commands(sub, reasoned) -> None:
+    """`agency transfers open|consent|complete|withdraw|list` (DOI Handbook 9.1.5)."""
+    transfers = sub.add_parser("transfers", help="move DOIs between registrants").add_subparsers(
+        dest="action", required=True)
+    opening = reasoned(transfers.add_parser("open", help="open a transfer of DOIs, a title or a prefix"))
+    opening.add_argument("--from", dest="from_login", required=True, help="the account giving the DOIs")
+    opening.add_argument("--to", required=True, help="the account receiving them")
+    what = opening.add_mutually_exclusive_group(required=True)
+    what.add_argument("--doi", action="append", help="a DOI (repeatable)")
+    what.add_argument("--title", help="every DOI of the title record with this ISSN/ISBN")
+    what.add_argument("--prefix", help="the prefix and every DOI under it")
+    opening.set_defaults(func=cmd_transfers)
+    consent = reasoned(transfers.add_parser("consent", help="record a party's consent (received in writing)"))
+    consent.add_argument("transfer_id", type=int)
+    consent.add_argument("--account", required=True, help="the consenting party")
+    consent.set_defaults(func=cmd_transfers)
+    for action, text in (("complete", "move the DOIs now (both parties have consented)"),
+                         ("withdraw", "call the transfer off; nothing moves")):
+        parser = reasoned(transfers.add_parser(action, help=text))
+        parser.add_argument("transfer_id", type=int)
+        parser.set_defaults(func=cmd_transfers)
+    listing = transfers.add_parser("list", help="transfers, newest first")
+    listing.add_argument("--status", choices=["open", "completed", "withdrawn"])
+    listing.set_defaults(func=cmd_transfers)
 
 
 def add_prefix_commands(prefixes, reasoned) -> None:

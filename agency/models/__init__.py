@@ -9,6 +9,8 @@ from agency.models.metadata import (
 )
 from agency.models.outbox import OutboxMessage
 from agency.models.submissions import RecordResult, Submission
+from agency.models.titles import CitationKey, TitleIdentifier, TitleRecord
+from agency.models.transfers import Transfer, TransferItem
 
 __all__ = [
     "Base",
@@ -27,4 +29,9 @@ __all__ = [
     "OutboxMessage",
     "RecordResult",
     "Submission",
+    "CitationKey",
+    "TitleIdentifier",
+    "TitleRecord",
+    "Transfer",
+    "TransferItem",
 ]

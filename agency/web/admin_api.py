@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 
-from flask import Blueprint, Response, jsonify, request
+from flask import Blueprint, Response, jsonify, request, url_for
 
-from agency.admin.audit import events
+from agency.admin import transfers
+from agency.admin.audit import Actor, events
+from agency.admin.transfers import TransferError
 from agency.web.common import AUTH_REQUIRED, agency, basic_auth_registrant, json_error, list_limit
 
 bp = Blueprint("admin_api", __name__, url_prefix="/v1")
@@ -33,3 +35,85 @@ def audit() -> Response:
     with agency().db.sessions() as session:
         found = [event_json(e) for e in events(session, account_id=registrant.id, since=since, limit=list_limit())]
     return jsonify({"events": found})
+
+
+def _transfer_error(exc: TransferError) -> Response:
+    return json_error(exc.status, str(exc))
+
+
+@bp.post("/transfers")
+def open_transfer() -> Response:
+    """``{"to": LOGIN, "dois": [...]}`` (or ``"title"`` / ``"prefix"``; ``"from"`` when the caller receives)."""
+    registrant = basic_auth_registrant()
+    if registrant is None:
+        return json_error(401, AUTH_REQUIRED)
+    body = request.get_json(silent=True)
+    if not isinstance(body, dict) or not isinstance(body.get("to"), str):
+        return json_error(400, 'Send JSON {"to": LOGIN, "dois": [...]} (or "title": ISSN/ISBN, or "prefix": P).')
+    source = body.get("from", registrant.login)
+    if not isinstance(source, str) or registrant.login not in (source, body["to"]):
+        return json_error(403, "A registrant opens transfers it is a party of (from or to).")
+    svc = agency()
+    try:
+        with svc.db.transaction() as session:
+            done = transfers.open_transfer(session, Actor.account(registrant.login), body["to"], from_login=source,
+                                           dois=body.get("dois"), title=body.get("title"), prefix=body.get("prefix"))
+    except TransferError as exc:
+        return _transfer_error(exc)
+    response = jsonify(done.as_json())
+    response.status_code = 201
+    response.headers["Location"] = url_for("admin_api.show_transfer", transfer_id=done.id)
+    return response
+
+
+@bp.post("/transfers/<int:transfer_id>/consent")
+def consent(transfer_id: int) -> Response:
+    registrant = basic_auth_registrant()
+    if registrant is None:
+        return json_error(401, AUTH_REQUIRED)
+    svc = agency()
+    try:
+        with svc.db.transaction() as session:
+            done = transfers.consent(session, Actor.account(registrant.login), transfer_id, registrant.login,
+                                     auto_complete=svc.settings.transfers_auto)
+    except TransferError as exc:
+        return _transfer_error(exc)
+    return jsonify(done.as_json())
+
+
+@bp.post("/transfers/<int:transfer_id>/withdraw")
+def withdraw(transfer_id: int) -> Response:
+    registrant = basic_auth_registrant()
+    if registrant is None:
+        return json_error(401, AUTH_REQUIRED)
+    try:
+        with agency().db.transaction() as session:
+            done = transfers.withdraw(session, Actor.account(registrant.login), transfer_id)
+    except TransferError as exc:
+        return _transfer_error(exc)
+    return jsonify(done.as_json())
+
+
+@bp.get("/transfers/<int:transfer_id>")
+def show_transfer(transfer_id: int) -> Response:
+    registrant = basic_auth_registrant()
+    if registrant is None:
+        return json_error(401, AUTH_REQUIRED)
+    with agency().db.sessions() as session:
+        try:
+            found = transfers.view(session, transfer_id)
+        except TransferError:
+            found = None
+    if found is None or registrant.login not in (found.from_login, found.to_login):
+        return json_error(404, f"No transfer {transfer_id} for this account.")
+    return jsonify(found.as_json())
+
+
+@bp.get("/transfers")
+def list_transfers() -> Response:
+    registrant = basic_auth_registrant()
+    if registrant is None:
+        return json_error(401, AUTH_REQUIRED)
+    with agency().db.sessions() as session:
+        found = transfers.list_transfers(session, registrant, request.args.get("status"), list_limit())
+    return jsonify({"transfers": [t.as_json() for t in found]})
