@@ -341,6 +341,7 @@ def add_admin_commands(sub, accounts) -> None:
     add_prefix_commands(sub.add_parser("prefixes", help="DOI prefixes and their owners").add_subparsers(
         dest="action", required=True), reasoned)
     add_transfer_commands(sub, reasoned)
+    add_archive_commands(sub, reasoned)
     audit = sub.add_parser("audit", help="print the audit trail, oldest first")
     audit.add_argument("--subject", help="e.g. account:press, prefix:10.5555, transfer:3, or a kind ending in ':'")
     audit.add_argument("--since", type=_since, help="ISO date or time (UTC unless it says otherwise)")
@@ -370,6 +371,47 @@ def cmd_transfers(args) -> int:
                                                               auto_complete=svc.settings.transfers_auto))
     change = transfers.complete if args.action == "complete" else transfers.withdraw
     return _admin_change(lambda svc, s: change(s, actor, args.transfer_id, args.reason))
+
+
+def cmd_export(args) -> int:
+    from agency.admin.archive import ArchiveError, export_prefix
+
+    svc = build_agency(load_settings())
+    try:
+        with svc.db.sessions() as session:
+            counts = export_prefix(session, svc.settings, args.prefix, Path(args.file))
+    except (ArchiveError, AccountError, OSError) as exc:
+        print(f"agency: {exc}", file=sys.stderr)
+        return 2
+    print(f"exported {args.prefix} to {args.file}: " + ", ".join(f"{n} {what}" for what, n in counts.items()))
+    print(f"  then, once the other agency serves it: agency prefixes served-elsewhere {args.prefix} --service NAME")
+    return 0
+
+
+def cmd_import(args) -> int:
+    from agency.admin.archive import ArchiveError, import_prefix
+
+    svc = build_agency(load_settings())
+    try:
+        with svc.db.transaction() as session:
+            report = import_prefix(session, svc.settings, _operator(args), Path(args.file), args.account)
+    except (ArchiveError, AccountError, OSError) as exc:
+        print(f"agency: {exc} (nothing was imported)", file=sys.stderr)
+        return 2
+    print(report.line())
+    return 0
+
+
+def add_archive_commands(sub, reasoned) -> None:
+    """`agency export --prefix P FILE` and `agency import FILE --account LOGIN` (DOI Handbook 9.1.6)."""
+    export = sub.add_parser("export", help="write a prefix's archive: handles, metadata, titles, batch files")
+    export.add_argument("--prefix", required=True)
+    export.add_argument("file")
+    export.set_defaults(func=cmd_export)
+    importing = reasoned(sub.add_parser("import", help="load a prefix archive for an account (checked first)"))
+    importing.add_argument("file")
+    importing.add_argument("--account", required=True)
+    importing.set_defaults(func=cmd_import)
 
 
 def add_transfer_commands(sub, reasoned) -> None:
