@@ -27,6 +27,7 @@ from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from agency.accounts import Registrant
+from agency.admin.audit import Actor, record_event
 from agency.db import bulk_insert, conflict_insert
 from agency.deposit.extraction import DepositRecord, TitleContext
 from agency.handles.doi_syntax import doi_key
@@ -169,6 +170,11 @@ class TitleGuard:
             claimed.update(owners(session, [i for i in missing if i not in inserted]))
             if created is not None and not inserted:
                 session.execute(delete(TitleRecord).where(TitleRecord.id == created.id))
+        if inserted:
+            record_event(session, Actor.account(registrant.login),
+                         "title.create" if created is not None else "title.add-identifier", f"title:{mine.title_id}",
+                         account_id=registrant.id, after={"title": mine.title,
+                                                          "identifiers": sorted(v for _k, v in inserted)})
         return claimed
 
     def after_registration(self, session: Session, registrant: Registrant,

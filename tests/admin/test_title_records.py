@@ -9,6 +9,7 @@ from xml.sax.saxutils import escape
 import pytest
 from sqlalchemy import select
 
+from agency.admin.audit import events
 from agency.admin.titles import TitleGuard, titles_of
 from agency.deposit.extraction import DepositRecord, TitleContext
 from agency.handles.store import find_handle
@@ -41,6 +42,9 @@ def test_first_deposit_creates_the_title_record_and_others_fail_with_crossrefs_w
         [(record, identifiers, owner)] = titles_of(session)
         assert (record.kind, record.title, identifiers, owner) == ("journal", "Journal of Tests", ["1234-5679"],
                                                                    "alice")
+        [event] = events(session, subject=f"title:{record.id}")
+        assert (event.actor, event.action, event.after) == (
+            "account:alice", "title.create", {"title": "Journal of Tests", "identifiers": ["1234-5679"]})
     _, records = deposit(deposit_xml([Article("10.6666/b.1"), Article("10.6666/b.2", first_page="9")],
                                      issn="1234-5679", journal="Stolen Journal"), "bob", "bob-password")
     for r in records:
