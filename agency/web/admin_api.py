@@ -66,32 +66,30 @@ def open_transfer() -> Response:
     return response
 
 
-@bp.post("/transfers/<int:transfer_id>/consent")
-def consent(transfer_id: int) -> Response:
-    registrant = basic_auth_registrant()
-    if registrant is None:
-        return json_error(401, AUTH_REQUIRED)
-    svc = agency()
-    try:
-        with svc.db.transaction() as session:
-            done = transfers.consent(session, Actor.account(registrant.login), transfer_id, registrant.login,
-                                     auto_complete=svc.settings.transfers_auto)
-    except TransferError as exc:
-        return _transfer_error(exc)
-    return jsonify(done.as_json())
-
-
-@bp.post("/transfers/<int:transfer_id>/withdraw")
-def withdraw(transfer_id: int) -> Response:
+def _party_step(step) -> Response:
+    """Run a party's step on a transfer (``step(session, registrant)``) in one transaction, answer its state."""
     registrant = basic_auth_registrant()
     if registrant is None:
         return json_error(401, AUTH_REQUIRED)
     try:
         with agency().db.transaction() as session:
-            done = transfers.withdraw(session, Actor.account(registrant.login), transfer_id)
+            done = step(session, registrant)
     except TransferError as exc:
         return _transfer_error(exc)
     return jsonify(done.as_json())
+
+
+@bp.post("/transfers/<int:transfer_id>/consent")
+def consent(transfer_id: int) -> Response:
+    auto = agency().settings.transfers_auto
+    return _party_step(lambda session, registrant: transfers.consent(
+        session, Actor.account(registrant.login), transfer_id, registrant.login, auto_complete=auto))
+
+
+@bp.post("/transfers/<int:transfer_id>/withdraw")
+def withdraw(transfer_id: int) -> Response:
+    return _party_step(lambda session, registrant: transfers.withdraw(
+        session, Actor.account(registrant.login), transfer_id))
 
 
 @bp.get("/transfers/<int:transfer_id>")
