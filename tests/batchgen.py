@@ -18,7 +18,7 @@ class Article:
 
     def __post_init__(self):
         if not self.first_page:
-            self.first_page = str(1 + zlib.crc32(self.doi.lower().encode()) % 999_983)
+            self.first_page = str(1 + zlib.crc32(self.doi.lower().encode()))
         if not self.url:
             self.url = "https://example.org/articles/" + self.doi.split("/", 1)[-1]
 
