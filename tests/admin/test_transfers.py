@@ -84,7 +84,8 @@ def test_a_transfer_moves_dois_and_the_right_to_update_them(svc, client, deposit
         assert [e.action for e in events(session, subject=f"transfer:{tid}", account_id=bob.id)] == [
             "transfer.open", "transfer.consent", "transfer.consent", "transfer.complete"]
     audit = client.get("/v1/audit", headers=BOB_H).get_json()["events"]
-    assert [e["action"] for e in audit][-1] == "transfer.complete"
+    assert [e["action"] for e in audit if e["subject"] == f"transfer:{tid}"][-1] == "transfer.complete"
+    assert {e["action"] for e in audit} == {"transfer.open", "transfer.consent", "transfer.complete", "title.create"}
     listing = client.get("/v1/transfers", headers=ALICE_H).get_json()["transfers"]
     assert [(t["transfer_id"], t["status"]) for t in listing] == [(tid, "completed")]
 
