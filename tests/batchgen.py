@@ -75,3 +75,24 @@ def issn_of_prefix(prefix: str) -> str:
 def many(prefix: str, count: int, start: int = 1, **kwargs) -> list[Article]:
     """``count`` articles ``prefix/test.N``."""
     return [Article(f"{prefix}/test.{i}", **kwargs) for i in range(start, start + count)]
+
+
+GRANT_DOI_DATA = "<doi_data><doi>10.5555/g</doi><resource>https://example.org/g</resource></doi_data>"
+
+
+def grant_xml(version: str = "0.1.1", timestamp: str = "20210720030518", doi_data: str = GRANT_DOI_DATA) -> str:
+    """A one-grant deposit in namespace http://www.crossref.org/grant_id/<version>."""
+    return f"""<doi_batch xmlns="http://www.crossref.org/grant_id/{version}" version="{version}">
+  <head>
+    <doi_batch_id>g1</doi_batch_id><timestamp>{timestamp}</timestamp>
+    <depositor><depositor_name>F</depositor_name><email_address>f@example.org</email_address></depositor>
+    <registrant>F</registrant>
+  </head>
+  <body>
+    <grant>
+      <project><project-title>T</project-title><funding><funder-name>F</funder-name></funding></project>
+      <award-number>A-1</award-number>
+      {doi_data}
+    </grant>
+  </body>
+</doi_batch>"""

@@ -14,6 +14,8 @@ from pathlib import Path
 from typing import Callable
 from lxml import etree
 
+from agency.deposit.schema_rules import ContributorRoleRules
+
 # Below this size a refused file is re-read as a tree so that every schema
 # error gets its line and element path; above it, the streamed errors are given.
 DETAILED_ERRORS_MAX_BYTES = 32 * 1024 * 1024
@@ -254,13 +256,17 @@ class DepositValidator:
             _check_well_formed(path)  # a parse error is the more useful thing to report
             raise
         schema = self.catalog.schema_for(namespace)
+        rules = ContributorRoleRules.for_namespace(namespace)  # XSD 1.1 rules libxml2 cannot check
         try:
             # Streaming is the fast path and keeps memory flat whatever the size.
-            return self._check_stream(path, schema, namespace, body_items)
+            head = self._check_stream(path, schema, namespace, rules.watching(body_items) if rules else body_items)
         except RefusedFile as refusal:
             if refusal.kind == INVALID and path.stat().st_size <= DETAILED_ERRORS_MAX_BYTES:
                 self._check_tree(path, schema)  # read it whole again: every error with line and path
             raise
+        if rules is not None and rules.breaks:
+            raise RefusedFile(INVALID, [XmlIssue(*rule_break) for rule_break in rules.breaks])
+        return head
 
     def _check_format(self, namespace: str, localname: str) -> None:
         if namespace.startswith(RESOURCE_NAMESPACE_PREFIX):

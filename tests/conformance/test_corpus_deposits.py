@@ -15,6 +15,7 @@ import re
 import pytest
 
 from conftest import CORPUS, add_account
+from corpus_expectations import expected_row
 from logcheck import log_counts, log_records, parse_valid_log
 
 DEPOSITS = CORPUS / "crossref-deposit"
@@ -25,7 +26,7 @@ def _rows() -> list[dict]:
     if not expected.exists():
         return []
     with open(expected, newline="") as fh:
-        return list(csv.DictReader(fh, delimiter="\t"))
+        return [expected_row(row) for row in csv.DictReader(fh, delimiter="\t")]
 
 
 ROWS = _rows()

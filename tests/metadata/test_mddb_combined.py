@@ -123,7 +123,7 @@ def test_email_goes_to_the_batch_head_address_with_the_combined_xml(svc, client,
 
 
 def test_empty_or_unusable_head_address_falls_back_to_the_account(svc, client, alice):
-    deposit(svc, client, deposit_xml(many("10.5555", 1), email=""))
+    deposit(svc, client, deposit_xml(many("10.5555", 1), email="not-an-email"))
     deposit(svc, client, deposit_xml(many("10.5555", 1, start=5), email="two..dots@example.org"))
     report = svc.mddb.run()
     assert [f.recipients for f in report.loaded] == [["alice@example.org"], ["alice@example.org"]]
@@ -138,7 +138,7 @@ def test_no_address_at_all_keeps_the_mail_visible_as_undeliverable(svc, client, 
     from agency.config import load_settings
     from agency.services import build_agency
 
-    sid = deposit(svc, client, deposit_xml(many("10.5555", 1), email=""))
+    sid = deposit(svc, client, deposit_xml(many("10.5555", 1), email="not-an-email"))
     copy = tmp_path / "copy"
     shutil.copytree(svc.settings.batch_dir, copy)
     other = build_agency(load_settings(environ={}, data_dir=tmp_path / "v2", batch_dir=copy, run_worker=False,

@@ -11,6 +11,7 @@ from sqlalchemy import select
 
 from agency.models import Handle
 from conftest import CORPUS, add_account, corpus_dir
+from corpus_expectations import expected_row
 from logcheck import parse_valid_log
 from mddb_pipeline import all_records, contributors, deposit, folder_of, identifiers, record
 
@@ -20,7 +21,8 @@ def _accepted() -> list[str]:
     if not expected.exists():
         return []
     with open(expected, newline="") as fh:
-        return [row["file"] for row in csv.DictReader(fh, delimiter="\t") if row["outcome"] == "accept"]
+        rows = [expected_row(row) for row in csv.DictReader(fh, delimiter="\t")]
+    return [row["file"] for row in rows if row["outcome"] == "accept"]
 
 
 @pytest.fixture

@@ -14,6 +14,7 @@ import re
 from collections import Counter
 
 from conftest import add_account, corpus_dir
+from corpus_expectations import expected_row
 from labelled_set import corpus_queries, deposit_documents, generate, labelled_queries
 from querydata import deposit, load_index
 
@@ -28,8 +29,8 @@ def _auth(login: str, password: str) -> dict:
 
 def _deposit_corpus(client, svc) -> None:
     folder = corpus_dir("crossref-deposit")
-    accepted = [row["file"] for row in csv.DictReader(open(folder / "EXPECTED.tsv"), delimiter="\t")
-                if row["outcome"] == "accept"]
+    rows = [expected_row(row) for row in csv.DictReader(open(folder / "EXPECTED.tsv"), delimiter="\t")]
+    accepted = [row["file"] for row in rows if row["outcome"] == "accept"]
     alices = {"10.5555", "10.32013"}
     prefixes_of = {name: set(re.findall(r"<doi>\s*(10\.\d+)/", (folder / name).read_text(errors="replace")))
                    for name in accepted}

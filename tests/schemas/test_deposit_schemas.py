@@ -18,6 +18,8 @@ from pathlib import Path
 
 import pytest
 import xmlschema
+from batchgen import GRANT_DOI_DATA, grant_xml
+from corpus_expectations import expected_row
 from lxml import etree
 
 REPO = Path(__file__).resolve().parents[2]
@@ -28,10 +30,14 @@ CORPUS = SHARED / "corpus" / "crossref-deposit"
 EXPECTED = CORPUS / "EXPECTED.tsv"
 
 DEPOSIT_VERSIONS = (
-    "4.3.0 4.3.1 4.3.2 4.3.3 4.3.4 4.3.5 4.3.6 4.3.7 4.4.0 4.4.1 4.4.2 "
+    "4.3.0 4.3.1 4.3.2 4.3.3 4.3.4 4.3.5 4.3.6 4.3.7 4.3.8 4.4.0 4.4.1 4.4.2 "
     "4.8.0 4.8.1 5.0.0 5.1.0 5.2.0 5.3.0 5.3.1 5.4.0 5.5.0"
 ).split()
+GRANT_VERSIONS = "0.0.1 0.0.2 0.1.0 0.1.1 0.2.0".split()
 GRANT_NS = "http://www.crossref.org/grant_id/0.1.1"
+# Chameleon parts (no namespace of their own): compiled only through a wrapper.
+INCLUDED_PARTS = {"deposit-core.xsd", "grant-core.xsd", "email-pattern.xsd", "email-length.xsd",
+                  "contributor-role-required.xsd", "contributor-role-optional.xsd"}
 
 
 def hardened_parser() -> etree.XMLParser:
@@ -79,13 +85,13 @@ def count_records(root: etree._Element) -> int:
 # Compilation and catalog
 # --------------------------------------------------------------------------
 
-ALL_XSDS = sorted(SCHEMA_DIR.glob("*.xsd"))
+ALL_XSDS = sorted(p for p in SCHEMA_DIR.glob("*.xsd") if p.name not in INCLUDED_PARTS)
 
 
 def test_schema_files_present():
-    names = {p.name for p in ALL_XSDS}
+    names = {p.name for p in SCHEMA_DIR.glob("*.xsd")}
     expected = {f"crossref{v}.xsd" for v in DEPOSIT_VERSIONS}
-    expected |= {"deposit-core.xsd", "grant_id0.1.1.xsd"}
+    expected |= {f"grant_id{v}.xsd" for v in GRANT_VERSIONS} | INCLUDED_PARTS
     assert expected <= names, sorted(expected - names)
 
 
@@ -108,7 +114,7 @@ def test_xsd_loads_in_xmlschema(path: Path):
 def test_catalog_maps_every_namespace_to_its_wrapper():
     catalog = load_catalog()
     expected_ns = {f"http://www.crossref.org/schema/{v}" for v in DEPOSIT_VERSIONS}
-    expected_ns.add(GRANT_NS)
+    expected_ns |= {f"http://www.crossref.org/grant_id/{v}" for v in GRANT_VERSIONS}
     assert set(catalog) == expected_ns
     for namespace, filename in catalog.items():
         path = SCHEMA_DIR / filename
@@ -116,11 +122,10 @@ def test_catalog_maps_every_namespace_to_its_wrapper():
         assert "/" not in filename and "\\" not in filename
         xsd_root = etree.parse(str(path)).getroot()
         assert xsd_root.get("targetNamespace") == namespace, filename
-    # the core is never a catalog target: it has no namespace of its own
-    assert "deposit-core.xsd" not in catalog.values()
-    assert etree.parse(str(SCHEMA_DIR / "deposit-core.xsd")).getroot().get(
-        "targetNamespace"
-    ) is None
+    # the included parts are never catalog targets: they have no namespace of their own
+    for part in INCLUDED_PARTS:
+        assert part not in catalog.values()
+        assert etree.parse(str(SCHEMA_DIR / part)).getroot().get("targetNamespace") is None
 
 
 def test_wrapper_names_match_schema_location_basenames():
@@ -129,7 +134,8 @@ def test_wrapper_names_match_schema_location_basenames():
     catalog = load_catalog()
     for version in DEPOSIT_VERSIONS:
         assert catalog[f"http://www.crossref.org/schema/{version}"] == f"crossref{version}.xsd"
-    assert catalog[GRANT_NS] == "grant_id0.1.1.xsd"
+    for version in GRANT_VERSIONS:
+        assert catalog[f"http://www.crossref.org/grant_id/{version}"] == f"grant_id{version}.xsd"
 
 
 # --------------------------------------------------------------------------
@@ -142,7 +148,7 @@ def _corpus_rows():
         return [pytest.param(None, id="corpus-absent")]
     with EXPECTED.open(encoding="utf-8", newline="") as fh:
         rows = list(csv.DictReader(fh, delimiter="\t"))
-    return [pytest.param(row, id=row["file"]) for row in rows]
+    return [pytest.param(expected_row(row), id=row["file"]) for row in rows]
 
 
 @pytest.mark.parametrize("row", _corpus_rows())
@@ -226,13 +232,13 @@ TEMPLATE = """<?xml version="1.0" encoding="UTF-8"?>
           <month>01</month><day>02</day><year>2024</year>
         </publication_date>
         <pages><first_page>1</first_page><last_page>9</last_page></pages>
-        <ai:program name="AccessIndicators"/>
-        <crossmark><anything><goes/></anything></crossmark>
+        <crossmark><anything><goes/></anything>
+          <custom_metadata><ai:program name="AccessIndicators"/></custom_metadata></crossmark>
         <doi_data>
           <doi>10.5555/example.1</doi>
           <resource>https://example.org/articles/1</resource>
         </doi_data>
-        <citation_list><citation key="r1"><doi>not checked here</doi></citation></citation_list>
+        <citation_list><citation key="r1"><doi>10.1038/nature12373</doi><cYear>2013</cYear></citation></citation_list>
       </journal_article>
     </journal>
   </body>
@@ -247,7 +253,7 @@ def template_doc(ns: str = NS_530) -> etree._ElementTree:
 
 def find(doc: etree._ElementTree, path: str) -> etree._Element:
     ns = etree.QName(doc.getroot()).namespace
-    found = doc.getroot().find(path, namespaces={"c": ns})
+    found = doc.getroot().find(path, namespaces={"c": ns, "jats": "http://www.ncbi.nlm.nih.gov/JATS1"})
     assert found is not None, path
     return found
 
@@ -338,8 +344,42 @@ def _mut_missing_depositor(doc):
     _remove(doc, "c:head/c:depositor")
 
 
-def _mut_bad_email(doc):
-    _set_text(doc, "c:head/c:depositor/c:email_address", "not an email")
+def _move_before(doc, path, before_path):
+    element = find(doc, path)
+    element.getparent().remove(element)
+    find(doc, before_path).addprevious(element)
+
+
+def _mut_no_contributor_role(doc):
+    del find(doc, ".//c:person_name").attrib["contributor_role"]
+
+
+def _setting(path, text):
+    """A mutation that sets the text at ``path``."""
+    return lambda doc: _set_text(doc, path, text)
+
+
+def _moving(path, before_path):
+    """A mutation that moves the element at ``path`` before the one at ``before_path``."""
+    return lambda doc: _move_before(doc, path, before_path)
+
+
+def _mut_text_in_jats_abstract(doc):
+    abstract = find(doc, ".//c:journal_article/jats:abstract")
+    abstract.text = "Text straight inside the abstract, outside any <jats:p>."
+
+
+def _mut_two_content_types_in_body(doc):
+    body = find(doc, "c:body")
+    ns = etree.QName(body).namespace
+    sa = etree.SubElement(body, f"{{{ns}}}sa_component", parent_doi="10.5555/example.1")
+    etree.SubElement(sa, f"{{{ns}}}component_list")
+
+
+def _mut_foreign_element_out_of_place(doc):
+    _move_before(doc, ".//c:journal_article/c:crossmark", ".//c:journal_article/c:titles")
+    crossmark = find(doc, ".//c:journal_article/c:crossmark")
+    crossmark.tag = "{http://www.crossref.org/AccessIndicators.xsd}program"
 
 
 def _mut_body_before_head(doc):
@@ -425,7 +465,27 @@ NEGATIVE = {
     "doi_data without resource": _mut_doi_data_without_resource,
     "empty doi": _mut_empty_doi,
     "missing depositor": _mut_missing_depositor,
-    "bad email": _mut_bad_email,
+    "email under 6 characters": _setting("c:head/c:depositor/c:email_address", "a@b.c"),
+    # Crossref's head rules (issue 10)
+    "empty email_address": _setting("c:head/c:depositor/c:email_address", ""),
+    "empty depositor_name": _setting("c:head/c:depositor/c:depositor_name", ""),
+    "depositor_name over 130 characters": _setting("c:head/c:depositor/c:depositor_name", "x" * 131),
+    "empty registrant": _setting("c:head/c:registrant", ""),
+    "registrant over 255 characters": _setting("c:head/c:registrant", "x" * 256),
+    "person_name without contributor_role (up to 5.4)": _mut_no_contributor_role,
+    # Crossref's element order (issue 10)
+    "publication_date before titles": _moving(".//c:journal_article/c:publication_date",
+                                              ".//c:journal_article/c:titles"),
+    "jats:abstract before contributors": _moving(".//c:journal_article/jats:abstract",
+                                                 ".//c:journal_article/c:contributors"),
+    "crossmark before pages": _moving(".//c:journal_article/c:crossmark", ".//c:journal_article/c:pages"),
+    "ORCID before surname": _moving(".//c:person_name/c:ORCID", ".//c:person_name/c:surname"),
+    "ai:program before titles": _mut_foreign_element_out_of_place,
+    # element-only JATS, cited DOIs (issue 10)
+    "text directly inside jats:abstract": _mut_text_in_jats_abstract,
+    "cited doi not a DOI": _setting(".//c:citation/c:doi", "not a DOI"),
+    "cited doi with a 3-digit prefix": _setting(".//c:citation/c:doi", "10.123/abc"),
+    "cited doi with an empty suffix": _setting(".//c:citation/c:doi", "10.12345/"),
     "body before head": _mut_body_before_head,
     "unknown element in journal_article": _mut_unknown_element_in_journal_article,
     "resource before doi": _mut_resource_before_doi,
@@ -503,10 +563,33 @@ def _ok_doi_with_odd_syntax(doc):
     _set_text(doc, ".//c:journal_article/c:doi_data/c:doi", "not/a doi")
 
 
-def _ok_empty_registrant_and_email(doc):
-    # eLife's generator sends these empty (see elife__crossref-606__5.3.1.xml)
-    _set_text(doc, "c:head/c:registrant", "")
-    _set_text(doc, "c:head/c:depositor/c:email_address", "")
+def _ok_email_without_at_in_5x(doc):
+    # 5.x only asks for 6 to 200 characters
+    _set_text(doc, "c:head/c:depositor/c:email_address", "not-an-email")
+
+
+def _ok_programs_without_crossmark(doc):
+    crossmark = find(doc, ".//c:journal_article/c:crossmark")
+    ai = find(doc, ".//c:journal_article/c:crossmark/c:custom_metadata")[0]
+    crossmark.addprevious(ai)
+    crossmark.getparent().remove(crossmark)
+    ai.addnext(etree.Element("{http://www.crossref.org/relations.xsd}program"))
+    ai.addprevious(etree.Element("{http://www.crossref.org/fundref.xsd}program"))
+
+
+def _ok_abstract_with_whitespace_between_elements(doc):
+    abstract = find(doc, ".//c:journal_article/jats:abstract")
+    abstract.text = "\n   "
+    abstract[0].tail = "\n  "
+
+
+def _ok_doi_over_2048_characters(doc):
+    # the length is the per-record check's business: one record fails, not the batch
+    _set_text(doc, ".//c:journal_article/c:doi_data/c:doi", "10.5555/" + "x" * 3000)
+
+
+def _ok_cited_doi_with_dotted_suffix(doc):
+    _set_text(doc, ".//c:citation/c:doi", "10.1002/(SICI)1097-4571(199806)49:8<693::AID-ASI4>3.0.CO;2-0")
 
 
 POSITIVE = {
@@ -519,7 +602,15 @@ POSITIVE = {
     "year-only date": _ok_year_only_date,
     "xml:lang on head": _ok_xml_lang_on_head,
     "DOI syntax left to Python": _ok_doi_with_odd_syntax,
-    "empty registrant and email": _ok_empty_registrant_and_email,
+    "5.x email_address without @": _ok_email_without_at_in_5x,
+    "email_address of exactly 6 characters": _setting("c:head/c:depositor/c:email_address", "a@b.cd"),
+    "depositor_name of 130 characters": _setting("c:head/c:depositor/c:depositor_name", "x" * 130),
+    "registrant of one character": _setting("c:head/c:registrant", "x"),
+    "fr/ai/rel programs without crossmark": _ok_programs_without_crossmark,
+    "white space between jats:abstract's elements": _ok_abstract_with_whitespace_between_elements,
+    "DOI over 2,048 characters left to the record check": _ok_doi_over_2048_characters,
+    "cited DOI with a dotted suffix": _ok_cited_doi_with_dotted_suffix,
+    "two content types in one body (Crossref refuses)": _mut_two_content_types_in_body,
 }
 
 
@@ -613,24 +704,6 @@ def test_pending_publication_requires_its_doi():
     assert not schema_for(without).validate(etree.ElementTree(without))
 
 
-GRANT = """<doi_batch xmlns="http://www.crossref.org/grant_id/0.1.1" version="0.1.1">
-  <head>
-    <doi_batch_id>g1</doi_batch_id><timestamp>{timestamp}</timestamp>
-    <depositor><depositor_name>F</depositor_name><email_address>f@example.org</email_address></depositor>
-    <registrant>F</registrant>
-  </head>
-  <body>
-    <grant>
-      <project><project-title>T</project-title><funding><funder-name>F</funder-name></funding></project>
-      <award-number>A-1</award-number>
-      {doi_data}
-    </grant>
-  </body>
-</doi_batch>"""
-
-GRANT_DOI_DATA = "<doi_data><doi>10.5555/g</doi><resource>https://example.org/g</resource></doi_data>"
-
-
 @pytest.mark.parametrize(
     "timestamp, doi_data, valid",
     [
@@ -643,7 +716,7 @@ GRANT_DOI_DATA = "<doi_data><doi>10.5555/g</doi><resource>https://example.org/g<
 )
 def test_grant_schema(timestamp, doi_data, valid):
     root = etree.fromstring(
-        GRANT.format(timestamp=timestamp, doi_data=doi_data).encode(), hardened_parser()
+        grant_xml(timestamp=timestamp, doi_data=doi_data).encode(), hardened_parser()
     )
     assert etree.QName(root).namespace == GRANT_NS
     assert schema_for(root).validate(etree.ElementTree(root)) is valid
@@ -657,3 +730,72 @@ def test_body_fragment_root_is_not_a_deposit():
     article = copy.deepcopy(find(doc, ".//c:journal_article"))
     assert schema_for(article) is None
     assert lxml_schema("crossref5.3.0.xsd").validate(etree.ElementTree(article))
+
+
+# Rules that differ by namespace version (issue 10).
+
+
+@pytest.mark.parametrize(
+    "version, email, valid",
+    [
+        ("4.4.2", "deposits@example.org", True),
+        ("4.4.0", "not-an-email", False),  # 4.4.x: Crossref's address pattern
+        ("4.4.1", "deposits@example.123", False),  # the last domain label holds no digits
+        ("4.3.8", "deposits@example", False),
+        ("4.8.1", "not-an-email", True),  # 4.8 relaxed it: length only
+        ("5.0.0", "not-an-email", True),
+        ("5.5.0", "a@b.c", False),  # under 6 characters
+        ("5.5.0", "x" * 201, False),  # over 200
+    ],
+)
+def test_email_rule_per_version(version, email, valid):
+    doc = template_doc(f"http://www.crossref.org/schema/{version}")
+    _set_text(doc, "c:head/c:depositor/c:email_address", email)
+    assert is_valid(doc) is valid
+
+
+POSTED_540 = """<doi_batch xmlns="http://www.crossref.org/schema/5.4.0" version="5.4.0">
+  <head>
+    <doi_batch_id>pc1</doi_batch_id><timestamp>1</timestamp>
+    <depositor><depositor_name>P</depositor_name><email_address>p@example.org</email_address></depositor>
+    <registrant>P</registrant>
+  </head>
+  <body>
+    <posted_content type="preprint">
+      <titles><title>A preprint</title></titles>
+      <posted_date><month>01</month><day>02</day><year>2024</year></posted_date>
+      {middle}
+      <doi_data><doi>10.5555/pc</doi><resource>https://example.org/pc</resource></doi_data>
+    </posted_content>
+  </body>
+</doi_batch>"""
+STATUS = '<status><state type="withdrawn"/></status>'
+INSTITUTION = "<institution><institution_name>Example University</institution_name></institution>"
+
+
+@pytest.mark.parametrize("version, contributor_role, valid", [
+    ("5.4.0", True, True), ("5.4.0", False, False), ("4.3.8", False, False),
+    ("5.5.0", False, True),  # the XSD 1.1 either-or is agency/deposit/schema_rules.py's (tests/deposit)
+])
+def test_contributor_role_per_version(version, contributor_role, valid):
+    doc = template_doc(f"http://www.crossref.org/schema/{version}")
+    if not contributor_role:
+        _mut_no_contributor_role(doc)
+    assert is_valid(doc) is valid
+
+
+@pytest.mark.parametrize("middle, valid", [(STATUS + INSTITUTION, True), (INSTITUTION + STATUS, False)],
+                         ids=["status before institution", "status after institution"])
+def test_posted_content_order_540(middle, valid):
+    root = etree.fromstring(POSTED_540.format(middle=middle).encode(), hardened_parser())
+    assert schema_for(root).validate(etree.ElementTree(root)) is valid
+
+
+@pytest.mark.parametrize("version", GRANT_VERSIONS)
+def test_grant_namespaces_share_the_grant_rules(version):
+    text = grant_xml(version, doi_data=GRANT_DOI_DATA)
+    root = etree.fromstring(text.encode(), hardened_parser())
+    assert schema_for(root).validate(etree.ElementTree(root))
+    root.find(f"{{http://www.crossref.org/grant_id/{version}}}head/"
+              f"{{http://www.crossref.org/grant_id/{version}}}registrant").text = ""
+    assert not schema_for(root).validate(etree.ElementTree(root))
