@@ -181,8 +181,9 @@ class TitleGuard:
                            records: Sequence[DepositRecord]) -> dict[int, str]:
         """Remember the registered articles' citation keys; name the other DOIs already carrying the same."""
         keyed = {}
+        issns: dict[int, str | None] = {}  # per title context: one journal's records share it
         for record in records:
-            key = citation_key(record)
+            key = citation_key(record, issns)
             if key is not None:
                 keyed[doi_key(record.doi)] = (key, record)
         if not keyed:
@@ -213,18 +214,26 @@ def _replace_citation(statement):
                                            set_={"key": statement.excluded.key, "doi": statement.excluded.doi})
 
 
-def citation_key(record: DepositRecord) -> str | None:
-    """``issn|volume|issue|first page|year`` of a journal article with all five, else None."""
+def citation_key(record: DepositRecord, issns: dict[int, str | None] | None = None) -> str | None:
+    """``issn|volume|issue|first page|year`` of a journal article with all five, else None.
+    ``issns`` caches each title context's first ISSN across the records of a chunk."""
     citation = record.citation
     if citation is None or not record.titles:
         return None
-    parts = [citation.volume, citation.issue, citation.first_page, citation.year]
-    if not all(parts):
+    volume, issue, first_page, year = citation.volume, citation.issue, citation.first_page, citation.year
+    if not (volume and issue and first_page and year):
         return None
-    issn = next((value for kind, value in identifiers_of(record.titles[0]) if kind == "issn"), None)
+    context = record.titles[0]
+    if issns is not None and id(context) in issns:
+        issn = issns[id(context)]
+    else:
+        issn = next((value for kind, value in identifiers_of(context) if kind == "issn"), None)
+        if issns is not None:
+            issns[id(context)] = issn
     if issn is None:
         return None
-    return "|".join([issn, *(p.casefold() for p in parts)])[:700]  # extraction has collapsed the spaces
+    # Extraction has collapsed the spaces already.
+    return f"{issn}|{volume.casefold()}|{issue.casefold()}|{first_page.casefold()}|{year.casefold()}"[:700]
 
 
 def titles_of(session: Session, account_id: int | None = None) -> list[tuple[TitleRecord, list[str], str]]:
