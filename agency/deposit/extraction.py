@@ -164,9 +164,15 @@ class _Containers:
 
     def observe(self, parent: etree._Element) -> None:
         """Note the body item of a record's element (and its journal issue) before streaming drops them."""
-        item, up = parent, parent.getparent()
-        while up is not None and local_name(up.tag) != "body":
-            item, up = up, up.getparent()
+        up = parent.getparent()
+        if up is not None and up is self.item:  # the usual case: another record of the same body item
+            if self.issue_read or not self.titles or not self.titles[0].issns:
+                return
+            item = up
+        else:
+            item = parent
+            while up is not None and local_name(up.tag) != "body":
+                item, up = up, up.getparent()
         if item is not self.item:
             self.item, self.titles = item, _title_contexts(item)
             self.volume = self.issue = None
@@ -186,13 +192,11 @@ class _Containers:
         """The observed record's title contexts, and its citation when it is a journal article."""
         if content_type != "journal_article" or not self.titles or not self.titles[0].issns:
             return self.titles, None
-        first_page = year = None
-        for child in parent:
-            name = local_name(child.tag)
-            if name == "pages":
-                first_page = _plain_text(_child(child, "first_page"))
-            elif name == "publication_date" and year is None:
-                year = _plain_text(_child(child, "year"))
+        tag = parent.tag
+        ns = tag[: tag.index("}") + 1] if tag[:1] == "{" else ""
+        pages, date = parent.find(ns + "pages"), parent.find(ns + "publication_date")  # lxml's C look-ups
+        first_page = _plain_text(pages.find(ns + "first_page")) if pages is not None else None
+        year = _plain_text(date.find(ns + "year")) if date is not None else None
         return self.titles, Citation(self.volume, self.issue, first_page, year)
 
 
