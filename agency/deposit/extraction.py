@@ -194,10 +194,20 @@ class _Containers:
             return self.titles, None
         tag = parent.tag
         ns = tag[: tag.index("}") + 1] if tag[:1] == "{" else ""
-        pages, date = parent.find(ns + "pages"), parent.find(ns + "publication_date")  # lxml's C look-ups
-        first_page = _plain_text(pages.find(ns + "first_page")) if pages is not None else None
-        year = _plain_text(date.find(ns + "year")) if date is not None else None
+        pages_tag, date_tag = ns + "pages", ns + "publication_date"
+        first_page = year = None
+        for child in parent:  # a handful of children; comparing full tags costs least
+            tag = child.tag
+            if tag == pages_tag:
+                first_page = _plain_text(_named_child(child, ns + "first_page"))
+            elif tag == date_tag and year is None:
+                year = _plain_text(_named_child(child, ns + "year"))
         return self.titles, Citation(self.volume, self.issue, first_page, year)
+
+
+def _named_child(element: etree._Element, tag: str) -> etree._Element | None:
+    """The first child with this full tag, filtered by lxml in C (``find`` goes through ElementPath)."""
+    return next(element.iterchildren(tag), None)
 
 
 def _child(element: etree._Element, name: str) -> etree._Element | None:
