@@ -13,8 +13,10 @@ from agency.accounts import PasswordCheck
 from agency.admin.titles import TitleGuard
 from agency.config import Settings
 from agency.db import Database, open_database
+from agency.migrations import prepare_schema
 from agency.deposit.logs import BatchLogs
 from agency.deposit.intake import DepositIntake
+from agency.notify.callbacks import CallbackSender, deposit_log_ready
 from agency.notify.outbox import MailSender
 from agency.notify.notices import RefusalNotices
 from agency.query.matcher import QueryMatcher
@@ -36,6 +38,7 @@ class Agency:
     templates: object
     mail: MailSender
     queries: QueryIntake | None = None
+    callbacks: CallbackSender | None = None
     _stop: threading.Event = field(default_factory=threading.Event)
     _threads: list[threading.Thread] = field(default_factory=list)
     _mddb: object | None = None
@@ -51,9 +54,14 @@ class Agency:
         return self._mddb
 
     def start_background(self) -> None:
-        """Start the in-process worker thread (and, where configured, the scheduler)."""
+        """Start the in-process worker thread (and, where configured, the scheduler, which runs its jobs
+        only while this process holds the scheduler lease)."""
         if self.settings.run_worker and not self._threads:
             self._threads.append(self.worker.start_thread(self._stop))
+        self.start_scheduler()
+
+    def start_scheduler(self) -> None:
+        """Start the scheduler when configured (``agency worker`` runs its worker in the main thread)."""
         if self.settings.run_scheduler and self._scheduler is None:
             from agency.runtime.scheduling import build_scheduler
 
@@ -65,9 +73,19 @@ class Agency:
         saves reading them back to answer a request that waited for them."""
         return self.worker.runners["deposit"].finished_results(submission_id)
 
+    def background_state(self) -> dict[str, str]:
+        """The in-process worker and scheduler: running, off (not asked for here) or stopped (asked for, but gone)."""
+        worker = "off" if not self.settings.run_worker else (
+            "running" if any(thread.is_alive() for thread in self._threads) else "stopped")
+        scheduler = "off" if not self.settings.run_scheduler else "stopped"
+        if self.settings.run_scheduler and self._scheduler is not None and self._scheduler.running:
+            scheduler = "elected" if self._scheduler.election.elected else "standby"
+        return {"worker": worker, "scheduler": scheduler}
+
     def stop_background(self) -> None:
         if self._scheduler is not None:
             self._scheduler.shutdown(wait=True)
+            self._scheduler.election.resign()  # another process takes over now, not when the lease expires
             self._scheduler = None
         self._stop.set()
         self.worker.wakeup.set()
@@ -99,19 +117,28 @@ def build_agency(settings: Settings) -> Agency:
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     settings.batch_dir.mkdir(parents=True, exist_ok=True)
     db = open_database(settings.effective_database_url)
-    db.create_all()
+    prepare_schema(db, auto_upgrade=settings.db_auto_upgrade or db.dialect == "sqlite")
     templates = make_environment(settings.template_dir)
     catalog = SchemaCatalog(settings.schema_dir)
     logs = BatchLogs(templates)
     worker = Worker(settings, db, runners={})
     mail = MailSender(settings, db)
+    log_ready = deposit_log_ready(settings)
     intake = DepositIntake(settings, db, DepositValidator(catalog), logs,
-                           on_refused=RefusalNotices(settings, templates).on_refused,
+                           on_refused=_both(RefusalNotices(settings, templates).on_refused, log_ready),
                            on_accepted=lambda sid, records: _hand_over(worker, sid, records))
-    worker.runners["deposit"] = DepositRunner(settings, db, logs, checks=TitleGuard())
+    worker.runners["deposit"] = DepositRunner(settings, db, logs, on_completed=log_ready, checks=TitleGuard())
     matcher = QueryMatcher(db)
     queries = QueryIntake(settings, db, intake, matcher, on_accepted=lambda _id: worker.wakeup.set())
     worker.runners["query"] = QueryRunner(settings, db, matcher, templates)
     return Agency(settings=settings, db=db, passwords=PasswordCheck(settings.password_time_cost),
                   logs=logs, intake=intake, worker=worker, templates=templates,
-                  mail=mail, queries=queries)
+                  mail=mail, queries=queries, callbacks=CallbackSender(settings, db))
+
+
+def _both(first, second):
+    """Two hooks called in turn with the same arguments (in the same transaction)."""
+    def call(*args) -> None:
+        first(*args)
+        second(*args)
+    return call

@@ -9,9 +9,50 @@ from flask import Blueprint, Response, jsonify, request, url_for
 from agency.admin import transfers
 from agency.admin.audit import Actor, events
 from agency.admin.transfers import TransferError
+from agency.web import openapi
 from agency.web.common import AUTH_REQUIRED, agency, basic_auth_registrant, json_error, list_limit
 
 bp = Blueprint("admin_api", __name__, url_prefix="/v1")
+
+_TAGS = ["Administration"]
+_TRANSFER_ID = openapi.path_param("transfer_id", {"type": "integer"}, "the transfer id")
+_TRANSFER = {"type": "object", "required": ["transfer_id", "status"], "properties": {
+    "transfer_id": {"type": "integer"}, "status": {"type": "string", "enum": ["open", "completed", "withdrawn"]},
+    "from": {"type": "string"}, "to": {"type": "string"}, "scope": {"type": "string"},
+    "scope_value": {"type": ["string", "null"]}, "dois": {"type": "integer"}, "opened_by": {"type": "string"},
+    "opened_at": {"type": "string"}, "consents": {"type": "object"}, "closed_at": {"type": ["string", "null"]},
+    "closed_by": {"type": ["string", "null"]}}}
+_STEP = {"200": openapi.json_response("The transfer now", _TRANSFER), **openapi.errors(401, 403, 404, 409)}
+OPENAPI_PATHS = {
+    "/v1/audit": {"get": openapi.operation(
+        "The audit events about the caller's account, oldest first", tags=_TAGS,
+        parameters=[openapi.query_param("since", description="ISO date or time"), openapi.query_param(
+            "limit", {"type": "integer"})],
+        responses={"200": openapi.json_response("Events", {"type": "object", "properties": {
+            "events": {"type": "array", "items": {"type": "object"}}}}), **openapi.errors(400, 401)})},
+    "/v1/transfers": {
+        "post": openapi.operation(
+            "Open a transfer of DOIs, a title's DOIs or a prefix (DOI Handbook 9.1.5)", tags=_TAGS,
+            description='JSON {"to": LOGIN, "dois": [...]} or "title": ISSN/ISBN or "prefix": P; "from" when '
+                        "the caller receives.",
+            body=openapi.request_body("application/json", schema={"type": "object"}),
+            responses={"201": openapi.json_response("Opened", _TRANSFER, headers={
+                "Location": openapi.header("the transfer")}), **openapi.errors(400, 401, 403, 404, 409, 413)}),
+        "get": openapi.operation("The caller's transfers, newest first", tags=_TAGS,
+                                 parameters=[openapi.query_param("status"), openapi.query_param(
+                                     "limit", {"type": "integer"})],
+                                 responses={"200": openapi.json_response("Transfers", {
+                                     "type": "object", "properties": {"transfers": {"type": "array",
+                                                                                    "items": _TRANSFER}}}),
+                                            **openapi.errors(401)})},
+    "/v1/transfers/{transfer_id}": {"get": openapi.operation(
+        "One of the caller's transfers", tags=_TAGS, parameters=[_TRANSFER_ID],
+        responses={"200": openapi.json_response("The transfer", _TRANSFER), **openapi.errors(401, 404)})},
+    "/v1/transfers/{transfer_id}/consent": {"post": openapi.operation(
+        "The caller's consent, as a party", tags=_TAGS, parameters=[_TRANSFER_ID], responses=_STEP)},
+    "/v1/transfers/{transfer_id}/withdraw": {"post": openapi.operation(
+        "Call the transfer off, as a party", tags=_TAGS, parameters=[_TRANSFER_ID], responses=_STEP)},
+}
 
 
 def event_json(event) -> dict:
@@ -79,20 +120,20 @@ def _party_step(step) -> Response:
     return jsonify(done.as_json())
 
 
-@bp.post("/transfers/<int:transfer_id>/consent")
+@bp.post("/transfers/<int(max=2147483647):transfer_id>/consent")
 def consent(transfer_id: int) -> Response:
     auto = agency().settings.transfers_auto
     return _party_step(lambda session, registrant: transfers.consent(
         session, Actor.account(registrant.login), transfer_id, registrant.login, auto_complete=auto))
 
 
-@bp.post("/transfers/<int:transfer_id>/withdraw")
+@bp.post("/transfers/<int(max=2147483647):transfer_id>/withdraw")
 def withdraw(transfer_id: int) -> Response:
     return _party_step(lambda session, registrant: transfers.withdraw(
         session, Actor.account(registrant.login), transfer_id))
 
 
-@bp.get("/transfers/<int:transfer_id>")
+@bp.get("/transfers/<int(max=2147483647):transfer_id>")
 def show_transfer(transfer_id: int) -> Response:
     registrant = basic_auth_registrant()
     if registrant is None:

@@ -66,5 +66,5 @@ def test_an_account_sees_the_audit_events_about_itself_only(svc, client, alice, 
     assert client.get("/v1/audit?since=2999-01-01", headers=basic_headers("bob", "bob-password")
                       ).get_json() == {"events": []}
     response = client.get("/v1/audit?since=yesterday", headers=basic_headers("bob", "bob-password"))
-    assert response.status_code == 400 and "not an ISO date" in response.get_json()["error"]
+    assert response.status_code == 400 and "not an ISO date" in response.get_json()["error"]["message"]
     assert client.get("/v1/audit").status_code == 401

@@ -100,7 +100,7 @@ def test_refusals_say_why(svc, client, deposit, bob):
     def refused(body, status, text, headers=ALICE_H):
         response = _open(client, body, headers)
         assert response.status_code == status, response.get_json()
-        assert text in response.get_json()["error"]
+        assert text in response.get_json()["error"]["message"]
 
     refused({"to": "bob", "dois": ["10.6666/bobs"]}, 403, "DOI 10.6666/bobs is not owned by alice")
     refused({"to": "bob", "dois": ["10.5555/nothing"]}, 404, "DOI 10.5555/nothing is not registered here")
@@ -114,18 +114,18 @@ def test_refusals_say_why(svc, client, deposit, bob):
     refused({"to": "carol", "dois": ["10.5555/r.2", "10.5555/r.1"]}, 409, f"is in open transfer {tid} already")
     # Consents: only the parties, once each; completion needs both; a withdrawn transfer stays so.
     response = client.post(f"/v1/transfers/{tid}/consent", headers=basic_headers("carol", "carol-password"))
-    assert response.status_code == 403 and "carol is not a party" in response.get_json()["error"]
+    assert response.status_code == 403 and "carol is not a party" in response.get_json()["error"]["message"]
     assert client.get(f"/v1/transfers/{tid}", headers=basic_headers("carol", "carol-password")).status_code == 404
     assert client.post(f"/v1/transfers/{tid}/consent", headers=ALICE_H).status_code == 200
     response = client.post(f"/v1/transfers/{tid}/consent", headers=ALICE_H)
-    assert response.status_code == 409 and "has consented to transfer" in response.get_json()["error"]
+    assert response.status_code == 409 and "has consented to transfer" in response.get_json()["error"]["message"]
     with pytest.raises(transfers.TransferError, match="waits for the consent of: to"):
         _complete(svc, tid)
     assert client.post(f"/v1/transfers/{tid}/withdraw", headers=BOB_H).get_json()["status"] == "withdrawn"
     with pytest.raises(transfers.TransferError, match="is withdrawn: it cannot be completed"):
         _complete(svc, tid)
     response = client.post(f"/v1/transfers/{tid}/consent", headers=BOB_H)
-    assert response.status_code == 409 and "is withdrawn" in response.get_json()["error"]
+    assert response.status_code == 409 and "is withdrawn" in response.get_json()["error"]["message"]
     # Withdrawn, the DOIs are free for another transfer; a disabled receiver is refused.
     with svc.db.transaction() as session:
         disable(session, OPS, "carol")
