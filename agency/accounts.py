@@ -11,7 +11,7 @@ import re
 import secrets
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
@@ -43,6 +43,7 @@ class Registrant:
     login: str
     email: str
     prefixes: frozenset[str]
+    elsewhere: dict = field(default_factory=dict, compare=False)  # prefix -> the agency now serving it
 
     def owns_prefix(self, prefix: str) -> bool:
         return prefix.lower() in self.prefixes
@@ -111,6 +112,7 @@ def _registrant(account: Account) -> Registrant:
         login=account.login,
         email=account.email,
         prefixes=frozenset(p.prefix for p in account.prefixes),
+        elsewhere={p.prefix: p.served_elsewhere for p in account.prefixes if p.served_elsewhere},
     )
 
 
@@ -151,11 +153,16 @@ def add_prefix(session: Session, account: Account, prefix: str, handle_prefix: b
 
 
 def authenticate(session: Session, passwords: PasswordCheck, login: str, password: str) -> Registrant | None:
-    """The registrant for these credentials, or None; timing does not reveal which part was wrong."""
+    """The registrant for these credentials, or None; timing does not reveal which part was wrong.
+
+    A disabled account is None too, whatever the password: it authenticates nowhere.
+    """
     account = session.scalar(
         select(Account).where(Account.login == login).options(selectinload(Account.prefixes))
     )
     if not passwords.verify(account.password_hash if account else None, password):
+        return None
+    if account.disabled_at is not None:
         return None
     return _registrant(account)
 

@@ -45,6 +45,9 @@ def create_app(settings: Settings | None = None, agency: Agency | None = None,
     from agency.web import records_admin
 
     app.register_blueprint(records_admin.bp)
+    from agency.web import admin_api
+
+    app.register_blueprint(admin_api.bp)
     # Keep last: the catch-all /{doi} route (it never matches /v1, /servlet, /api, /static).
     app.register_blueprint(resolve.bp)
     _register_error_pages(app)

@@ -11,6 +11,7 @@ from pathlib import Path
 from sqlalchemy import select
 
 from agency.accounts import AccountError, create_account
+from agency.admin.audit import record_event
 from agency.config import SettingError, load_settings
 from agency.models import Account
 from agency.services import build_agency, settle_startup_heap
@@ -31,6 +32,9 @@ def cmd_accounts_create(args) -> int:
     try:
         with svc.db.transaction() as session:
             registrant = create_account(session, svc.passwords, args.login, args.email, password, args.prefix)
+            record_event(session, _operator(args), "account.create", f"account:{registrant.login}",
+                         account_id=registrant.id, after={"email": registrant.email,
+                                                          "prefixes": sorted(registrant.prefixes)})
     except AccountError as exc:
         print(f"agency: {exc}", file=sys.stderr)
         return 2
@@ -270,6 +274,271 @@ def add_handles_commands(handles) -> None:
                                      "run once after upgrading").set_defaults(func=cmd_handles_rekey)
 
 
+def _operator(args):
+    from agency.admin.audit import Actor
+
+    return Actor.operator(getattr(args, "operator", None) or load_settings().operator or None)
+
+
+def _admin_change(change) -> int:
+    """Run an administrative change (a function of the session) in one transaction and print what it did."""
+    from agency.admin.transfers import TransferError
+
+    svc = build_agency(load_settings())
+    try:
+        with svc.db.transaction() as session:
+            changes = change(svc, session)
+    except (AccountError, TransferError) as exc:
+        print(f"agency: {exc}", file=sys.stderr)
+        return 2
+    for done in changes if isinstance(changes, list) else [changes]:
+        print(done.line())
+    return 0
+
+
+def cmd_accounts_list(_args) -> int:
+    from agency.admin.accounts import list_accounts
+
+    svc = build_agency(load_settings())
+    with svc.db.sessions() as session:
+        rows = list_accounts(session)
+    for a in rows:
+        print(f"{a.login:<24} {a.state:<8} {a.email:<32} prefixes {','.join(a.prefixes) or '-'}; "
+              f"{a.dois} DOI(s); {a.waiting_submissions} waiting submission(s)")
+    if not rows:
+        print("no accounts")
+    return 0
+
+
+def cmd_accounts_show(args) -> int:
+    from agency.admin.accounts import show_account
+
+    svc = build_agency(load_settings())
+    try:
+        with svc.db.sessions() as session:
+            a = show_account(session, args.login)
+    except AccountError as exc:
+        print(f"agency: {exc}", file=sys.stderr)
+        return 2
+    print(f"login: {a.login}\nemail: {a.email}\nstate: {a.state}"
+          + (f" since {_utc(a.disabled_at)}" if a.disabled_at else "")
+          + f"\ncreated: {_utc(a.created_at)}\nprefixes: {', '.join(a.prefixes) or '-'}\nDOIs: {a.dois}"
+          f"\nwaiting submissions: {a.waiting_submissions}")
+    return 0
+
+
+def cmd_accounts_change(args) -> int:
+    from agency.admin import accounts as admin_accounts
+
+    actor = _operator(args)
+    if args.action == "passwd":
+        password = _read_password()
+        return _admin_change(lambda svc, s: admin_accounts.set_password(
+            s, svc.passwords, actor, args.login, password, args.reason))
+    if args.action == "set-email":
+        return _admin_change(lambda svc, s: admin_accounts.set_email(s, actor, args.login, args.email, args.reason))
+    change = admin_accounts.disable if args.action == "disable" else admin_accounts.enable
+    return _admin_change(lambda svc, s: change(s, actor, args.login, args.reason))
+
+
+def cmd_prefixes_list(args) -> int:
+    from agency.admin.prefixes import list_prefixes
+
+    svc = build_agency(load_settings())
+    with svc.db.sessions() as session:
+        rows = list_prefixes(session, args.account)
+    for p in rows:
+        elsewhere = f"; served elsewhere: {p.served_elsewhere}" if p.served_elsewhere else ""
+        print(f"{p.prefix:<16} owner {p.owner:<24} {p.dois} DOI(s){elsewhere}")
+    if not rows:
+        print("no prefixes")
+    return 0
+
+
+def cmd_prefixes_change(args) -> int:
+    from agency.admin import prefixes
+
+    actor = _operator(args)
+    if args.action == "add":
+        return _admin_change(lambda svc, s: prefixes.add(s, actor, args.account, args.prefix, args.reason))
+    if args.action == "remove":
+        return _admin_change(lambda svc, s: prefixes.remove(s, actor, args.prefix, args.reason))
+    service = None if args.back else args.service
+    if not args.back and not service:
+        print("agency: give --service NAME (who serves the prefix now), or --back", file=sys.stderr)
+        return 2
+    return _admin_change(lambda svc, s: prefixes.mark_served_elsewhere(s, actor, args.prefix, service, args.reason))
+
+
+def _since(raw: str):
+    from datetime import datetime, timezone
+
+    try:
+        moment = datetime.fromisoformat(raw)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--since wants an ISO date or time (2026-11-30, 2026-11-30T08:00); "
+                                         f"got {raw!r}") from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+
+
+def cmd_audit(args) -> int:
+    from agency.admin.audit import events
+
+    svc = build_agency(load_settings())
+    with svc.db.sessions() as session:
+        rows = list(events(session, subject=args.subject, since=args.since, limit=args.limit))
+        for e in rows:
+            detail = " ".join(f"{k}={v}" for k, v in (("before", e.before), ("after", e.after), ("reason", e.reason))
+                              if v is not None)
+            print(f"{e.at:%Y-%m-%d %H:%M:%S} {e.actor} {e.action} {e.subject} {detail}".rstrip())
+    if not rows:
+        print("no audit events" + (f" about {args.subject}" if args.subject else ""))
+    return 0
+
+
+def add_admin_commands(sub, accounts):
+    """`agency accounts list|show|passwd|disable|enable|set-email`, `agency prefixes ...`, `agency audit`."""
+    def reasoned(parser):
+        parser.add_argument("--reason", help="why (kept in the audit trail)")
+        parser.add_argument("--operator", help="who is making the change (default AGENCY_OPERATOR, else $USER)")
+        return parser
+
+    accounts.add_parser("list", help="every account, its state, prefixes and DOIs").set_defaults(
+        func=cmd_accounts_list)
+    show = accounts.add_parser("show", help="one account")
+    show.add_argument("login")
+    show.set_defaults(func=cmd_accounts_show)
+    for action, text in (("passwd", "set a new password, read from standard input"),
+                         ("disable", "stop the account authenticating anywhere; its queued work waits"),
+                         ("enable", "let a disabled account in again"),
+                         ("set-email", "change the account's e-mail address")):
+        parser = reasoned(accounts.add_parser(action, help=text))
+        parser.add_argument("login")
+        if action == "set-email":
+            parser.add_argument("email")
+        parser.set_defaults(func=cmd_accounts_change)
+    prefixes = sub.add_parser("prefixes", help="DOI and handle prefixes: owners and prefix records").add_subparsers(
+        dest="action", required=True)
+    add_prefix_commands(prefixes, reasoned)
+    add_transfer_commands(sub, reasoned)
+    add_archive_commands(sub, reasoned)
+    audit = sub.add_parser("audit", help="print the audit trail, oldest first")
+    audit.add_argument("--subject", help="e.g. account:press, prefix:10.5555, transfer:3, or a kind ending in ':'")
+    audit.add_argument("--since", type=_since, help="ISO date or time (UTC unless it says otherwise)")
+    audit.add_argument("--limit", type=int, default=1000)
+    audit.set_defaults(func=cmd_audit)
+    return prefixes
+
+
+def cmd_transfers(args) -> int:
+    from agency.admin import transfers
+
+    actor = _operator(args)
+    if args.action == "list":
+        svc = build_agency(load_settings())
+        with svc.db.sessions() as session:
+            rows = transfers.list_transfers(session, status=args.status)
+        for row in rows:
+            print(row.line())
+        if not rows:
+            print("no transfers")
+        return 0
+    if args.action == "open":
+        return _admin_change(lambda svc, s: transfers.open_transfer(
+            s, actor, args.to, from_login=args.from_login, dois=args.doi or None, title=args.title,
+            prefix=args.prefix))
+    if args.action == "consent":
+        return _admin_change(lambda svc, s: transfers.consent(s, actor, args.transfer_id, args.account,
+                                                              auto_complete=svc.settings.transfers_auto))
+    change = transfers.complete if args.action == "complete" else transfers.withdraw
+    return _admin_change(lambda svc, s: change(s, actor, args.transfer_id, args.reason))
+
+
+def cmd_export(args) -> int:
+    from agency.admin.archive import ArchiveError, export_prefix
+
+    svc = build_agency(load_settings())
+    try:
+        with svc.db.sessions() as session:
+            counts = export_prefix(session, svc.settings, args.prefix, Path(args.file))
+    except (ArchiveError, AccountError, OSError) as exc:
+        print(f"agency: {exc}", file=sys.stderr)
+        return 2
+    print(f"exported {args.prefix} to {args.file}: " + ", ".join(f"{n} {what}" for what, n in counts.items()))
+    print(f"  then, once the other agency serves it: agency prefixes served-elsewhere {args.prefix} --service NAME")
+    return 0
+
+
+def cmd_import(args) -> int:
+    from agency.admin.archive import ArchiveError, import_prefix
+
+    svc = build_agency(load_settings())
+    try:
+        with svc.db.transaction() as session:
+            report = import_prefix(session, svc.settings, _operator(args), Path(args.file), args.account)
+    except (ArchiveError, AccountError, OSError) as exc:
+        print(f"agency: {exc} (nothing was imported)", file=sys.stderr)
+        return 2
+    print(report.line())
+    return 0
+
+
+def add_archive_commands(sub, reasoned) -> None:
+    """`agency export --prefix P FILE` and `agency import FILE --account LOGIN` (DOI Handbook 9.1.6)."""
+    export = sub.add_parser("export", help="write a prefix's archive: handles, metadata, titles, batch files")
+    export.add_argument("--prefix", required=True)
+    export.add_argument("file")
+    export.set_defaults(func=cmd_export)
+    importing = reasoned(sub.add_parser("import", help="load a prefix archive for an account (checked first)"))
+    importing.add_argument("file")
+    importing.add_argument("--account", required=True)
+    importing.set_defaults(func=cmd_import)
+
+
+def add_transfer_commands(sub, reasoned) -> None:
+    """`agency transfers open|consent|complete|withdraw|list` (DOI Handbook 9.1.5)."""
+    transfers = sub.add_parser("transfers", help="move DOIs between registrants").add_subparsers(
+        dest="action", required=True)
+    opening = reasoned(transfers.add_parser("open", help="open a transfer of DOIs, a title or a prefix"))
+    opening.add_argument("--from", dest="from_login", required=True, help="the account giving the DOIs")
+    opening.add_argument("--to", required=True, help="the account receiving them")
+    what = opening.add_mutually_exclusive_group(required=True)
+    what.add_argument("--doi", action="append", help="a DOI (repeatable)")
+    what.add_argument("--title", help="every DOI of the title record with this ISSN/ISBN")
+    what.add_argument("--prefix", help="the prefix and every DOI under it")
+    opening.set_defaults(func=cmd_transfers)
+    consent = reasoned(transfers.add_parser("consent", help="record a party's consent (received in writing)"))
+    consent.add_argument("transfer_id", type=int)
+    consent.add_argument("--account", required=True, help="the consenting party")
+    consent.set_defaults(func=cmd_transfers)
+    for action, text in (("complete", "move the DOIs now (both parties have consented)"),
+                         ("withdraw", "call the transfer off; nothing moves")):
+        parser = reasoned(transfers.add_parser(action, help=text))
+        parser.add_argument("transfer_id", type=int)
+        parser.set_defaults(func=cmd_transfers)
+    listing = transfers.add_parser("list", help="transfers, newest first")
+    listing.add_argument("--status", choices=["open", "completed", "withdrawn"])
+    listing.set_defaults(func=cmd_transfers)
+
+
+def add_prefix_commands(prefixes, reasoned) -> None:
+    """`agency prefixes add|remove|list|served-elsewhere` (ownership; one owner per prefix)."""
+    add = reasoned(prefixes.add_parser("add", help="give a prefix to an account"))
+    add.add_argument("prefix")
+    add.add_argument("--account", required=True)
+    add.set_defaults(func=cmd_prefixes_change)
+    remove = reasoned(prefixes.add_parser("remove", help="take away a prefix that has no DOIs"))
+    remove.add_argument("prefix")
+    remove.set_defaults(func=cmd_prefixes_change)
+    listing = prefixes.add_parser("list", help="prefixes, owners and DOI counts")
+    listing.add_argument("--account")
+    listing.set_defaults(func=cmd_prefixes_list)
+    elsewhere = reasoned(prefixes.add_parser(
+        "served-elsewhere", help="mark a prefix as now served by another agency (after `agency export`)"))
+    elsewhere.add_argument("prefix")
+    elsewhere.add_argument("--service", help="the service that now holds it, e.g. 'Crossref (https://doi.org)'")
+    elsewhere.add_argument("--back", action="store_true", help="the prefix is served here again")
+    elsewhere.set_defaults(func=cmd_prefixes_change)
 def cmd_callbacks_send(_args) -> int:
     svc = build_agency(load_settings())
     print(f"delivered {svc.callbacks.deliver_due()} notification callback(s)")
@@ -430,7 +699,7 @@ def cmd_prefix_record_create(args) -> int:
             values = create_prefix_record(
                 session, args.prefix, args.account, ra_admin=parse_reference(svc.settings.handle_ra_admin),
                 service_handle=svc.settings.handle_service, ttl=svc.settings.handle_ttl,
-                actor=f"operator:{_operator()}", audit=handle_audit)
+                actor=f"operator:{_operator_name()}", audit=handle_audit)
     except PrefixRecordError as exc:
         print(f"agency: {exc}", file=sys.stderr)
         return 2
@@ -447,7 +716,7 @@ def cmd_prefix_record_secret(args) -> int:
     secret = _read_password()
     try:
         with svc.db.transaction() as session:
-            set_prefix_secret(session, args.prefix, secret, actor=f"operator:{_operator()}", audit=handle_audit,
+            set_prefix_secret(session, args.prefix, secret, actor=f"operator:{_operator_name()}", audit=handle_audit,
                               index=args.index)
     except PrefixRecordError as exc:
         print(f"agency: {exc}", file=sys.stderr)
@@ -457,7 +726,7 @@ def cmd_prefix_record_secret(args) -> int:
     return 0
 
 
-def _operator() -> str:
+def _operator_name() -> str:
     from agency.admin.audit import Actor
 
     return Actor.operator().name
@@ -501,6 +770,7 @@ def build_parser() -> argparse.ArgumentParser:
     create.add_argument("--email", required=True)
     create.add_argument("--prefix", action="append", default=[], help="a DOI prefix it owns (repeatable)")
     create.set_defaults(func=cmd_accounts_create)
+    prefixes = add_admin_commands(sub, accounts)
 
     serve = sub.add_parser("serve", help="run the HTTP service with the worker and scheduler in-process")
     serve.add_argument("--host", default="127.0.0.1")
@@ -558,8 +828,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_submission_commands(sub)
     add_db_commands(sub)
     add_handle_server_parser(sub)
-    add_prefix_record_parsers(sub.add_parser("prefixes", help="prefixes and their prefix records").add_subparsers(
-        dest="action", required=True))
+    add_prefix_record_parsers(prefixes)
     return parser
 
 

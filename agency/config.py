@@ -158,6 +158,12 @@ class Settings:
     # Logs (issue 15).
     log_format: str = setting("text", "text, or json: one JSON object per line")
     log_level: str = setting("INFO", "DEBUG, INFO, WARNING or ERROR")
+    # Administration (accounts, prefixes, title records, transfers, export/import).
+    operator: str = setting("", "the operator named in the audit trail for CLI changes (empty: the login running it)")
+    transfers_auto: bool = setting(False, "complete a transfer as soon as both parties consented (else an operator "
+                                          "completes it)")
+    archive_max_bytes: int = setting(2 * 1024 ** 3, "largest prefix archive `agency import` reads (bytes, unpacked)")
+    archive_max_entries: int = setting(1_000_000, "most files in a prefix archive `agency import` reads")
 
     @property
     def effective_database_url(self) -> str:

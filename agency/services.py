@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 
 from agency.accounts import PasswordCheck
 from agency.sign_in import HashingSlots, SignInGuard, SignInLimits
+from agency.admin.titles import TitleGuard
 from agency.config import Settings
 from agency.db import Database, open_database
 from agency.migrations import prepare_schema
@@ -164,7 +165,7 @@ def build_agency(settings: Settings) -> Agency:
     intake = DepositIntake(settings, db, DepositValidator(catalog, limits), logs,
                            on_refused=_both(RefusalNotices(settings, templates).on_refused, log_ready),
                            on_accepted=lambda sid, records: _hand_over(worker, sid, records))
-    worker.runners["deposit"] = DepositRunner(settings, db, logs, on_completed=log_ready)
+    worker.runners["deposit"] = DepositRunner(settings, db, logs, on_completed=log_ready, checks=TitleGuard())
     matcher = QueryMatcher(db)
     queries = QueryIntake(settings, db, intake, matcher, on_accepted=lambda _id: worker.wakeup.set())
     worker.runners["query"] = QueryRunner(settings, db, matcher, templates)

@@ -112,7 +112,8 @@ def whole_path(batch: Path, records: int, url: str, folder: Path) -> tuple[float
             time.sleep(0.05)
             body = requests.get(server.url + f"/v1/deposits/{body['submission_id']}", auth=auth, timeout=60).json()
         elapsed = time.perf_counter() - start
-        assert body["counts"]["success_count"] == records, body["counts"]
+        # Generated pages may repeat within an issue: those records are registered "with conflict" (Warning).
+        assert body["counts"]["success_count"] + body["counts"]["warning_count"] == records, body["counts"]
         return elapsed, peak_rss_mb(server.process.pid)
     finally:
         server.stop()

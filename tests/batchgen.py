@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import zlib
 from dataclasses import dataclass
 from xml.sax.saxutils import escape
 
@@ -13,16 +14,19 @@ class Article:
     timestamp: str | None = None
     title: str = "A study of things"
     surname: str = "Smith"
-    first_page: str = "1"
+    first_page: str = ""  # default: a page of its own, from the DOI (identical citations are "with conflict")
 
     def __post_init__(self):
+        if not self.first_page:
+            self.first_page = str(1 + zlib.crc32(self.doi.lower().encode()))
         if not self.url:
             self.url = "https://example.org/articles/" + self.doi.split("/", 1)[-1]
 
 
 def deposit_xml(articles: list[Article], timestamp: str = "20240101000000", version: str = "5.3.0",
                 batch_id: str = "batch-1", email: str = "depositor@example.org",
-                issn: str = "1234-5679", journal: str = "Journal of Tests") -> bytes:
+                issn: str | None = None, journal: str = "Journal of Tests") -> bytes:
+    issn = issn or issn_of_prefix(articles[0].doi.split("/", 1)[0] if articles else "10.5555")
     items = []
     for a in articles:
         ts = f"\n          <timestamp>{escape(a.timestamp)}</timestamp>" if a.timestamp is not None else ""
@@ -58,7 +62,18 @@ def deposit_xml(articles: list[Article], timestamp: str = "20240101000000", vers
 """.encode()
 
 
+def issn_of_prefix(prefix: str) -> str:
+    """The test journal's ISSN for a prefix: 1234-5679 for 10.5555, another valid one for each other prefix,
+    so that each test account deposits its own journal (title records have one owner)."""
+    if prefix == "10.5555":
+        return "1234-5679"
+    digits = f"{int(''.join(c for c in prefix if c.isdigit()) or 0) % 10_000_000:07d}"
+    rest = (11 - sum(int(d) * w for d, w in zip(digits, range(8, 1, -1))) % 11) % 11
+    return f"{digits[:4]}-{digits[4:]}{'X' if rest == 10 else rest}"
+
+
 def many(prefix: str, count: int, start: int = 1, **kwargs) -> list[Article]:
+    """``count`` articles ``prefix/test.N``."""
     return [Article(f"{prefix}/test.{i}", **kwargs) for i in range(start, start + count)]
 
 

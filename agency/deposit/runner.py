@@ -7,13 +7,13 @@ and the submission's progress, fenced by the lease.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Iterable, Iterator
+from dataclasses import dataclass, field, replace
+from typing import Iterable, Iterator, Protocol, Sequence
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from agency.accounts import registrant_by_id
+from agency.accounts import Registrant, registrant_by_id
 from agency.config import Settings
 from agency.db import Database, bulk_insert
 from agency.deposit.batch_files import LOG_FILE, submission_path
@@ -37,6 +37,47 @@ MAX_PRIMED_RECORDS = 2 * MAX_COLLECTED_RECORDS
 MAX_KEPT_RESULTS = MAX_COLLECTED_RECORDS
 
 
+class RecordChecks(Protocol):
+    """Checks beyond the handle store's, run in each chunk's transaction (title ownership, conflicts).
+
+    Defined here and implemented above (``admin.titles.TitleGuard``), so deposits know no administration.
+    """
+
+    def before_registration(self, session: Session, registrant: Registrant,
+                            records: Sequence[DepositRecord]) -> dict[int, RecordDiagnostic]:
+        """Per record: a Failure (not registered) or a Warning (registered, with this message)."""
+
+    def after_registration(self, session: Session, registrant: Registrant,
+                           records: Sequence[DepositRecord]) -> dict[int, str]:
+        """Per registered record: a note that turns its Success into a Warning ("with conflict: ...")."""
+
+
+def checked_registration(session: Session, registration: BatchRegistration, checks: RecordChecks | None,
+                         chunk: list[DepositRecord]) -> list[RecordDiagnostic]:
+    """Register a chunk, letting ``checks`` fail records before and annotate them after."""
+    if checks is None:
+        return registration.register(session, chunk)
+    verdicts = checks.before_registration(session, registration.registrant, chunk)
+    failed = {seq for seq, v in verdicts.items() if v.status == FAILURE}
+    writable = [r for r in chunk if r.seq not in failed]
+    registered = {d.seq: d for d in registration.register(session, writable)}
+    written = [r for r in writable if registered[r.seq].status == SUCCESS]
+    notes = checks.after_registration(session, registration.registrant, written) if written else {}
+    out = []
+    for record in chunk:
+        if record.seq in failed:
+            out.append(verdicts[record.seq])
+            continue
+        result = registered[record.seq]
+        if result.status == SUCCESS and record.seq in notes:
+            verb = "Added" if result.outcome == "added" else "Updated"
+            result = replace(result, status=WARNING, message=f"{verb} {notes[record.seq]}")
+        if result.status != FAILURE and record.seq in verdicts:
+            result = replace(result, status=WARNING, message=f"{result.message}; {verdicts[record.seq].message}")
+        out.append(result)
+    return out
+
+
 @dataclass
 class _OpenBatch:
     """A batch being read: its record stream and what it has seen, kept between slices."""
@@ -55,6 +96,7 @@ class DepositRunner:
     db: Database
     logs: BatchLogs
     on_completed: object = None  # callable(session, submission) or None
+    checks: RecordChecks | None = None
     _open: dict[int, _OpenBatch] = field(default_factory=dict)
     _primed: dict[int, list[DepositRecord]] = field(default_factory=dict)
     _finished: dict[int, list[RecordDiagnostic]] = field(default_factory=dict)
@@ -123,7 +165,7 @@ class DepositRunner:
         try:
             with self.db.transaction() as session:
                 submission = session.get(Submission, submission_id)
-                diagnostics = batch.registration.register(session, chunk)
+                diagnostics = checked_registration(session, batch.registration, self.checks, chunk)
                 bulk_insert(session.connection(), RecordResult.__table__, [
                     {"seq": d.seq, "doi": d.doi[:MAX_DOI_LENGTH], "status": d.status, "message": d.message,
                      "outcome": d.outcome} for d in diagnostics], constants={"submission_id": submission_id})

@@ -28,7 +28,7 @@ from datetime import datetime, timezone
 from typing import Iterable, Protocol, Sequence
 from urllib.parse import quote, unquote
 
-from sqlalchemy import Engine, and_, bindparam, event, select
+from sqlalchemy import Engine, and_, bindparam, event, exists, select
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import aliased
 
@@ -173,7 +173,9 @@ _ALIAS_VALUE = aliased(HandleValue)
 _REGISTERED = select(Handle.name, HandleValue.data, HandleValue.ttl, Handle.revision, Handle.updated_at,
                      _ALIAS_VALUE.data).outerjoin(
     HandleValue, and_(HandleValue.handle_key == Handle.key, HandleValue.idx == URL_INDEX)).outerjoin(
-    _ALIAS_VALUE, and_(_ALIAS_VALUE.handle_key == Handle.key, _ALIAS_VALUE.idx == ALIAS_INDEX))
+    _ALIAS_VALUE, and_(_ALIAS_VALUE.handle_key == Handle.key, _ALIAS_VALUE.idx == ALIAS_INDEX)).where(
+    # A prefix that moved to another agency is not resolved here any more (one primary-key probe).
+    ~exists().where(Prefix.prefix == Handle.prefix, Prefix.served_elsewhere.is_not(None)))
 # The common case, one spelling, is a plain equality: cached once, no IN-list expansion per request.
 _LOOK_UP_ONE = _REGISTERED.where(Handle.key == bindparam("key"))
 _LOOK_UP_ANY = _REGISTERED.where(Handle.key.in_(bindparam("keys", expanding=True)))
@@ -322,7 +324,14 @@ def _closer(close: weakref.WeakMethod):
 
 
 def prefix_served(db: Executor, prefix: str) -> bool:
-    return db.execute(select(Prefix.prefix).where(Prefix.prefix == prefix.lower())).first() is not None
+    """Whether this agency answers for the prefix (it has it, and it has not moved elsewhere)."""
+    row = db.execute(select(Prefix.served_elsewhere).where(Prefix.prefix == prefix.lower())).first()
+    return row is not None and row[0] is None
+
+
+def served_elsewhere(db: Executor, prefix: str) -> str | None:
+    """The service now holding a prefix that moved away from this agency, else None."""
+    return db.execute(select(Prefix.served_elsewhere).where(Prefix.prefix == prefix.lower())).scalar()
 
 
 # ---------------------------------------------------------------------------
@@ -415,6 +424,12 @@ def diagnose(db: Executor, requested: str) -> NotFound:
     prefix = doi_prefix(candidate)
     if not prefix_served(db, prefix):
         elsewhere = "https://doi.org/" + quote(candidate, safe="/:;()<>[]@!$&'*+,=")
+        moved = served_elsewhere(db, prefix)
+        if moved:
+            hints.append(f"Its DOIs are resolved by {moved} now. Try {elsewhere}")
+            return NotFound(requested, problem or FOREIGN_PREFIX,
+                            f"The prefix {prefix} has moved to another Registration Agency: {moved}.",
+                            tuple(hints), suggestion, prefix, elsewhere)
         hints.append(f"The prefix {prefix} is not served by this agency: the DOI may be registered with "
                      f"another Registration Agency. Try {elsewhere}")
         return NotFound(requested, problem or FOREIGN_PREFIX,
@@ -586,7 +601,9 @@ def handle_record(db, handle: str, ttl: int, types: Sequence[str] = (),
     if not prefix or not suffix:
         return answer(INVALID_HANDLE, handle, "A handle has the form prefix/suffix, e.g. 10.5555/abc123.")
     if not prefix_served(db, prefix):
-        return answer(NOT_RESPONSIBLE, handle, _not_responsible_message(prefix))
+        moved = served_elsewhere(db, prefix)
+        return answer(NOT_RESPONSIBLE, handle, f"Prefix {prefix} is now served by {moved}, not by this server."
+                      if moved else _not_responsible_message(prefix))
     values = handle_values(db, handle)  # never empty for a handle that exists: HS_ADMIN is always there
     if not values:
         return answer(HANDLE_NOT_FOUND, handle)

@@ -14,14 +14,14 @@ from functools import lru_cache
 from datetime import datetime, timezone
 from typing import Protocol, Sequence
 
-from sqlalchemy import String, delete, func, select, update
+from sqlalchemy import String, and_, delete, func, select, update
 from sqlalchemy.orm import Session
 
 from agency.accounts import Registrant
 from agency.db import RowsTable, bulk_insert
 from agency.handles.doi_syntax import doi_key, doi_prefix, doi_problem, url_problem
 from agency.handles.values import ALL_ADMIN_PERMISSIONS, AdminRecord, HandleValue as Value, Reference
-from agency.models import Handle, HandleValue
+from agency.models import Handle, HandleValue, Prefix
 
 
 class Registration(Protocol):
@@ -111,9 +111,14 @@ class BatchRegistration:
     def register(self, session: Session, records: Sequence[Registration]) -> list[RecordDiagnostic]:
         diagnostics: dict[int, RecordDiagnostic] = {}
         writable: list[Registration] = []
+        refusals = {r.seq: self._precheck(r) for r in records}
+        transferred = self._transferred_here(session, [r for r in records if refusals[r.seq] is not None
+                                                        and refusals[r.seq].outcome == "prefix"])
         blocked = blocked_names(session, [doi_key(r.doi) for r in records])
         for record in records:
-            refusal = self._precheck(record)
+            refusal = refusals[record.seq]
+            if refusal is not None and doi_key(record.doi) in transferred:
+                refusal = self._precheck(record, owned=True)
             if refusal is None and blocked and doi_key(record.doi) in blocked:
                 refusal = RecordDiagnostic(record.seq, record.doi, FAILURE, f"Record not processed because "
                                            f"{record.doi} {blocked[doi_key(record.doi)]}", "blocked")
@@ -126,7 +131,15 @@ class BatchRegistration:
                 diagnostics[d.seq] = d
         return [diagnostics[r.seq] for r in records]
 
-    def _precheck(self, record: Registration) -> RecordDiagnostic | None:
+    def _transferred_here(self, session: Session, records: list[Registration]) -> set[str]:
+        """Keys of DOIs under others' prefixes that this account owns (they were transferred to it)."""
+        if not records:
+            return set()
+        keys = sorted({doi_key(r.doi) for r in records})
+        return set(session.scalars(select(Handle.key).where(Handle.key.in_(keys),
+                                                            Handle.account_id == self.registrant.id)))
+
+    def _precheck(self, record: Registration, owned: bool = False) -> RecordDiagnostic | None:
         def failure(outcome: str, message: str) -> RecordDiagnostic:
             return RecordDiagnostic(record.seq, record.doi, FAILURE, message, outcome)
 
@@ -134,7 +147,11 @@ class BatchRegistration:
         if problem:
             return failure("invalid", f"Invalid DOI: {problem}")
         prefix = doi_prefix(record.doi)
-        if not self.registrant.owns_prefix(prefix):
+        elsewhere = self.registrant.elsewhere.get(prefix)
+        if elsewhere:
+            return failure("prefix", f"Prefix {prefix} has moved to another registration agency ({elsewhere}): "
+                                     "deposit its DOIs there")
+        if not owned and not self.registrant.owns_prefix(prefix):
             return failure("prefix", f"User not allowed to add records for prefix: {prefix}")
         if not record.is_pending:
             problem = url_problem(record.url or "")
@@ -157,7 +174,8 @@ class BatchRegistration:
                 for key, r in sorted(by_key.items())]  # one lock order for every writer: no deadlocks
         written = _conditional_upsert(session, rows, self.registrant.id, self.submission_id)
         stale_keys = [k for k in by_key if k not in written]
-        stored = dict(session.execute(select(Handle.key, Handle.version).where(Handle.key.in_(stale_keys))).all()) \
+        stored = {key: (version, owner) for key, version, owner in session.execute(
+            select(Handle.key, Handle.version, Handle.account_id).where(Handle.key.in_(stale_keys)))} \
             if stale_keys else {}
         _write_values(session, [(key, by_key[key]) for key in sorted(written)], self.ttl)
         resets = note_version_resets(session, [k for k in written if written[k] > 1], self.submission_id)
@@ -167,14 +185,21 @@ class BatchRegistration:
                 added = written[key] == 1
                 message = ("Successfully added" if added else "Successfully updated") + resets.get(key, "")
                 out.append(RecordDiagnostic(record.seq, record.doi, SUCCESS, message, "added" if added else "updated"))
-            else:
+            elif key in stored and stored[key][1] != self.registrant.id:
                 out.append(RecordDiagnostic(record.seq, record.doi, FAILURE,
-                                            stale_message(record.timestamp or "", stored.get(key, "0")), "stale"))
+                                            f"User not allowed to update {record.doi}: it was transferred to another "
+                                            "account, which alone may update it now", "owner"))
+            else:
+                version = stored.get(key, ("0", None))[0]
+                out.append(RecordDiagnostic(record.seq, record.doi, FAILURE,
+                                            stale_message(record.timestamp or "", version), "stale"))
         return out
 
 
 def _newer_wins(statement):
-    """ON CONFLICT: the stored name is replaced only by a strictly newer version."""
+    """ON CONFLICT: the stored name is replaced only by a strictly newer version from its owning account
+    (a transfer changes the owner; deciding it here is what makes a deposit racing a transfer land whole
+    before it, or fail after it)."""
     table = Handle.__table__
     excluded = statement.excluded
     return statement.on_conflict_do_update(
@@ -184,7 +209,7 @@ def _newer_wins(statement):
             "account_id": excluded.account_id, "submission_id": excluded.submission_id,
             "updated_at": excluded.updated_at,
         },
-        where=table.c.version < excluded.version,
+        where=and_(table.c.version < excluded.version, table.c.account_id == excluded.account_id),
     )
 
 
@@ -253,19 +278,20 @@ def value_of_row(row: HandleValue) -> Value:
                  parse_refs(row.refs), row.admin_read, row.admin_write, row.pub_read, row.pub_write)
 
 
-def derived_admin_value(handle: Handle, ttl: int) -> Value:
-    """The HS_ADMIN at index 100 of a deposited handle: its prefix's admin group (``0.NA/<prefix>`` 200)."""
-    return Value(ADMIN_INDEX, "HS_ADMIN", admin_value_data(handle.prefix), ttl,
+def derived_admin_value(handle: Handle, ttl: int, prefix: str | None = None) -> Value:
+    """The HS_ADMIN at index 100 of a deposited handle: the admin group (``0.NA/<prefix>`` 200) of ``prefix``,
+    the owner's prefix (see ``admin_prefix``), by default the handle's own."""
+    return Value(ADMIN_INDEX, "HS_ADMIN", admin_value_data(prefix or handle.prefix), ttl,
                  timestamp=epoch_seconds(handle.created_at))
 
 
 def handle_values(session: Session, name: str) -> list[Value]:
     """The values of a handle, by index (empty when the handle does not exist).
 
-    HS_ADMIN is the same for every deposited DOI of a prefix (the prefix's
-    admin group), so it is derived from the handle row rather than stored once
-    per DOI: that keeps registration to one value row per record. A handle
-    that stores HS_ADMIN values of its own (created or edited over the Handle
+    HS_ADMIN names the owning account's prefix admin group (the DOI's own prefix while its
+    registrant owns it; after a transfer, the new owner's), so it is derived from the handle
+    row rather than stored once per DOI: that keeps registration to one value row per record.
+    A handle that stores HS_ADMIN values of its own (created or edited over the Handle
     protocol or the REST API) shows those instead.
     """
     handle = session.get(Handle, doi_key(name))
@@ -276,7 +302,15 @@ def handle_values(session: Session, name: str) -> list[Value]:
     if any(v.type == "HS_ADMIN" for v in stored) or any(v.index == ADMIN_INDEX for v in stored):
         return stored
     ttl = stored[0].ttl if stored else DEFAULT_TTL
-    return sorted([*stored, derived_admin_value(handle, ttl)], key=lambda v: v.index)
+    return sorted([*stored, derived_admin_value(handle, ttl, admin_prefix(session, handle))], key=lambda v: v.index)
+
+
+def admin_prefix(session: Session, handle: Handle) -> str:
+    """The prefix whose admin group administers a handle: its own while its owner holds that prefix,
+    else the owner's first prefix (the DOI was transferred)."""
+    owned = list(session.scalars(select(Prefix.prefix).where(Prefix.account_id == handle.account_id)
+                                 .order_by(Prefix.prefix)))
+    return handle.prefix if handle.prefix in owned or not owned else owned[0]
 
 
 def resolve_url(session: Session, name: str) -> str | None:

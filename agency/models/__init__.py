@@ -12,6 +12,8 @@ from agency.models.metadata import MetadataJournalTitle
 from agency.models.outbox import OutboxMessage
 from agency.models.record_states import AliasLink, MetadataResource, VersionReset, Withdrawal
 from agency.models.submissions import RecordResult, Submission
+from agency.models.titles import CitationKey, TitleIdentifier, TitleRecord
+from agency.models.transfers import Transfer, TransferItem
 
 __all__ = [
     "Base",
@@ -38,4 +40,9 @@ __all__ = [
     "Submission",
     "VersionReset",
     "Withdrawal",
+    "CitationKey",
+    "TitleIdentifier",
+    "TitleRecord",
+    "Transfer",
+    "TransferItem",
 ]

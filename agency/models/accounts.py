@@ -19,6 +19,8 @@ class Account(Base):
     email: Mapped[str] = mapped_column(String(320))
     password_hash: Mapped[str] = mapped_column(String(255))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # Set while the account is disabled: it authenticates nowhere and its queued work waits.
+    disabled_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     prefixes: Mapped[list["Prefix"]] = relationship(back_populates="account", order_by="Prefix.prefix")
 
 
@@ -28,3 +30,5 @@ class Prefix(Base):
     prefix: Mapped[str] = mapped_column(String(64), primary_key=True)
     account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"), index=True)
     account: Mapped[Account] = relationship(back_populates="prefixes")
+    # Set once the prefix has moved to another agency: names the service that now resolves it.
+    served_elsewhere: Mapped[str | None] = mapped_column(String(500))

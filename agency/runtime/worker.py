@@ -33,7 +33,7 @@ from sqlalchemy.orm import Session
 
 from agency.config import Settings
 from agency.db import Database
-from agency.models import Submission
+from agency.models import Account, Submission
 from agency.models.submissions import FAILED, PROCESSING, QUEUED
 from agency.models.types import utcnow
 from agency.runtime.storage_errors import describe_failure, is_out_of_space
@@ -48,6 +48,11 @@ class LostLease(Exception):
 class SliceRunner(Protocol):
     def run_slice(self, submission_id: int, owner: str) -> bool:
         """Process part of a claimed submission; True when it is finished."""
+
+
+def _account_enabled():
+    """A disabled account's submissions stay queued (not lost) until it is enabled again."""
+    return Submission.account_id.not_in(select(Account.id).where(Account.disabled_at.is_not(None)))
 
 
 def default_worker_id() -> str:
@@ -143,6 +148,7 @@ class Worker:
         runnable = and_(
             Submission.kind.in_(list(self.runners)),
             or_(Submission.retry_at.is_(None), Submission.retry_at <= now),
+            _account_enabled(),
             or_(Submission.status == QUEUED,
                 and_(Submission.status == PROCESSING,
                      or_(Submission.lease_owner.is_(None), Submission.lease_expires_at < now))))
@@ -200,7 +206,8 @@ class Worker:
 
         with self.db.sessions() as session:
             return session.scalar(select(func.count()).select_from(Submission).where(
-                Submission.kind.in_(list(self.runners)), Submission.status.in_((QUEUED, PROCESSING))))
+                Submission.kind.in_(list(self.runners)), Submission.status.in_((QUEUED, PROCESSING)),
+                _account_enabled()))
 
     def drain(self, timeout: float) -> None:
         """Work until nothing is left, waiting out leases that a dead worker left behind."""

@@ -58,6 +58,7 @@ def test_a_withdrawn_doi_refuses_deposits_resources_and_url_updates(environment,
     record = client.get(response.headers["Location"], headers=ALICE).get_json()["records"][0]
     assert record["status"] == "Failure" and "withdrawn" in record["msg"]
     body = post_resources(svc, client, resources_xml([funding_item("10.5555/w")]))
+    assert "records" in body, body
     assert body["records"][0]["status"] == "Failure" and "withdrawn" in body["records"][0]["msg"]
     assert client.get("/10.5555/w").headers["Location"].endswith("/withdrawn/10.5555/w")
 

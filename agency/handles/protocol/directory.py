@@ -97,9 +97,17 @@ def _epoch(column, dialect_name: str):
     return cast(func.floor(extract("epoch", column)), BigInteger)
 
 
+def _admin_prefix():
+    """The prefix whose admin group administers the handle, as ``store.admin_prefix`` decides it: the
+    handle's own while its owner holds that prefix, else the owner's first (the DOI was transferred)."""
+    own = select(Prefix.prefix).where(Prefix.prefix == Handle.prefix, Prefix.account_id == Handle.account_id)
+    first = select(func.min(Prefix.prefix)).where(Prefix.account_id == Handle.account_id)
+    return func.coalesce(own.scalar_subquery(), first.scalar_subquery(), Handle.prefix)
+
+
 def record_statement(dialect_name: str):
     """A handle's row and its stored values in one query (times as seconds since 1970)."""
-    return (select(Handle.prefix, _epoch(Handle.created_at, dialect_name), ValueRow.idx, ValueRow.type,
+    return (select(_admin_prefix(), _epoch(Handle.created_at, dialect_name), ValueRow.idx, ValueRow.type,
                    ValueRow.data, ValueRow.ttl_type, ValueRow.ttl, _epoch(ValueRow.timestamp, dialect_name),
                    ValueRow.refs, ValueRow.admin_read, ValueRow.admin_write, ValueRow.pub_read, ValueRow.pub_write)
             .select_from(Handle).outerjoin(ValueRow, ValueRow.handle_key == Handle.key)

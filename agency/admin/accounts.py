@@ -1,0 +1,130 @@
+"""What an operator changes about registrant accounts: e-mail, password, disabled or not.
+
+Each change is written with its audit event in the caller's transaction, and
+returns a ``Change`` saying what it did, which the CLI prints.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session, selectinload
+
+from agency.accounts import EMAIL_PATTERN, AccountError, PasswordCheck
+from agency.admin.audit import Actor, record_event
+from agency.models import Account, Handle, Submission
+from agency.models.submissions import PROCESSING, QUEUED
+from agency.models.types import utcnow
+
+MIN_PASSWORD_CHARS = 8
+
+
+@dataclass(frozen=True)
+class Change:
+    """One administrative change as it was audited: what the CLI prints and the API returns."""
+
+    action: str
+    subject: str
+    before: dict[str, Any] | None
+    after: dict[str, Any] | None
+    event_id: int
+
+    def line(self) -> str:
+        def shown(values: dict[str, Any] | None) -> str:
+            return ", ".join(f"{k}={v}" for k, v in (values or {}).items()) or "-"
+
+        return f"{self.action} {self.subject}: {shown(self.before)} -> {shown(self.after)} (audit event {self.event_id})"
+
+
+@dataclass(frozen=True)
+class AccountSummary:
+    login: str
+    email: str
+    disabled_at: datetime | None
+    created_at: datetime
+    prefixes: tuple[str, ...]
+    dois: int
+    waiting_submissions: int
+
+    @property
+    def state(self) -> str:
+        return "disabled" if self.disabled_at else "enabled"
+
+
+def audited_change(session: Session, actor: Actor, action: str, subject: str, *, account_id: int | None,
+                   before: dict | None, after: dict | None, reason: str | None) -> Change:
+    """Record the event and flush it, so the change can name its event number."""
+    event = record_event(session, actor, action, subject, account_id=account_id, before=before, after=after,
+                         reason=reason)
+    session.flush()
+    return Change(action, subject, before, after, event.id)
+
+
+def account_by_login(session: Session, login: str, *, for_update: bool = False) -> Account:
+    query = select(Account).where(Account.login == login)
+    if for_update:
+        query = query.with_for_update()
+    account = session.scalar(query)
+    if account is None:
+        raise AccountError(f"no account {login!r}")
+    return account
+
+
+def list_accounts(session: Session) -> list[AccountSummary]:
+    accounts = session.scalars(select(Account).order_by(Account.login).options(selectinload(Account.prefixes)))
+    dois = dict(session.execute(select(Handle.account_id, func.count()).group_by(Handle.account_id)).all())
+    waiting = dict(session.execute(
+        select(Submission.account_id, func.count()).where(Submission.status.in_((QUEUED, PROCESSING)))
+        .group_by(Submission.account_id)).all())
+    return [AccountSummary(a.login, a.email, a.disabled_at, a.created_at, tuple(p.prefix for p in a.prefixes),
+                           dois.get(a.id, 0), waiting.get(a.id, 0)) for a in accounts]
+
+
+def show_account(session: Session, login: str) -> AccountSummary:
+    [summary] = [s for s in list_accounts(session) if s.login == login] or [None]
+    if summary is None:
+        raise AccountError(f"no account {login!r}")
+    return summary
+
+
+def set_email(session: Session, actor: Actor, login: str, email: str, reason: str | None = None) -> Change:
+    if not EMAIL_PATTERN.match(email):
+        raise AccountError(f"email {email!r} is not an email address")
+    account = account_by_login(session, login, for_update=True)
+    before = account.email
+    account.email = email
+    return audited_change(session, actor, "account.set-email", f"account:{login}", account_id=account.id,
+                          before={"email": before}, after={"email": email}, reason=reason)
+
+
+def set_password(session: Session, passwords: PasswordCheck, actor: Actor, login: str, password: str,
+                 reason: str | None = None) -> Change:
+    """A new password; the audit trail says it changed, never what it is."""
+    if len(password) < MIN_PASSWORD_CHARS:
+        raise AccountError(f"password must be at least {MIN_PASSWORD_CHARS} characters")
+    account = account_by_login(session, login, for_update=True)
+    account.password_hash = passwords.hash(password)
+    return audited_change(session, actor, "account.passwd", f"account:{login}", account_id=account.id,
+                          before=None, after={"password": "changed"}, reason=reason)
+
+
+def disable(session: Session, actor: Actor, login: str, reason: str | None = None) -> Change:
+    """From now on the account authenticates nowhere; its queued submissions wait, they are not lost."""
+    account = account_by_login(session, login, for_update=True)
+    if account.disabled_at is not None:
+        raise AccountError(f"account {login!r} is disabled already (since {account.disabled_at:%Y-%m-%d %H:%M} UTC)")
+    account.disabled_at = utcnow()
+    return audited_change(session, actor, "account.disable", f"account:{login}", account_id=account.id,
+                          before={"state": "enabled"}, after={"state": "disabled"}, reason=reason)
+
+
+def enable(session: Session, actor: Actor, login: str, reason: str | None = None) -> Change:
+    account = account_by_login(session, login, for_update=True)
+    if account.disabled_at is None:
+        raise AccountError(f"account {login!r} is not disabled")
+    account.disabled_at = None
+    return audited_change(session, actor, "account.enable", f"account:{login}", account_id=account.id,
+                          before={"state": "disabled"}, after={"state": "enabled"}, reason=reason)
