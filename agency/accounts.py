@@ -140,6 +140,8 @@ def authenticate(session: Session, passwords: PasswordCheck, login: str, passwor
     )
     if not passwords.verify(account.password_hash if account else None, password):
         return None
+    if account.disabled_at is not None:
+        return None
     return _registrant(account)
 
 

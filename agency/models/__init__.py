@@ -7,6 +7,7 @@ from agency.models.handles import Handle, HandleValue
 from agency.models.metadata import (
     JobLock, JobRun, MddbLoad, MetadataContributor, MetadataIdentifier, MetadataLocator, MetadataRecord,
 )
+from agency.models.operators import Operator
 from agency.models.outbox import OutboxMessage
 from agency.models.submissions import RecordResult, Submission
 
@@ -24,6 +25,7 @@ __all__ = [
     "MetadataIdentifier",
     "MetadataLocator",
     "MetadataRecord",
+    "Operator",
     "OutboxMessage",
     "RecordResult",
     "Submission",

@@ -19,6 +19,8 @@ class Account(Base):
     email: Mapped[str] = mapped_column(String(320))
     password_hash: Mapped[str] = mapped_column(String(255))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # Set by RA staff (web console): a disabled account can no longer sign in or deposit.
+    disabled_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     prefixes: Mapped[list["Prefix"]] = relationship(back_populates="account", order_by="Prefix.prefix")
 
 
