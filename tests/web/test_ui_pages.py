@@ -94,6 +94,12 @@ def test_sign_in_is_throttled_per_login(client, alice, svc):
     assert "Too many failed sign-ins" in throttled.get_data(as_text=True)
 
 
+def test_sign_in_is_throttled_per_address_across_logins(client, alice, bob, svc):
+    for number in range(svc.settings.ui_sign_in_attempts):
+        assert sign_in(client, login=f"guess{number}", password="wrong-password").status_code == 401
+    assert sign_in(client, "bob", "bob-password").status_code == 429  # same address, other login
+
+
 def test_wrong_password_and_disabled_account_cannot_sign_in(client, svc, alice):
     assert sign_in(client, password="nope-nope").status_code == 401
     with svc.db.transaction() as session:
