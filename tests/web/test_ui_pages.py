@@ -268,3 +268,31 @@ def test_staff_retries_a_dead_mail_and_sees_queue_and_load(staff, svc):
     overview = staff.get("/staff/").get_data(as_text=True)
     assert 'id="mddb"' in overview and 'id="mail-counts"' in overview
     assert "Nothing is queued" in staff.get("/staff/queue").get_data(as_text=True)
+
+
+def test_a_failing_page_answers_500_without_a_stack_trace(app, signed_in, monkeypatch):
+    app.testing = False
+    app.config["PROPAGATE_EXCEPTIONS"] = False
+
+    def broken(*_args, **_kwargs):
+        raise RuntimeError("internal detail that must not leak")
+
+    monkeypatch.setattr("agency.web.ui.registrant.queue_position", broken)
+    monkeypatch.setattr("agency.web.ui.registrant.select", broken)
+    response = signed_in.get("/ui/")
+    page = response.get_data(as_text=True)
+    assert response.status_code == 500 and "Something went wrong on our side" in page
+    assert "Traceback" not in page and "internal detail" not in page
+
+
+def test_sign_in_returns_to_the_page_asked_for_but_never_off_site(app, alice):
+    client = app.test_client()
+    asked = client.get("/ui/dois?q=10.5555")
+    assert asked.headers["Location"] == "/ui/sign-in?next=/ui/dois?q%3D10.5555"
+    back = post_form(client, "/ui/sign-in", {"login": "alice", "password": "alice-password",
+                                             "next": "/ui/dois?q=10.5555"})
+    assert back.headers["Location"] == "/ui/dois?q=10.5555"
+    for target in ("//evil.example/", "https://evil.example/", "/\\evil.example"):
+        other = app.test_client()
+        answer = post_form(other, "/ui/sign-in", {"login": "alice", "password": "alice-password", "next": target})
+        assert answer.headers["Location"] == "/ui/", target

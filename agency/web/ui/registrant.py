@@ -71,7 +71,7 @@ def sign_out() -> Response:
 @registrant_page
 def dashboard(me: Registrant) -> str:
     with agency().db.sessions() as db:
-        own = select(Submission).where(Submission.account_id == me.id)
+        own = select(Submission).where(Submission.account_id == me.id, Submission.kind == "deposit")
         processing = list(db.scalars(own.where(Submission.status == PROCESSING)
                                      .order_by(Submission.received_at).limit(DASHBOARD_ROWS)))
         queued = list(db.scalars(own.where(Submission.status == QUEUED)
