@@ -12,13 +12,9 @@ from agency.cli import main
 
 
 @pytest.fixture
-def environment(svc, monkeypatch):
-    s = svc.settings
-    for name, value in {"DATA_DIR": s.data_dir, "BATCH_DIR": s.batch_dir, "DATABASE_URL": s.database_url,
-                        "RUN_WORKER": "0", "RUN_SCHEDULER": "0", "PASSWORD_TIME_COST": "1"}.items():
-        monkeypatch.setenv(f"AGENCY_{name}", str(value))
+def environment(cli_environment, monkeypatch):
     monkeypatch.setenv("AGENCY_OPERATOR", "root-admin")
-    return svc
+    return cli_environment
 
 
 def test_create_operator_from_the_command_line(environment, monkeypatch, capsys):

@@ -6,9 +6,9 @@ import re
 from dataclasses import dataclass
 from typing import Callable
 
-from flask import request
+from flask import Response, redirect, render_template, request, url_for
 
-from agency.web.ui.sessions import throttle
+from agency.web.ui.sessions import safe_next, start_session, throttle
 
 MAX_ROWS = 500
 SIGN_IN_FIELD_CHARS = 1024
@@ -48,6 +48,27 @@ def sign_in_attempt(check: Callable[[str, str], object | None]) -> tuple[object 
         return None, "The login or password is wrong.", 0
     throttle().succeeded(login_key)
     return who, None, 0
+
+
+def sign_in_page(role: str, check: Callable[[str, str], object | None], password_hash: Callable[[object], str],
+                 title: str, staff: bool) -> Response:
+    """The sign-in form of either role (GET), or one throttled attempt (POST): a fresh session, then
+    the page asked for; else the form again with 401 (wrong) or 429 and Retry-After (throttled)."""
+    blueprint = "staff" if staff else "ui"
+    error, status, wait = None, 200, 0
+    if request.method == "POST":
+        who, error, wait = sign_in_attempt(check)
+        if who is not None:
+            start_session(role, who.id, password_hash(who))
+            home = url_for("staff.overview" if staff else "ui.dashboard")
+            return redirect(safe_next(request.form.get("next"), home))
+        status = 429 if wait else 401
+    html = render_template("pages/ui/sign_in.html.j2", title=title, error=error, staff=staff,
+                           action=url_for(f"{blueprint}.sign_in"), next=request.values.get("next", ""))
+    response = Response(html, status=status)
+    if wait:
+        response.headers["Retry-After"] = str(wait)
+    return response
 
 
 # Plain-language hints for libxml2's schema and parser messages, first match wins.

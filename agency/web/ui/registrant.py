@@ -21,8 +21,8 @@ from agency.models.submissions import COMPLETED, PROCESSING, QUEUED, REFUSED
 from agency.query.piped_format import QueryTextError, iter_query_lines
 from agency.web import submissions as subs
 from agency.web.common import agency
-from agency.web.ui.forms import hint_for, requested_page, sign_in_attempt
-from agency.web.ui.sessions import REGISTRANT, end_session, protect_forms, safe_next, signed_in, start_session
+from agency.web.ui.forms import hint_for, requested_page, sign_in_page
+from agency.web.ui.sessions import REGISTRANT, end_session, protect_forms, signed_in, start_session
 
 bp = Blueprint("ui", __name__, url_prefix="/ui")
 bp.before_request(protect_forms)
@@ -35,28 +35,18 @@ QUERY_TEXT_CHARS = 200_000
 
 # -- signing in and out --------------------------------------------------------------------
 @bp.route("/sign-in", methods=["GET", "POST"])
-def sign_in():
-    error, status = None, 200
-    if request.method == "POST":
-        svc = agency()
+def sign_in() -> Response:
+    svc = agency()
 
-        def check(login: str, password: str):
-            with svc.db.sessions() as db:
-                return authenticate(db, svc.passwords, login, password)
+    def check(login: str, password: str):
+        with svc.db.sessions() as db:
+            return authenticate(db, svc.passwords, login, password)
 
-        who, error, wait = sign_in_attempt(check)
-        if who is not None:
-            with svc.db.sessions() as db:
-                password_hash = db.get(Account, who.id).password_hash
-            start_session(REGISTRANT, who.id, password_hash)
-            return redirect(safe_next(request.form.get("next"), url_for("ui.dashboard")))
-        status = 429 if wait else 401
-    response = Response(render_template("pages/ui/sign_in.html.j2", title="Sign in", error=error,
-                                        action=url_for("ui.sign_in"), next=request.values.get("next", ""),
-                                        staff=False), status=status)
-    if status == 429:
-        response.headers["Retry-After"] = str(wait)
-    return response
+    def password_hash(who: Registrant) -> str:
+        with svc.db.sessions() as db:
+            return db.get(Account, who.id).password_hash
+
+    return sign_in_page(REGISTRANT, check, password_hash, "Sign in", staff=False)
 
 
 @bp.post("/sign-out")

@@ -15,8 +15,8 @@ from agency.models.outbox import DEAD
 from agency.models.submissions import PROCESSING, QUEUED
 from agency.notify.outbox import list_messages, outbox_counts, retry_dead
 from agency.web.common import agency
-from agency.web.ui.forms import requested_page, sign_in_attempt
-from agency.web.ui.sessions import STAFF, end_session, protect_forms, safe_next, signed_in, start_session
+from agency.web.ui.forms import requested_page, sign_in_page
+from agency.web.ui.sessions import STAFF, end_session, protect_forms, signed_in
 
 bp = Blueprint("staff", __name__, url_prefix="/staff")
 bp.before_request(protect_forms)
@@ -29,26 +29,14 @@ def _actor(operator: StaffMember) -> Actor:
 
 
 @bp.route("/sign-in", methods=["GET", "POST"])
-def sign_in():
-    error, status, wait = None, 200, 0
-    if request.method == "POST":
-        svc = agency()
+def sign_in() -> Response:
+    svc = agency()
 
-        def check(name: str, password: str):
-            with svc.db.sessions() as db:
-                return authenticate_operator(db, svc.passwords, name, password)
+    def check(name: str, password: str):
+        with svc.db.sessions() as db:
+            return authenticate_operator(db, svc.passwords, name, password)
 
-        who, error, wait = sign_in_attempt(check)
-        if who is not None:
-            start_session(STAFF, who.id, who.password_hash)
-            return redirect(safe_next(request.form.get("next"), url_for("staff.overview")))
-        status = 429 if wait else 401
-    response = Response(render_template("pages/ui/sign_in.html.j2", title="Staff sign in", error=error,
-                                        action=url_for("staff.sign_in"), next=request.values.get("next", ""),
-                                        staff=True), status=status)
-    if wait:
-        response.headers["Retry-After"] = str(wait)
-    return response
+    return sign_in_page(STAFF, check, lambda who: who.password_hash, "Staff sign in", staff=True)
 
 
 @bp.post("/sign-out")
