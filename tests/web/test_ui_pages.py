@@ -4,13 +4,14 @@ throttling, roles, the registrant pages and the staff console (SQLite and Postgr
 from __future__ import annotations
 
 import time
+from datetime import datetime, timedelta, timezone
 
 import pytest
 from batchgen import Article, deposit_xml
 from sqlalchemy import select, update
 
 from agency.admin.audit import events
-from agency.models import Account, AuditEvent, OutboxMessage
+from agency.models import Account, AuditEvent, OutboxMessage, Submission
 from agency.notify.outbox import enqueue_mail
 from ui_forms import add_operator, csrf_token, post_form, sign_in, upload
 
@@ -296,3 +297,26 @@ def test_sign_in_returns_to_the_page_asked_for_but_never_off_site(app, alice):
         other = app.test_client()
         answer = post_form(other, "/ui/sign-in", {"login": "alice", "password": "alice-password", "next": target})
         assert answer.headers["Location"] == "/ui/", target
+
+
+def test_staff_releases_a_stuck_submission_and_a_worker_finishes_it(staff, app, svc, alice):
+    registrant = app.test_client()
+    sign_in(registrant)
+    submission_id = int(upload(registrant, deposit_xml([Article("10.5555/stuck")])).headers["Location"].rsplit("/", 1)[1])
+    far = datetime.now(timezone.utc) + timedelta(hours=1)
+    with svc.db.transaction() as session:
+        session.execute(update(Submission).where(Submission.id == submission_id)
+                        .values(status="processing", lease_owner="hung-worker", lease_expires_at=far))
+    svc.worker.run_until_idle()
+    assert "hung-worker" in staff.get("/staff/queue").get_data(as_text=True)  # its lease still runs
+    released = post_form(staff, f"/staff/queue/{submission_id}/release", {}, form_page="/staff/queue")
+    assert released.status_code == 303
+    assert "is released" in staff.get("/staff/queue").get_data(as_text=True)
+    svc.worker.run_until_idle()
+    assert "1 success" in registrant.get(f"/ui/submissions/{submission_id}").get_data(as_text=True)
+    again = post_form(staff, f"/staff/queue/{submission_id}/release", {}, form_page="/staff/queue")
+    assert "is not in process" in staff.get(again.headers["Location"]).get_data(as_text=True)
+    with svc.db.sessions() as session:
+        event = list(events(session, subject=f"submission:{submission_id}"))[0]
+    assert (event.actor, event.action, event.before["lease_owner"]) == ("operator:olga", "submission.release",
+                                                                         "hung-worker")

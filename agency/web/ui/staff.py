@@ -10,6 +10,7 @@ from agency.accounts import AccountError
 from agency.admin.account_changes import add_prefix_audited, create_audited, search_accounts, set_disabled
 from agency.admin.audit import Actor, events, record_event
 from agency.admin.operators import StaffMember, authenticate_operator
+from agency.admin.queue_control import QueueError, release_lease
 from agency.models import Account, AuditEvent, Submission
 from agency.models.outbox import DEAD
 from agency.models.submissions import PROCESSING, QUEUED
@@ -128,6 +129,22 @@ def queue(operator: StaffMember) -> str:
             .order_by(Submission.received_at, Submission.id).offset(page.offset).limit(page.rows + 1)))
     return render_template("pages/ui/staff_queue.html.j2", title="Queue", operator=operator, rows=rows[:page.rows],
                            more=len(rows) > page.rows, page=page)
+
+
+@bp.post("/queue/<int:submission_id>/release")
+@staff_page
+def release(operator: StaffMember, submission_id: int) -> Response:
+    """Let another worker take a submission whose worker died or hangs (see admin.queue_control)."""
+    svc = agency()
+    try:
+        with svc.db.transaction() as db:
+            release_lease(db, _actor(operator), submission_id)
+    except QueueError as exc:
+        flash(str(exc))
+    else:
+        svc.worker.wakeup.set()
+        flash(f"Submission {submission_id} is released: the next free worker resumes it.")
+    return redirect(url_for("staff.queue"), code=303)
 
 
 @bp.route("/mail", methods=["GET", "POST"])
