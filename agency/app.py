@@ -29,8 +29,10 @@ def create_app(settings: Settings | None = None, agency: Agency | None = None,
     app.register_blueprint(pages.bp)
     app.register_blueprint(deposits_api.bp)
     app.register_blueprint(servlet.bp)
-    from agency.web import handles_api, queries, resolve
+    from agency.web import api_docs, callbacks_api, handles_api, queries, resolve
 
+    app.register_blueprint(api_docs.bp)
+    app.register_blueprint(callbacks_api.bp)
     app.register_blueprint(handles_api.bp)
     app.register_blueprint(queries.bp)
     from agency.web import ui

@@ -207,6 +207,21 @@ def cmd_mddb_status(_args) -> int:
     return 1 if status.failed else 0
 
 
+def cmd_callbacks_send(_args) -> int:
+    svc = build_agency(load_settings())
+    print(f"delivered {svc.callbacks.deliver_due()} notification callback(s)")
+    return 0
+
+
+def cmd_callbacks_list(args) -> int:
+    from agency.notify.callbacks import describe_delivery, list_deliveries
+
+    svc = build_agency(load_settings())
+    for row in list_deliveries(svc.db, args.status or ["pending", "dead"], args.limit):
+        print(describe_delivery(row))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="agency", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -251,6 +266,18 @@ def build_parser() -> argparse.ArgumentParser:
                       help="do not email combined diagnostics (e.g. rebuilding the index from a copy of batches/)")
     load.set_defaults(func=cmd_mddb_load)
     mddb.add_parser("status", help="counts, the last load, failed batch folders").set_defaults(func=cmd_mddb_status)
+
+    callbacks = sub.add_parser("callbacks", help="notification callbacks: deliver and inspect").add_subparsers(
+        dest="action", required=True)
+    callbacks.add_parser("send", help="deliver the notices that are due now").set_defaults(func=cmd_callbacks_send)
+    listed = callbacks.add_parser("list", help="list pending and dead notices")
+    listed.add_argument("--status", action="append", choices=["pending", "dead", "sent"])
+    listed.add_argument("--limit", type=int, default=100)
+    listed.set_defaults(func=cmd_callbacks_list)
+
+    from agency.upload.command import add_parser as add_upload_parser
+
+    add_upload_parser(sub)
 
     mail = sub.add_parser("mail", help="the outbox: deliver and inspect mail").add_subparsers(
         dest="action", required=True)

@@ -40,7 +40,7 @@ class Settings:
     base_url: str = setting("http://127.0.0.1:8000", "how links in mail point back to this service")
     # Intake limits.
     max_batch_bytes: int = setting(200 * 1024 * 1024, "largest accepted upload (413 above)")
-    max_pending_per_account: int = setting(20, "queued + processing submissions per account (429 above)")
+    max_pending_per_account: int = setting(10_000, "queued + processing submissions per account (429 above; Crossref allows 10,000)")
     max_wait_seconds: int = setting(60, "longest ?wait= on POST /v1/deposits")
     # Worker.
     run_worker: bool = setting(True, "run the deposit/query worker inside `agency serve`")
@@ -74,6 +74,21 @@ class Settings:
     query_sync_lines: int = setting(30, "query files up to this many lines are answered at once; larger: a job")
     query_max_lines: int = setting(100_000, "longest accepted query file, in lines (413 above)")
     query_max_line_chars: int = setting(2000, "longest accepted query line")
+    query_xml_max_queries: int = setting(1000, "most queries in one XML query_batch, answered at once (413 above)")
+    query_xml_max_bytes: int = setting(4 * 1024 * 1024, "largest XML query_batch accepted, in bytes (413 above)")
+    # Resolution (GET /{doi}).
+    resolve_max_age_seconds: int = setting(3600, "Cache-Control max-age of resolver answers: the URL value's TTL, "
+                                                 "at most this")
+    ra_name: str = setting("agency", "this Registration Agency's name, as /doiRA/{doi} answers it")
+    # Notification callbacks (PUT /v1/account/callback), Crossref's notification callback service.
+    callback_allow_private: bool = setting(False, "allow callback URLs on loopback/private/link-local addresses "
+                                                  "(tests, closed networks)")
+    callback_timeout_seconds: float = setting(10.0, "connect and read timeout of one callback request")
+    callback_max_response_bytes: int = setting(64 * 1024, "most of a receiver's answer read (the rest is dropped)")
+    callback_max_attempts: int = setting(10, "callback attempts before a notice is marked dead")
+    callback_retry_base_seconds: int = setting(30, "first callback retry after this, then doubling ...")
+    callback_retry_max_seconds: int = setting(3600, "... up to this delay between attempts")
+    callback_retrieve_days: int = setting(30, "CROSSREF-RETRIEVE-URL-EXPIRATION-DATE: days a result is promised")
     # Web interface (issue 14): signed-cookie sessions, sign-in throttling, page sizes.
     secret_key: str = setting("", "key that signs session cookies and CSRF tokens; empty: a random key kept in "
                                   "the data folder (session-key.txt), shared by every process using that folder")

@@ -14,6 +14,7 @@ from agency.config import Settings
 from agency.db import Database, open_database
 from agency.deposit.logs import BatchLogs
 from agency.deposit.intake import DepositIntake
+from agency.notify.callbacks import CallbackSender, deposit_log_ready
 from agency.notify.outbox import MailSender
 from agency.notify.notices import RefusalNotices
 from agency.query.matcher import QueryMatcher
@@ -35,6 +36,7 @@ class Agency:
     templates: object
     mail: MailSender
     queries: QueryIntake | None = None
+    callbacks: CallbackSender | None = None
     _stop: threading.Event = field(default_factory=threading.Event)
     _threads: list[threading.Thread] = field(default_factory=list)
     _mddb: object | None = None
@@ -104,13 +106,22 @@ def build_agency(settings: Settings) -> Agency:
     logs = BatchLogs(templates)
     worker = Worker(settings, db, runners={})
     mail = MailSender(settings, db)
+    log_ready = deposit_log_ready(settings)
     intake = DepositIntake(settings, db, DepositValidator(catalog), logs,
-                           on_refused=RefusalNotices(settings, templates).on_refused,
+                           on_refused=_both(RefusalNotices(settings, templates).on_refused, log_ready),
                            on_accepted=lambda sid, records: _hand_over(worker, sid, records))
-    worker.runners["deposit"] = DepositRunner(settings, db, logs)
+    worker.runners["deposit"] = DepositRunner(settings, db, logs, on_completed=log_ready)
     matcher = QueryMatcher(db)
     queries = QueryIntake(settings, db, intake, matcher, on_accepted=lambda _id: worker.wakeup.set())
     worker.runners["query"] = QueryRunner(settings, db, matcher, templates)
     return Agency(settings=settings, db=db, passwords=PasswordCheck(settings.password_time_cost),
                   logs=logs, intake=intake, worker=worker, templates=templates,
-                  mail=mail, queries=queries)
+                  mail=mail, queries=queries, callbacks=CallbackSender(settings, db))
+
+
+def _both(first, second):
+    """Two hooks called in turn with the same arguments (in the same transaction)."""
+    def call(*args) -> None:
+        first(*args)
+        second(*args)
+    return call

@@ -15,11 +15,13 @@ proxy style ``/{doi}`` and the Handle.Net REST API):
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 import threading
 import unicodedata
 import weakref
+import zlib
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Iterable, Protocol, Sequence
@@ -115,17 +117,49 @@ def spellings(name: str) -> list[str]:
 
 @dataclass(frozen=True)
 class Registered:
-    """A DOI registered here: its stored spelling and URL (None while pending publication)."""
+    """A DOI registered here: its stored spelling and URL (None while pending publication), and what
+    caches need: the URL value's TTL, the record's revision and when it last changed."""
 
     doi: str
     url: str | None
+    ttl: int | None = None
+    revision: int = 1
+    updated_at: datetime | None = None
 
     @property
     def is_pending(self) -> bool:
         return self.url is None
 
+    @property
+    def etag(self) -> str:
+        """Changes whenever the record or its URL does (a URL value rewritten in place too)."""
+        return f'"{self.revision}-{zlib.crc32((self.url or "").encode()):08x}"'
 
-_REGISTERED = select(Handle.name, HandleValue.data).outerjoin(
+    @classmethod
+    def of_row(cls, row) -> "Registered":
+        return cls(doi=row[0], url=row[1], ttl=row[2], revision=row[3] or 1, updated_at=_moment(row[4]))
+
+
+def _moment(value) -> datetime | None:
+    """A timestamp as the raw driver hands it over (SQLite: text; PostgreSQL: datetime), in UTC."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        return _parsed_moment(value)
+    return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
+
+
+@functools.lru_cache(maxsize=4096)
+def _parsed_moment(text: str) -> datetime | None:
+    """Parsed once per distinct text: DOIs registered together share their timestamp."""
+    try:
+        value = datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
+
+
+_REGISTERED = select(Handle.name, HandleValue.data, HandleValue.ttl, Handle.revision, Handle.updated_at).outerjoin(
     HandleValue, and_(HandleValue.handle_key == Handle.key, HandleValue.idx == URL_INDEX))
 # The common case, one spelling, is a plain equality: cached once, no IN-list expansion per request.
 _LOOK_UP_ONE = _REGISTERED.where(Handle.key == bindparam("key"))
@@ -139,12 +173,11 @@ def look_up(db: Executor, names: Sequence[str]) -> Registered | None:
         return None
     if len(keys) == 1:
         row = db.execute(_LOOK_UP_ONE, {"key": keys[0]}).first()
-        return Registered(doi=row[0], url=row[1]) if row else None
-    rows = {doi_key(name): (name, url) for name, url in db.execute(_LOOK_UP_ANY, {"keys": keys})}
+        return Registered.of_row(row) if row else None
+    rows = {doi_key(row[0]): row for row in db.execute(_LOOK_UP_ANY, {"keys": keys})}
     for key in keys:
         if key in rows:
-            name, url = rows[key]
-            return Registered(doi=name, url=url)
+            return Registered.of_row(rows[key])
     return None
 
 
@@ -228,7 +261,7 @@ class FastLookUp:
         for spelling in spellings(name):
             row = self._row(doi_key(spelling))
             if row is not None:
-                return Registered(doi=row[0], url=row[1])
+                return Registered.of_row(row)
         return None
 
     def close(self) -> None:

@@ -36,6 +36,7 @@ from agency.metadata.combined_diagnostic import CombinedCounts, CombinedDiagnost
 from agency.config import Settings
 from agency.db import Database
 from agency.handles.store import FAILURE, SUCCESS, WARNING
+from agency.notify.callbacks import COMBINED_DIAGNOSTIC, enqueue_callback
 from agency.notify.outbox import enqueue_mail, recipients_for
 from agency.metadata.extraction import BatchHead, BatchMetadataReader, RecordMetadata
 from agency.metadata.index import (
@@ -447,6 +448,7 @@ class MddbLoader:
             if mail:
                 report.recipients = self._enqueue_mail(session, folder, sha, head, counts, submission_id,
                                                        report.batch_id)
+                self._enqueue_callback(session, folder, sha, submission_id, report.batch_id)
         return report
 
     def _write_combined(self, folder: BatchFolder, deposit_log: DepositLog, submission_id: int | None,
@@ -485,6 +487,16 @@ class MddbLoader:
             log.warning("metadata load: no usable address for %s (batch head %r, account %r); the message is "
                         "kept in the outbox as undeliverable", folder.folder, head.email, account_email)
         return recipients
+
+    def _enqueue_callback(self, session: Session, folder: BatchFolder, sha: str, submission_id: int | None,
+                          batch_id: str | None) -> None:
+        """Tell the account its combined diagnostic is ready (when it registered a callback)."""
+        account_id = session.scalar(select(Account.id).where(Account.login == folder.login))
+        if account_id is None or submission_id is None:
+            return
+        enqueue_callback(session, self.settings, account_id=account_id, event=COMBINED_DIAGNOSTIC,
+                         key=f"combined-{folder.folder}-{sha[:16]}", internal_id=submission_id,
+                         external_id=batch_id, retrieve_path=f"/v1/deposits/{submission_id}/combined")
 
     # -- bookkeeping ----------------------------------------------------------------------
     def _note_refused(self, lease: JobLease, folder: BatchFolder, deposit_log: DepositLog, sha: str,

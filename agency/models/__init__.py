@@ -3,10 +3,12 @@
 from agency.models.base import Base
 from agency.models.accounts import Account, Prefix
 from agency.models.audit import AuditEvent
+from agency.models.callbacks import CallbackDelivery, CallbackTarget
 from agency.models.handles import Handle, HandleValue
 from agency.models.metadata import (
     JobLock, JobRun, MddbLoad, MetadataContributor, MetadataIdentifier, MetadataLocator, MetadataRecord,
 )
+from agency.models.metadata import MetadataJournalTitle
 from agency.models.operators import Operator
 from agency.models.outbox import OutboxMessage
 from agency.models.submissions import RecordResult, Submission
@@ -15,6 +17,8 @@ __all__ = [
     "Base",
     "Account",
     "AuditEvent",
+    "CallbackDelivery",
+    "CallbackTarget",
     "Prefix",
     "Handle",
     "HandleValue",
@@ -23,6 +27,7 @@ __all__ = [
     "MddbLoad",
     "MetadataContributor",
     "MetadataIdentifier",
+    "MetadataJournalTitle",
     "MetadataLocator",
     "MetadataRecord",
     "Operator",

@@ -496,24 +496,115 @@ def transport_for(settings: Settings) -> Transport:
 
 
 # -- the sender ---------------------------------------------------------------
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How a leased outbox retries: attempts before dead, backoff, lease length, rows looked up per round."""
+
+    max_attempts: int
+    base_seconds: int
+    max_seconds: int
+    lease_seconds: int
+    batch_size: int
+
+    def delay(self, attempts: int) -> timedelta:
+        """Deterministic exponential backoff after ``attempts`` failures: base, 2·base, 4·base … up to the cap."""
+        exponent = max(attempts - 1, 0)
+        return timedelta(seconds=min(self.base_seconds * (2 ** min(exponent, 40)), self.max_seconds))
+
+
+def mail_policy(settings: Settings) -> RetryPolicy:
+    return RetryPolicy(settings.mail_max_attempts, settings.mail_retry_base_seconds, settings.mail_retry_max_seconds,
+                       settings.mail_lease_seconds, settings.mail_batch_size)
+
+
 def retry_delay(settings: Settings, attempts: int) -> timedelta:
-    """Deterministic exponential backoff after ``attempts`` failures: base, 2·base, 4·base … up to the cap."""
-    exponent = max(attempts - 1, 0)
-    seconds = settings.mail_retry_base_seconds * (2 ** min(exponent, 40))
-    return timedelta(seconds=min(seconds, settings.mail_retry_max_seconds))
+    return mail_policy(settings).delay(attempts)
 
 
-class MailSender:
+class LeasedOutbox:
+    """Rows to deliver (mail, callbacks) claimed one at a time with a lease, retried with backoff, dead after N.
+
+    ``model`` has ``status`` (pending|sent|dead), ``attempts``, ``next_attempt_at``,
+    ``last_error``, ``claimed_by`` and ``claimed_until``. Any number of senders may
+    run at once, in any processes: a claim is a compare-and-set UPDATE, and every
+    later change is fenced on the claim, so a sender whose lease ran out changes nothing.
+    """
+
+    model: type = OutboxMessage
+
+    def __init__(self, db: Database, policy: RetryPolicy) -> None:
+        self.db = db
+        self.policy = policy
+        self.name = process_owner()
+
+    def _due_ids(self, now: datetime) -> list[int]:
+        model = self.model
+        with self.db.sessions() as session:
+            return list(session.scalars(
+                select(model.id)
+                .where(model.status == PENDING, model.next_attempt_at <= now,
+                       or_(model.claimed_until.is_(None), model.claimed_until < now))
+                .order_by(model.next_attempt_at, model.id)
+                .limit(self.policy.batch_size)))
+
+    def _claim(self, row_id: int, now: datetime, owner: str | None = None):
+        """Take the lease on one row (a compare-and-set UPDATE); None when another sender was first."""
+        model = self.model
+        with self.db.transaction() as session:
+            taken = session.execute(
+                update(model)
+                .where(model.id == row_id, model.status == PENDING, model.next_attempt_at <= now,
+                       or_(model.claimed_until.is_(None), model.claimed_until < now))
+                .values(claimed_by=owner or self.name,
+                        claimed_until=now + timedelta(seconds=self.policy.lease_seconds))
+                .execution_options(synchronize_session=False))
+            if taken.rowcount != 1:
+                return None
+            return session.get(model, row_id)
+
+    def _attempt(self, row, clock, send):
+        """``send()``'s result, or None after recording the failed attempt (a bug costs an attempt too,
+        rather than looping silently on lease expiry)."""
+        try:
+            return send()
+        except DeliveryFailure as failure:
+            self._record_failure(row, failure, clock())
+        except Exception as exc:
+            log.exception("%s %s: unexpected error while delivering", self.model.__tablename__, row.id)
+            self._record_failure(row, DeliveryFailure(f"unexpected error: {exc!r}"), clock())
+        return None
+
+    def _record_failure(self, row, failure: "DeliveryFailure", now: datetime) -> None:
+        attempts = row.attempts + 1
+        give_up = failure.permanent or attempts >= self.policy.max_attempts
+        changes = dict(attempts=attempts, last_error=str(failure)[:4000], claimed_by=None, claimed_until=None)
+        if give_up:
+            changes["status"] = DEAD
+        else:
+            changes["next_attempt_at"] = now + self.policy.delay(attempts)
+        with self.db.transaction() as session:
+            session.execute(self._fenced(row).values(**changes))
+        log.warning("%s %s (%s) attempt %d failed%s: %s", self.model.__tablename__, row.id, row.key, attempts,
+                    "; giving up (dead)" if give_up else f"; next try at {changes['next_attempt_at']:%H:%M:%S}",
+                    failure)
+
+    def _fenced(self, row):
+        """An UPDATE that only applies while the claim that loaded ``row`` still holds."""
+        return (update(self.model)
+                .where(self.model.id == row.id, self.model.claimed_by == row.claimed_by)
+                .execution_options(synchronize_session=False))
+
+
+class MailSender(LeasedOutbox):
     """Delivers due outbox rows; any number of senders may run at once, in any processes."""
 
     def __init__(self, settings: Settings, db: Database, transport: Transport | None = None) -> None:
         if clean_address(email.utils.parseaddr(settings.mail_from)[1]) is None:
             raise MailConfigError(f"AGENCY_MAIL_FROM {settings.mail_from!r} is not an address like "
                                   "agency@ra.example.org or 'DOI Agency <agency@ra.example.org>'")
+        super().__init__(db, mail_policy(settings))
         self.settings = settings
-        self.db = db
         self.transport = transport or transport_for(settings)
-        self.name = process_owner()
 
     def deliver_due(self, now: datetime | None = None) -> int:
         """Try every message due now (or at ``now``, for tests) once; returns how many were delivered.
@@ -535,41 +626,11 @@ class MailSender:
             run.close()
         return delivered
 
-    def _due_ids(self, now: datetime) -> list[int]:
-        with self.db.sessions() as session:
-            return list(session.scalars(
-                select(OutboxMessage.id)
-                .where(OutboxMessage.status == PENDING, OutboxMessage.next_attempt_at <= now,
-                       or_(OutboxMessage.claimed_until.is_(None), OutboxMessage.claimed_until < now))
-                .order_by(OutboxMessage.next_attempt_at, OutboxMessage.id)
-                .limit(self.settings.mail_batch_size)))
-
-    def _claim(self, message_id: int, now: datetime, owner: str | None = None) -> OutboxMessage | None:
-        """Take the lease on one message (a compare-and-set UPDATE); None when another sender was first."""
-        with self.db.transaction() as session:
-            taken = session.execute(
-                update(OutboxMessage)
-                .where(OutboxMessage.id == message_id, OutboxMessage.status == PENDING,
-                       OutboxMessage.next_attempt_at <= now,
-                       or_(OutboxMessage.claimed_until.is_(None), OutboxMessage.claimed_until < now))
-                .values(claimed_by=owner or self.name,
-                        claimed_until=now + timedelta(seconds=self.settings.mail_lease_seconds))
-                .execution_options(synchronize_session=False))
-            if taken.rowcount != 1:
-                return None
-            return session.get(OutboxMessage, message_id)
-
     def _deliver(self, run: "_DeliveryRun", row: OutboxMessage, clock) -> int:
-        try:
-            note = run.send(row, build_message(row, self.settings))
-        except DeliveryFailure as failure:
-            self._record_failure(row, failure, clock())
+        outcome = self._attempt(row, clock, lambda: ("sent", run.send(row, build_message(row, self.settings))))
+        if outcome is None:
             return 0
-        except Exception as exc:  # a bug must cost an attempt, not loop silently on lease expiry
-            log.exception("outbox %s: unexpected error while delivering", row.id)
-            self._record_failure(row, DeliveryFailure(f"unexpected error: {exc!r}"), clock())
-            return 0
-        self._record_sent(row, note, clock())
+        self._record_sent(row, outcome[1], clock())
         return 1
 
     def _record_sent(self, row: OutboxMessage, note: str | None, now: datetime) -> None:
@@ -582,27 +643,6 @@ class MailSender:
                       "may deliver it again (same Message-ID %s)", row.id, row.message_id)
         else:
             log.info("outbox %s (%s) delivered via %s", row.id, row.key, self.transport.describe())
-
-    def _record_failure(self, row: OutboxMessage, failure: DeliveryFailure, now: datetime) -> None:
-        attempts = row.attempts + 1
-        give_up = failure.permanent or attempts >= self.settings.mail_max_attempts
-        changes = dict(attempts=attempts, last_error=str(failure)[:4000], claimed_by=None, claimed_until=None)
-        if give_up:
-            changes["status"] = DEAD
-        else:
-            changes["next_attempt_at"] = now + retry_delay(self.settings, attempts)
-        with self.db.transaction() as session:
-            session.execute(self._fenced(row).values(**changes))
-        log.warning("outbox %s (%s) attempt %d failed%s: %s", row.id, row.key, attempts,
-                    "; giving up (dead)" if give_up else f"; next try at {changes['next_attempt_at']:%H:%M:%S}",
-                    failure)
-
-    @staticmethod
-    def _fenced(row: OutboxMessage):
-        """An UPDATE that only applies while the claim that loaded ``row`` still holds."""
-        return (update(OutboxMessage)
-                .where(OutboxMessage.id == row.id, OutboxMessage.claimed_by == row.claimed_by)
-                .execution_options(synchronize_session=False))
 
 
 def _enqueue_note(row: OutboxMessage) -> str | None:

@@ -164,6 +164,11 @@ def run_mail_job(agency) -> None:
         agency.mail.deliver_due()
     except Exception:
         log.exception("mail delivery run failed; the next run retries it")
+    try:
+        if agency.callbacks is not None:
+            agency.callbacks.deliver_due()
+    except Exception:
+        log.exception("callback delivery run failed; the next run retries it")
 
 
 def build_scheduler(agency) -> BackgroundScheduler:

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import email.utils
+import functools
+from datetime import datetime
 from typing import Callable
+from urllib.parse import urlencode
 
 from flask import Response, current_app, jsonify, request
 
@@ -35,12 +39,32 @@ def basic_auth_registrant() -> Registrant | None:
 
 
 AUTH_REQUIRED = "Login and password required (HTTP Basic), or they are wrong."
+
+
+def account_required(view: Callable) -> Callable:
+    """A view called with the authenticated registrant first; 401 without valid HTTP Basic credentials."""
+    @functools.wraps(view)
+    def guarded(*args, **kwargs):
+        registrant = basic_auth_registrant()
+        if registrant is None:
+            return json_error(401, AUTH_REQUIRED)
+        return view(registrant, *args, **kwargs)
+    return guarded
 LIST_DEFAULT, LIST_MAX = 100, 1000
 
 
 def list_limit() -> int:
     """How many submissions a listing returns: ``?limit=N``, kept within 1..LIST_MAX."""
     return max(1, min(request.args.get("limit", LIST_DEFAULT, type=int), LIST_MAX))
+
+
+def paged_listing(name: str, page, render: Callable) -> Response:
+    """A listing page as JSON: ``{name: [...], "next_cursor": ...}`` and a ``Link: rel="next"`` header."""
+    response = jsonify({name: [render(item) for item in page.items], "next_cursor": page.next_cursor})
+    if page.next_cursor:
+        args = {**request.args.to_dict(), "cursor": page.next_cursor}
+        response.headers["Link"] = f'<{request.base_url}?{urlencode(args)}>; rel="next"'
+    return response
 
 
 def owned_submission(submission_id: int, kind: str, what: str):
@@ -57,10 +81,48 @@ def owned_submission(submission_id: int, kind: str, what: str):
     return submission, None
 
 
-def json_error(status: int, message: str, **extra) -> Response:
-    body = {"error": message, "status": status}
-    body.update(extra)
-    response = jsonify(body)
+ERROR_CODES = {
+    400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found", 405: "method_not_allowed",
+    406: "not_acceptable", 409: "not_ready", 413: "too_large", 415: "unsupported_media_type",
+    422: "unprocessable", 429: "too_many_pending", 500: "internal_error", 503: "unavailable",
+}
+
+
+def error_body(status: int, message: str, code: str | None = None, details: dict | None = None) -> dict:
+    """The one error shape of /v1: ``{"error": {"code", "message", "details"}}``."""
+    return {"error": {"code": code or ERROR_CODES.get(status, "error"), "message": message,
+                      "details": details or {}}}
+
+
+def http_date(moment: datetime) -> str:
+    return _http_date(int(moment.timestamp()))
+
+
+@functools.lru_cache(maxsize=4096)
+def _http_date(seconds: int) -> str:
+    """Formatted once per second of time seen: resolution answers repeat the same few dates."""
+    return email.utils.formatdate(seconds, usegmt=True)
+
+
+def not_modified(etag: str, last_modified: datetime | None) -> bool:
+    """Whether a conditional GET may be answered 304 (RFC 9110: If-None-Match decides when present,
+    else If-Modified-Since against Last-Modified, to the second)."""
+    environ = request.environ
+    if_none_match = environ.get("HTTP_IF_NONE_MATCH")
+    if if_none_match is not None:
+        tags = {t.strip().removeprefix("W/") for t in if_none_match.split(",")}
+        return "*" in tags or etag in tags
+    since = environ.get("HTTP_IF_MODIFIED_SINCE")
+    if since and last_modified is not None:
+        try:
+            return int(last_modified.timestamp()) <= int(email.utils.parsedate_to_datetime(since).timestamp())
+        except (TypeError, ValueError, OverflowError):
+            return False
+    return False
+
+
+def json_error(status: int, message: str, code: str | None = None, **details) -> Response:
+    response = jsonify(error_body(status, message, code, details))
     response.status_code = status
     if status == 401:
         response.headers["WWW-Authenticate"] = 'Basic realm="agency", charset="UTF-8"'

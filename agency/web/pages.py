@@ -8,6 +8,8 @@ from agency.web.common import agency
 
 bp = Blueprint("pages", __name__)
 
+OPENAPI_EXCLUDED = {"GET /static/style.css": "the pages' stylesheet"}
+
 
 @bp.get("/static/style.css")
 def stylesheet() -> Response:

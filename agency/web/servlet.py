@@ -8,13 +8,39 @@ from __future__ import annotations
 
 from flask import Blueprint, Response, render_template, request, send_file
 
-from agency.web import submissions as subs
+from agency.web import openapi, submissions as subs
 from agency.deposit.intake import IntakeError
 from agency.models import Submission
 from agency.web.common import agency, base_url, check_credentials, refusal_response
 from agency.web.deposits_api import refusal_status
 
 bp = Blueprint("servlet", __name__, url_prefix="/servlet")
+
+_TAGS = ["Crossref servlets"]
+_PAGE = "An HTML page titled SUCCESS or FAILURE, as Crossref's"
+_FORM_FIELDS = ("operation", "login_id", "login_passwd", "usr", "pwd")
+OPENAPI_PATHS = {
+    "/servlet/deposit": {"post": openapi.operation(
+        "Crossref-compatible upload: doMDUpload (deposits), doQueryUpload and doDOIQueryUpload (query files)",
+        tags=_TAGS, basic_auth=False,
+        body=openapi.request_body("multipart/form-data", schema={
+            "type": "object", "properties": {**{f: {"type": "string"} for f in _FORM_FIELDS},
+                                             "fname": {"type": "string", "contentMediaType": "application/xml"},
+                                             "mdFile": {"type": "string", "contentMediaType": "application/xml"}}}),
+        responses={str(status): openapi.content_response(f"{_PAGE}: {text}", "text/html")
+                   for status, text in ((200, "received"), (400, "bad request or not well-formed"),
+                                        (401, "login failed"), (413, "too large"), (422, "invalid batch"),
+                                        (429, "too many pending"))})},
+    "/servlet/submissionDownload": {method: openapi.operation(
+        "Crossref-compatible log (type=result) or file (type=contents) of a submission", tags=_TAGS, basic_auth=False,
+        parameters=[openapi.query_param(n) for n in ("usr", "pwd", "doi_batch_id", "file_name")]
+        + [openapi.query_param("type", {"type": "string", "enum": ["result", "contents"]})],
+        responses={"200": openapi.content_response("The XML log, the file, or a query job's answer lines",
+                                                   "text/xml", "application/xml", "text/plain"),
+                   **{str(status): openapi.content_response(f"{_PAGE}: {text}", "text/html")
+                      for status, text in ((400, "missing parameters"), (401, "login failed"),
+                                           (404, "no such file"))}}) for method in ("get", "post")},
+}
 
 DEPOSIT_OPERATIONS = ("doMDUpload",)
 # Other operations (query uploads) are registered by their own modules.

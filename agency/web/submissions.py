@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import time
+from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Sequence
 
-from sqlalchemy import select
+from sqlalchemy import and_, or_, select
 from sqlalchemy.orm import Session
 
 from agency.deposit.batch_files import BATCH_FILE, LOG_FILE, submission_path
@@ -19,20 +22,62 @@ from agency.models.submissions import COMPLETED, PROCESSING, QUEUED, REFUSED
 from agency.query.jobs import QUERY_KIND
 from agency.services import Agency
 
+MAX_ID = 2**31 - 1  # ids are INTEGER columns (32-bit on PostgreSQL)
 LOG_STATUS = {QUEUED: "queued", PROCESSING: "in_process", COMPLETED: "completed", REFUSED: "completed"}
 
 
 def own_submission(session: Session, account_id: int, submission_id: int, kind: str) -> Submission | None:
     """The submission of this kind if it belongs to this account; anything else is as good as absent."""
+    if not 0 < submission_id <= MAX_ID:  # beyond the column's range: the database would raise, not miss
+        return None
     submission = session.get(Submission, submission_id)
     if submission is None or submission.account_id != account_id or submission.kind != kind:
         return None
     return submission
 
 
+class BadCursor(ValueError):
+    """A ``?cursor=`` this service did not hand out."""
+
+
+@dataclass(frozen=True)
+class Page:
+    items: list[Submission]
+    next_cursor: str | None
+
+
+def _cursor_of(submission: Submission) -> str:
+    text = f"{submission.received_at.isoformat()}|{submission.id}"
+    return base64.urlsafe_b64encode(text.encode()).decode().rstrip("=")
+
+
+def _position(cursor: str) -> tuple[datetime, int]:
+    try:
+        text = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        moment, _, ident = text.partition("|")
+        return datetime.fromisoformat(moment), int(ident)
+    except (ValueError, UnicodeDecodeError):
+        raise BadCursor(f"cursor {cursor[:60]!r} is not one this service handed out: use next_cursor "
+                        "from the previous page, or leave it out for the first page") from None
+
+
+def list_page(session: Session, account_id: int, limit: int, cursor: str | None = None, **filters) -> Page:
+    """One page of the account's submissions, newest first; the cursor continues after the last one shown."""
+    after = _position(cursor) if cursor else None
+    found = list_own(session, account_id, limit=limit + 1, after=after, **filters)
+    more = len(found) > limit
+    items = found[:limit]
+    return Page(items, _cursor_of(items[-1]) if more else None)
+
+
 def list_own(session: Session, account_id: int, doi_batch_id: str | None = None,
-             file_name: str | None = None, kind: str | None = None, limit: int = 100) -> list[Submission]:
+             file_name: str | None = None, kind: str | None = None, limit: int = 100,
+             after: tuple[datetime, int] | None = None) -> list[Submission]:
     query = select(Submission).where(Submission.account_id == account_id)
+    if after is not None:
+        moment, ident = after
+        query = query.where(or_(Submission.received_at < moment,
+                                and_(Submission.received_at == moment, Submission.id < ident)))
     if doi_batch_id:
         query = query.where(Submission.doi_batch_id == doi_batch_id)
     if file_name:

@@ -67,7 +67,7 @@ def test_wrong_password_and_oversized_chunked_upload(server):
     response = requests.post(server.url + "/v1/deposits", auth=(login, password), data=chunks(),
                              headers={"Content-Type": "application/xml"}, timeout=30)
     assert response.status_code == 413
-    assert "60000 bytes" in response.json()["error"]
+    assert "60000 bytes" in response.json()["error"]["message"]
 
 
 def test_accounts_create_reads_the_password_from_stdin(server):

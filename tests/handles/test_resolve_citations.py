@@ -48,17 +48,16 @@ def test_bibtex(client, indexed):
     assert text.rstrip().endswith("}")
 
 
-def test_metadata_not_indexed_yet_is_406_not_a_redirect(client, svc, alice):
+def test_metadata_not_indexed_yet_is_204_as_doi_org_answers_not_a_redirect(client, svc, alice):
     register(client, svc, [Article("10.5555/fresh", url="https://example.org/fresh")])
     for accept in (CSL, BIBTEX):
         response = client.get("/10.5555/fresh", headers=accept)
-        assert response.status_code == 406
-        assert "No indexed metadata for 10.5555/fresh yet" in response.get_json()["error"]
+        assert response.status_code == 204 and response.data == b""
     assert client.get("/10.5555/fresh").status_code == 302
 
 
 def test_other_accept_types_redirect(client, indexed):
-    for accept in ("text/html", "application/json", "text/x-bibliography", "*/*",
+    for accept in ("text/html", "application/json", "image/png", "*/*",
                    "text/html, application/x-bibtex;q=0.5"):
         assert client.get("/10.5555/cite.1", headers={"Accept": accept}).status_code == 302, accept
     assert client.get("/10.5555/cite.1", headers={"Accept": "application/x-bibtex, text/html;q=0.5"}).status_code == 200

@@ -12,7 +12,7 @@ from agency.models import OutboxMessage, RecordResult, Submission
 SMALL = ("1234-5679|J Tests|Mueller|1|1|239-245|2024|full_text|q1|\n"
          "|Journal of Tests|Smith|1||250|2023||q2|\n"
          "\n"
-         "1234-5678|Journal of Tests|Smith|1||250|2023||q3|\n"
+         "1234-567|Journal of Tests|Smith|1||250|2023||q3|\n"
          "|Journal of Tests||1||||||\n"
          "k5|10.5555/jt.4\n"
          "|Journal of Tests|Tanaka|9||77|2024||q6|\n")
@@ -32,7 +32,7 @@ def test_small_text_is_answered_in_the_response(client, svc, alice):
     assert lines[0] == "1234-5679|J Tests|Mueller|1|1|239-245|2024|full_text|q1|10.5555/jt.1"
     assert lines[1] == "|Journal of Tests|Smith|1||250|2023||q2|10.5555/jt.2"
     assert lines[2] == ""
-    assert lines[3].startswith("1234-5678|Journal of Tests|Smith|1||250|2023||q3||MALFORMED: ")
+    assert lines[3].startswith("1234-567|Journal of Tests|Smith|1||250|2023||q3||MALFORMED: ")
     assert lines[4].startswith("|Journal of Tests||1||||||" + "|REJECTED: ")
     assert lines[5] == "1234-5679|Journal of Tests|Smith|1|1|301|2024|full_text|k5|10.5555/jt.4".replace("Smith", "Kowalski")
     assert lines[6].startswith("|Journal of Tests|Tanaka|9||77|2024||q6||NO_MATCH")
@@ -44,7 +44,7 @@ def test_auth_and_content_type_errors(client, svc, alice):
     bad = {"Authorization": ALICE_AUTH["Authorization"][:-4] + "AAAA"}
     assert post_text(client, "10.5555/x", auth=bad).status_code == 401
     response = client.post("/v1/queries", data="{}", headers={**ALICE_AUTH, "Content-Type": "application/json"})
-    assert response.status_code == 415 and "text/plain" in response.get_json()["error"]
+    assert response.status_code == 415 and "text/plain" in response.get_json()["error"]["message"]
 
 
 def test_bad_text_gets_a_clear_error_and_nothing_is_kept(client, svc, alice):
@@ -52,7 +52,7 @@ def test_bad_text_gets_a_clear_error_and_nothing_is_kept(client, svc, alice):
                         (b"10.5555/a\x00\n", "NUL"), (b"\n\n", "No query"),
                         (b"x" * 3000, "at most 2000")):
         response = post_text(client, body)
-        assert response.status_code == 400 and words in response.get_json()["error"]
+        assert response.status_code == 400 and words in response.get_json()["error"]["message"]
     with svc.db.sessions() as session:
         assert session.scalars(select(Submission)).all() == []
 
@@ -61,7 +61,7 @@ def test_too_many_lines_is_413(client, svc, alice):
     small = svc.settings.replace(query_max_lines=40)
     svc.queries.settings = small
     response = post_text(client, "10.5555/a\n" * 41)
-    assert response.status_code == 413 and "40 lines" in response.get_json()["error"]
+    assert response.status_code == 413 and "40 lines" in response.get_json()["error"]["message"]
 
 
 def _job_text(count: int) -> str:

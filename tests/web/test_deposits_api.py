@@ -20,7 +20,7 @@ def test_wrong_or_missing_credentials_are_401_before_the_body_is_read(client, al
         response = client.post("/v1/deposits", data=b"<not even xml", headers=headers)
         assert response.status_code == 401
         assert response.headers["WWW-Authenticate"].startswith("Basic")
-        assert response.get_json()["error"]
+        assert response.get_json()["error"]["message"]
     assert list((svc.settings.batch_dir).rglob("batch.xml")) == []
 
 
@@ -119,14 +119,14 @@ def test_multipart_without_file_part_is_400(client, alice):
     response = client.post("/v1/deposits", data={"other": "x"}, content_type="multipart/form-data",
                            headers=basic_headers("alice", "alice-password", None))
     assert response.status_code == 400
-    assert "'file'" in response.get_json()["error"]
+    assert "'file'" in response.get_json()["error"]["message"]
 
 
 def test_wrong_content_type_is_415(client, alice):
     response = client.post("/v1/deposits", data=b"{}", headers=basic_headers("alice", "alice-password",
                                                                             "application/json"))
     assert response.status_code == 415
-    assert "application/xml" in response.get_json()["error"]
+    assert "application/xml" in response.get_json()["error"]["message"]
 
 
 @pytest.fixture
@@ -143,7 +143,7 @@ def test_body_over_the_limit_is_413_and_nothing_is_kept(small_limit_client):
     client, tiny = small_limit_client
     response = client.post("/v1/deposits", data=deposit_xml(many("10.5555", 20)), headers=ALICE)
     assert response.status_code == 413
-    assert "2000 bytes" in response.get_json()["error"]
+    assert "2000 bytes" in response.get_json()["error"]["message"]
     assert not list(tiny.settings.batch_dir.rglob("*.xml"))
     assert not list((tiny.settings.batch_dir / ".incoming").glob("*"))
 

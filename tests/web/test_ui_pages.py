@@ -35,6 +35,7 @@ def test_home_page_explains_and_resolves_beside_the_doi_resolver(client, svc, al
     html = home.get_data(as_text=True)
     assert home.status_code == 200 and "<title>" in html and "DOI Registration Agency" in html
     assert 'action="/resolve"' in html and 'href="/ui/sign-in"' in html and "/v1/deposits" in html
+    assert 'href="/docs"' in html  # the OpenAPI page, linked, not duplicated
     assert client.get("/resolve?doi=https://doi.org/10.5555/x").headers["Location"] == "/10.5555/x"
     deposit_through_page(client, svc, [Article("10.5555/ui.1", url="https://example.org/ui1")])
     resolved = client.get("/10.5555/ui.1")

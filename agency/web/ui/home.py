@@ -9,6 +9,11 @@ from flask import Blueprint, Response, current_app, redirect, render_template, r
 from agency.web.common import agency
 
 bp = Blueprint("home", __name__)
+PAGE = "the home page and its resolve form, for people (the API resolves at GET /{doi})"
+OPENAPI_EXCLUDED = {route: PAGE for route in (
+    "GET /",
+    "GET /resolve",
+)}
 
 
 @bp.get("/")

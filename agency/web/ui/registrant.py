@@ -31,6 +31,25 @@ registrant_page = signed_in(REGISTRANT)
 DASHBOARD_ROWS = 20
 RECORD_STATUSES = ("Success", "Warning", "Failure")
 QUERY_TEXT_CHARS = 200_000
+REGISTRANT_PAGE = "a registrant web page (signed-cookie session and CSRF token), not part of the API"
+OPENAPI_EXCLUDED = {route: REGISTRANT_PAGE for route in (
+    "GET /ui/",
+    "GET /ui/account",
+    "POST /ui/account",
+    "GET /ui/csl/{doi}",
+    "GET /ui/dois",
+    "GET /ui/dois/{doi}",
+    "GET /ui/query",
+    "POST /ui/query",
+    "GET /ui/sign-in",
+    "POST /ui/sign-in",
+    "POST /ui/sign-out",
+    "GET /ui/submissions/{submission_id}",
+    "GET /ui/submissions/{submission_id}/file",
+    "GET /ui/submissions/{submission_id}/log.xml",
+    "GET /ui/upload",
+    "POST /ui/upload",
+)}
 
 
 # -- signing in and out --------------------------------------------------------------------

@@ -23,6 +23,22 @@ bp = Blueprint("staff", __name__, url_prefix="/staff")
 bp.before_request(protect_forms)
 staff_page = signed_in(STAFF)
 LIST_ROWS = 100
+STAFF_PAGE = "a page of the RA staff console (operator session and CSRF token), not part of the API"
+OPENAPI_EXCLUDED = {route: STAFF_PAGE for route in (
+    "GET /staff/",
+    "GET /staff/accounts",
+    "POST /staff/accounts",
+    "GET /staff/accounts/{account_id}",
+    "POST /staff/accounts/{account_id}",
+    "GET /staff/audit",
+    "GET /staff/mail",
+    "POST /staff/mail",
+    "GET /staff/queue",
+    "POST /staff/queue/{submission_id}/release",
+    "GET /staff/sign-in",
+    "POST /staff/sign-in",
+    "POST /staff/sign-out",
+)}
 
 
 def _actor(operator: StaffMember) -> Actor:
