@@ -35,6 +35,9 @@ def create_app(settings: Settings | None = None, agency: Agency | None = None,
     app.register_blueprint(callbacks_api.bp)
     app.register_blueprint(handles_api.bp)
     app.register_blueprint(queries.bp)
+    from agency.web import operations
+
+    app.register_blueprint(operations.bp)
     from agency.web import ui
 
     ui.register(app)  # /, /ui/, /staff/: before the catch-all resolver

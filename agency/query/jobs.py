@@ -36,6 +36,7 @@ from agency.notify.outbox import enqueue_mail, recipients_for
 from agency.models import RecordResult, Submission
 from agency.models.submissions import COMPLETED, QUEUED
 from agency.models.types import utcnow
+from agency.operations import metrics
 from agency.query.matcher import QueryMatcher
 from agency.query.piped_format import (
     AMBIGUOUS, MALFORMED, NO_MATCH, REJECTED, QueryLine, QueryTextError, answer_line, iter_query_lines,
@@ -122,7 +123,8 @@ class QueryIntake:
 
     def answer_now(self, lines: Sequence[str]) -> Answered:
         """Answer lines already read and checked (see ``piped_format.read_query_text``)."""
-        answers, codes = answer_lines(self.matcher, list(parse_lines(lines)))
+        with metrics.QUERY_SECONDS.labels("sync").time():
+            answers, codes = answer_lines(self.matcher, list(parse_lines(lines)))
         return Answered(answers, LineCounts.of(codes))
 
     def receive(self, registrant: Registrant, source: IO[bytes], file_name: str, operation: str,
@@ -253,6 +255,8 @@ class QueryRunner:
                              key=f"query-result-{submission.id}", internal_id=submission.id,
                              external_id=submission.file_name,
                              retrieve_path=f"/v1/queries/{submission.id}/result")
+            received_at = submission.received_at
+        metrics.QUERY_SECONDS.labels("job").observe(max(0.0, (utcnow() - received_at).total_seconds()))
 
     def _enqueue_result_mail(self, session: Session, submission: Submission, registrant: Registrant) -> None:
         context = {"submission": submission, "registrant": registrant,
