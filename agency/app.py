@@ -48,6 +48,9 @@ def create_app(settings: Settings | None = None, agency: Agency | None = None,
     from agency.web import admin_api
 
     app.register_blueprint(admin_api.bp)
+    from agency.web import ui
+
+    ui.register(app)  # /, /ui/, /staff/: before the catch-all resolver
     # Keep last: the catch-all /{doi} route (it never matches /v1, /servlet, /api, /static).
     app.register_blueprint(resolve.bp)
     _register_error_pages(app)
@@ -99,7 +102,20 @@ def _register_error_pages(app: Flask) -> None:
     def http_error(exc: HTTPException) -> Response:
         if request.path.startswith("/v1") or request.path.startswith("/api"):
             return json_error(exc.code or 500, exc.description or exc.name)
+        from agency.web.ui.errors import is_page_path, page_error
+
+        if is_page_path(request.path):
+            return page_error(exc)
         return exc
+
+    @app.errorhandler(500)
+    def server_error(exc) -> Response:
+        from agency.web.ui.errors import is_page_path, page_error
+        from werkzeug.exceptions import InternalServerError
+
+        if is_page_path(request.path):
+            return page_error(InternalServerError())
+        return exc if isinstance(exc, HTTPException) else InternalServerError()
 
 
 def _form_limit_message(exc: RequestEntityTooLarge, app: Flask) -> str | None:

@@ -43,6 +43,22 @@ def cmd_accounts_create(args) -> int:
     return 0
 
 
+def cmd_operators_create(args) -> int:
+    """An RA staff account for the /staff/ console; the password is read from standard input."""
+    from agency.admin.operators import create_operator
+
+    svc = build_agency(load_settings())
+    password = _read_password()
+    try:
+        with svc.db.transaction() as session:
+            operator = create_operator(session, svc.passwords, args.name, password)
+    except AccountError as exc:
+        print(f"agency: {exc}", file=sys.stderr)
+        return 2
+    print(f"created operator {operator.name} (id {operator.id}): sign in at /staff/sign-in")
+    return 0
+
+
 def ensure_demo_account(svc) -> tuple[str, str, str]:
     """Create the demo account once; its password is kept in the data folder."""
     secret_file: Path = svc.settings.data_dir / "demo-password.txt"
@@ -771,6 +787,12 @@ def build_parser() -> argparse.ArgumentParser:
     create.add_argument("--prefix", action="append", default=[], help="a DOI prefix it owns (repeatable)")
     create.set_defaults(func=cmd_accounts_create)
     prefixes = add_admin_commands(sub, accounts)
+
+    operators = sub.add_parser("operators", help="RA staff accounts (the /staff/ console)").add_subparsers(
+        dest="action", required=True)
+    operator = operators.add_parser("create", help="create an operator; password on standard input")
+    operator.add_argument("name")
+    operator.set_defaults(func=cmd_operators_create)
 
     serve = sub.add_parser("serve", help="run the HTTP service with the worker and scheduler in-process")
     serve.add_argument("--host", default="127.0.0.1")

@@ -150,6 +150,13 @@ class Settings:
     password_hash_wait_seconds: float = setting(2.0, "longest wait for a hash slot before 503 + Retry-After")
     password_hash_niceness: int = setting(4, "CPU priority lowered this much (Linux nice) for hashing threads, "
                                              "so request threads come first; 0: not lowered")
+    # Web interface (issue 14): signed-cookie sessions, sign-in throttling, page sizes.
+    secret_key: str = setting("", "key that signs session cookies and CSRF tokens; empty: a random key kept in "
+                                  "the data folder (session-key.txt), shared by every process using that folder")
+    ui_idle_minutes: int = setting(30, "a web session unused this long is signed out")
+    ui_sign_in_attempts: int = setting(5, "failed web sign-ins per login, and per address, before a pause ...")
+    ui_sign_in_window_seconds: int = setting(900, "... of this many seconds (counted in memory, per process)")
+    ui_page_rows: int = setting(50, "rows per page of a web table (records, DOIs, submissions); ?rows= up to 500")
     # Password hashing cost (argon2 time_cost); lower only in tests.
     password_time_cost: int = setting(3, "argon2 time cost of password hashes")
     # Schema migrations (issue 15).

@@ -73,6 +73,16 @@ def add_account(svc, login, password, email, prefixes):
 
 
 @pytest.fixture
+def cli_environment(svc, monkeypatch):
+    """AGENCY_* variables pointing `agency ...` commands run in-process at the test's agency."""
+    s = svc.settings
+    for name, value in {"DATA_DIR": s.data_dir, "BATCH_DIR": s.batch_dir, "DATABASE_URL": s.database_url,
+                        "RUN_WORKER": "0", "RUN_SCHEDULER": "0", "PASSWORD_TIME_COST": "1"}.items():
+        monkeypatch.setenv(f"AGENCY_{name}", str(value))
+    return svc
+
+
+@pytest.fixture
 def alice(svc):
     return add_account(svc, *ALICE)
 

@@ -9,6 +9,7 @@ from agency.models.metadata import (
     JobLock, JobRun, MddbLoad, MetadataContributor, MetadataIdentifier, MetadataLocator, MetadataRecord,
 )
 from agency.models.metadata import MetadataJournalTitle
+from agency.models.operators import Operator
 from agency.models.outbox import OutboxMessage
 from agency.models.record_states import AliasLink, MetadataResource, VersionReset, Withdrawal
 from agency.models.submissions import RecordResult, Submission
@@ -35,6 +36,7 @@ __all__ = [
     "MetadataLocator",
     "MetadataRecord",
     "MetadataResource",
+    "Operator",
     "OutboxMessage",
     "RecordResult",
     "Submission",

@@ -23,6 +23,8 @@ class Submission(Base):
         Index("ix_submissions_status", "status"),
         # The scheduler looks for completed deposits waiting to be indexed every few seconds.
         Index("ix_submissions_index_status", "index_status"),
+        # The web dashboard: an account's submissions in one state, oldest or newest first.
+        Index("ix_submissions_account_status_received", "account_id", "status", "received_at"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

@@ -1,7 +1,7 @@
 """The DOI proxy face of the agency: ``GET /{doi}`` redirects to the DOI's URL.
 
 Registered last, on a path converter that never matches ``/v1``, ``/servlet``,
-``/api`` or ``/static``, so it cannot shadow another blueprint. Read-only:
+``/api``, ``/static`` or the web pages' ``/ui``, ``/staff``, ``/resolve``, so it cannot shadow another blueprint. Read-only:
 every request is one indexed look-up on a pooled connection (the benchmark in
 ``bench/resolve.py`` holds it to at least 70% of a trivial route's speed).
 """
@@ -75,7 +75,7 @@ OPENAPI_PATHS = {
 
 HTML = formats.HTML
 JSON_TYPES = ("application/json", formats.CSL_JSON, formats.CITEPROC_JSON)
-RESERVED = ("v1", "servlet", "api", "static")
+RESERVED = ("v1", "servlet", "api", "static", "ui", "staff", "resolve")
 
 
 class DoiPathConverter(PathConverter):

@@ -9,13 +9,9 @@ from agency.notify.outbox import enqueue_mail
 
 
 @pytest.fixture
-def environment(svc, monkeypatch):
-    s = svc.settings
-    for name, value in {"DATA_DIR": s.data_dir, "BATCH_DIR": s.batch_dir, "DATABASE_URL": s.database_url,
-                        "RUN_WORKER": "0", "RUN_SCHEDULER": "0", "PASSWORD_TIME_COST": "1"}.items():
-        monkeypatch.setenv(f"AGENCY_{name}", str(value))
+def environment(cli_environment, monkeypatch):
     monkeypatch.delenv("AGENCY_SMTP_URL", raising=False)
-    return svc
+    return cli_environment
 
 
 def enqueue(svc, key, recipients=("dep@example.org",)):

@@ -1,0 +1,286 @@
+"""Registrant pages under /ui/: sign-in, dashboard, upload, submissions, DOIs, queries, account."""
+
+from __future__ import annotations
+
+import io
+import json
+
+from flask import (Blueprint, Response, abort, flash, redirect, render_template, request, send_file,
+                   url_for)
+from sqlalchemy import func, select, tuple_
+
+from agency.accounts import AccountError, Registrant, authenticate
+from agency.admin.account_changes import change_email, change_password
+from agency.deposit.intake import IntakeError
+from agency.handles import resolver
+from agency.handles.doi_syntax import doi_key
+from agency.handles.store import handle_values, value_text
+from agency.metadata.identifiers import parse_issn
+from agency.models import Account, Handle, MetadataIdentifier, MetadataRecord, RecordResult, Submission
+from agency.models.submissions import COMPLETED, PROCESSING, QUEUED, REFUSED
+from agency.query.piped_format import QueryTextError, iter_query_lines
+from agency.web import submissions as subs
+from agency.web.common import agency
+from agency.web.ui.forms import hint_for, requested_page, sign_in_page
+from agency.web.ui.sessions import REGISTRANT, end_session, protect_forms, signed_in, start_session
+
+bp = Blueprint("ui", __name__, url_prefix="/ui")
+bp.before_request(protect_forms)
+registrant_page = signed_in(REGISTRANT)
+
+DASHBOARD_ROWS = 20
+RECORD_STATUSES = ("Success", "Warning", "Failure")
+QUERY_TEXT_CHARS = 200_000
+REGISTRANT_PAGE = "a registrant web page (signed-cookie session and CSRF token), not part of the API"
+OPENAPI_EXCLUDED = {route: REGISTRANT_PAGE for route in (
+    "GET /ui/",
+    "GET /ui/account",
+    "POST /ui/account",
+    "GET /ui/csl/{doi}",
+    "GET /ui/dois",
+    "GET /ui/dois/{doi}",
+    "GET /ui/query",
+    "POST /ui/query",
+    "GET /ui/sign-in",
+    "POST /ui/sign-in",
+    "POST /ui/sign-out",
+    "GET /ui/submissions/{submission_id}",
+    "GET /ui/submissions/{submission_id}/file",
+    "GET /ui/submissions/{submission_id}/log.xml",
+    "GET /ui/upload",
+    "POST /ui/upload",
+)}
+
+
+# -- signing in and out --------------------------------------------------------------------
+@bp.route("/sign-in", methods=["GET", "POST"])
+def sign_in() -> Response:
+    svc = agency()
+
+    def check(login: str, password: str):
+        with svc.db.sessions() as db:
+            return authenticate(db, svc.passwords, login, password)
+
+    def password_hash(who: Registrant) -> str:
+        with svc.db.sessions() as db:
+            return db.get(Account, who.id).password_hash
+
+    return sign_in_page(REGISTRANT, check, password_hash, "Sign in", staff=False)
+
+
+@bp.post("/sign-out")
+def sign_out() -> Response:
+    end_session()
+    flash("You are signed out.")
+    return redirect(url_for("ui.sign_in"))
+
+
+# -- dashboard -----------------------------------------------------------------------------
+@bp.get("/")
+@registrant_page
+def dashboard(me: Registrant) -> str:
+    with agency().db.sessions() as db:
+        own = select(Submission).where(Submission.account_id == me.id, Submission.kind == "deposit")
+        processing = list(db.scalars(own.where(Submission.status == PROCESSING)
+                                     .order_by(Submission.received_at).limit(DASHBOARD_ROWS)))
+        queued = list(db.scalars(own.where(Submission.status == QUEUED)
+                                 .order_by(Submission.received_at, Submission.id).limit(DASHBOARD_ROWS)))
+        positions = {s.id: queue_position(db, s) for s in queued}
+        recent = list(db.scalars(own.where(Submission.status.in_((COMPLETED, REFUSED)))
+                                 .order_by(Submission.received_at.desc(), Submission.id.desc())
+                                 .limit(DASHBOARD_ROWS)))
+    return render_template("pages/ui/dashboard.html.j2", title="Your submissions", me=me, processing=processing,
+                           queued=queued, positions=positions, recent=recent,
+                           refresh=bool(processing or queued))
+
+
+def queue_position(db, submission: Submission) -> int:
+    """1 for the next submission any worker takes, counting every account's queued files received earlier."""
+    earlier = select(func.count()).select_from(Submission).where(
+        Submission.status == QUEUED,
+        tuple_(Submission.received_at, Submission.id) < tuple_(submission.received_at, submission.id))
+    return (db.scalar(earlier) or 0) + 1
+
+
+# -- upload --------------------------------------------------------------------------------
+@bp.route("/upload", methods=["GET", "POST"])
+@registrant_page
+def upload(me: Registrant):
+    error, status = None, 200
+    if request.method == "POST":
+        part = request.files.get("file")
+        if part is None or not part.filename:
+            error, status = "Choose a deposit file to upload.", 400
+        else:
+            try:
+                submission, _verdict = agency().intake.receive(me, part.stream, part.filename, operation="web")
+            except IntakeError as exc:
+                error, status = exc.message, exc.status
+            else:
+                return redirect(url_for("ui.submission", submission_id=submission.id), code=303)
+    return render_template("pages/ui/upload.html.j2", title="Upload a deposit", me=me, error=error), status
+
+
+# -- one submission ------------------------------------------------------------------------
+def _own(me: Registrant, submission_id: int) -> Submission:
+    with agency().db.sessions() as db:
+        submission = subs.own_submission(db, me.id, submission_id, kind="deposit")
+    if submission is None:
+        abort(404, f"You have no submission {submission_id}.")
+    return submission
+
+
+@bp.get("/submissions/<int:submission_id>")
+@registrant_page
+def submission(me: Registrant, submission_id: int) -> str:
+    found = _own(me, submission_id)
+    page = requested_page(agency().settings.ui_page_rows)
+    status = request.args.get("status") if request.args.get("status") in RECORD_STATUSES else None
+    doi = (request.args.get("doi") or "").strip()[:2048]
+    query = select(RecordResult).where(RecordResult.submission_id == found.id)
+    if status:
+        query = query.where(RecordResult.status == status)
+    if doi:
+        query = query.where(func.upper(RecordResult.doi).contains(doi.upper(), autoescape=True))
+    with agency().db.sessions() as db:
+        rows = list(db.scalars(query.order_by(RecordResult.seq).offset(page.offset).limit(page.rows + 1)))
+    refusal = json.loads(found.refusal or "{}") if found.status == REFUSED else None
+    errors = [dict(issue, hint=hint_for(issue.get("message", ""))) for issue in (refusal or {}).get("issues", [])]
+    return render_template("pages/ui/submission.html.j2", title=f"Submission {found.id}", me=me, s=found,
+                           rows=rows[:page.rows], more=len(rows) > page.rows, page=page, status=status, doi=doi,
+                           statuses=RECORD_STATUSES, refusal=refusal, errors=errors,
+                           refresh=not found.is_finished)
+
+
+@bp.get("/submissions/<int:submission_id>/log.xml")
+@registrant_page
+def submission_log(me: Registrant, submission_id: int) -> Response:
+    found = _own(me, submission_id)
+    return Response(subs.log_document(agency(), found), mimetype="application/xml",
+                    headers={"Content-Disposition": f'attachment; filename="submission-{found.id}-log.xml"'})
+
+
+@bp.get("/submissions/<int:submission_id>/file")
+@registrant_page
+def submission_file(me: Registrant, submission_id: int) -> Response:
+    found = _own(me, submission_id)
+    return send_file(subs.submission_file(agency(), found), mimetype="application/xml",
+                     download_name=found.file_name or f"submission-{found.id}.xml", as_attachment=True)
+
+
+# -- DOIs ----------------------------------------------------------------------------------
+@bp.get("/dois")
+@registrant_page
+def dois(me: Registrant) -> str:
+    text = (request.args.get("q") or "").strip()[:2048]
+    page = requested_page(agency().settings.ui_page_rows)
+    found = []
+    if text:
+        query = (select(Handle.name, Handle.updated_at, MetadataRecord.title)
+                 .outerjoin(MetadataRecord, MetadataRecord.doi_key == Handle.key)
+                 .where(Handle.account_id == me.id))
+        issn = parse_issn(text)
+        if text.startswith("10."):
+            query = query.where(Handle.key.startswith(doi_key(text), autoescape=True))
+        elif issn is not None:
+            with_issn = select(MetadataIdentifier.doi_key).where(MetadataIdentifier.kind == "issn",
+                                                                 MetadataIdentifier.value == issn.canonical)
+            query = query.where(Handle.key.in_(with_issn))
+        else:
+            query = query.where(MetadataRecord.title.ilike(f"%{text}%"))
+        with agency().db.sessions() as db:
+            found = list(db.execute(query.order_by(Handle.key).offset(page.offset).limit(page.rows + 1)))
+    return render_template("pages/ui/dois.html.j2", title="Your DOIs", me=me, q=text, found=found[:page.rows],
+                           more=len(found) > page.rows, page=page)
+
+
+def _own_handle(db, me: Registrant, doi: str) -> Handle:
+    handle = db.get(Handle, doi_key(doi))
+    if handle is None or handle.account_id != me.id:
+        abort(404, "This DOI is not registered by your account.")
+    return handle
+
+
+@bp.get("/dois/<path:doi>")
+@registrant_page
+def doi_page(me: Registrant, doi: str) -> str:
+    with agency().db.sessions() as db:
+        handle = _own_handle(db, me, doi)
+        values = handle_values(db, handle.name)
+        record = db.get(MetadataRecord, handle.key)
+    urls = [value_text(v.data) for v in values if v.type == "URL"]  # values are bytes, as the protocol has them
+    return render_template("pages/ui/doi.html.j2", title=f"DOI {handle.name}", me=me, handle=handle,
+                           values=values, urls=urls, record=record, value_data=resolver.value_data)
+
+
+@bp.get("/csl/<path:doi>")
+@registrant_page
+def doi_csl(me: Registrant, doi: str) -> Response:
+    """The DOI's CSL JSON (what /{doi} answers to Accept: application/vnd.citationstyles.csl+json), as a link."""
+    with agency().db.sessions() as db:
+        handle = _own_handle(db, me, doi)
+        record = resolver.citation_metadata(db.connection(), handle.name)
+    if record is None:
+        abort(404, "No indexed metadata for this DOI yet: the metadata index is loaded on a schedule.")
+    return Response(json.dumps(resolver.csl_json(record), ensure_ascii=False, indent=2),
+                    mimetype="application/vnd.citationstyles.csl+json")
+
+
+# -- queries -------------------------------------------------------------------------------
+@bp.route("/query", methods=["GET", "POST"])
+@registrant_page
+def query(me: Registrant):
+    svc = agency()
+    text = (request.form.get("lines") or "")[:QUERY_TEXT_CHARS]
+    answers, error, status = None, None, 200
+    if request.method == "POST":
+        try:
+            lines = [line for line in iter_query_lines(io.BytesIO(text.encode()), svc.settings.query_sync_lines,
+                                                       svc.settings.query_max_line_chars) if line.strip()]
+        except QueryTextError as exc:
+            error, status = (f"{exc.message} (this form answers up to {svc.settings.query_sync_lines} lines; "
+                             "send larger files to the query API)"), exc.status
+        else:
+            if not lines:
+                error, status = "Paste at least one piped query line.", 400
+            else:
+                answered = svc.queries.answer_now(lines)
+                if request.form.get("download"):
+                    return Response(answered.text, mimetype="text/plain",
+                                    headers={"Content-Disposition": 'attachment; filename="query-answers.txt"'})
+                answers = [line.split("|") for line in answered.lines]
+    return render_template("pages/ui/query.html.j2", title="Look up DOIs", me=me, text=text, answers=answers,
+                           error=error, max_lines=svc.settings.query_sync_lines), status
+
+
+# -- account -------------------------------------------------------------------------------
+@bp.route("/account", methods=["GET", "POST"])
+@registrant_page
+def account(me: Registrant):
+    svc = agency()
+    error, status = None, 200
+    if request.method == "POST":
+        try:
+            with svc.db.transaction() as db:
+                if request.form.get("form") == "password":
+                    new = request.form.get("new_password") or ""
+                    if new != (request.form.get("repeat_password") or ""):
+                        raise AccountError("The new password and its repetition differ.")
+                    change_password(db, svc.passwords, me.id, request.form.get("old_password") or "", new)
+                    password_hash = db.get(Account, me.id).password_hash
+                else:
+                    change_email(db, me.id, (request.form.get("email") or "")[:320])
+                    password_hash = None
+        except AccountError as exc:
+            error, status = str(exc), 400
+        else:
+            if password_hash:
+                start_session(REGISTRANT, me.id, password_hash)  # other sessions of this account end
+                flash("Your password is changed.")
+            else:
+                flash("Your contact email is changed.")
+            return redirect(url_for("ui.account"), code=303)
+    with svc.db.sessions() as db:
+        email = db.get(Account, me.id).email
+    return render_template("pages/ui/account.html.j2", title="Your account", me=me, email=email, error=error,
+                           session_minutes=svc.settings.ui_idle_minutes), status
