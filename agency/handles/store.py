@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timezone
 from typing import Protocol, Sequence
 
 from sqlalchemy import delete, func, select
@@ -43,6 +43,7 @@ ADMIN_HANDLE_INDEX = 200
 ADMIN_PERMISSIONS = "111111111111"
 DEFAULT_TTL = 86400
 VERSION_DIGITS = 19
+CROSSREF, DATACITE = "crossref", "datacite"  # the interface that manages a DOI (Handle.interface)
 _TIMESTAMP = re.compile(r"^[0-9]{1,19}$")
 
 
@@ -54,7 +55,7 @@ class RecordDiagnostic:
     doi: str
     status: str
     message: str
-    outcome: str  # added | updated | stale | prefix | invalid | duplicate
+    outcome: str  # added | updated | stale | prefix | invalid | duplicate | interface
 
 
 @dataclass(frozen=True)
@@ -158,7 +159,8 @@ class BatchRegistration:
                 for key, r in sorted(by_key.items())]  # one lock order for every writer: no deadlocks
         written = _conditional_upsert(session, rows, self.registrant.id, self.submission_id)
         stale_keys = [k for k in by_key if k not in written]
-        stored = dict(session.execute(select(Handle.key, Handle.version).where(Handle.key.in_(stale_keys))).all()) \
+        stored = {key: (version, interface) for key, version, interface in session.execute(
+            select(Handle.key, Handle.version, Handle.interface).where(Handle.key.in_(stale_keys)))} \
             if stale_keys else {}
         _write_values(session, [(key, by_key[key]) for key in sorted(written)], self.ttl)
         out = []
@@ -168,14 +170,27 @@ class BatchRegistration:
                 out.append(RecordDiagnostic(record.seq, record.doi, SUCCESS,
                                             "Successfully added" if added else "Successfully updated",
                                             "added" if added else "updated"))
+            elif stored.get(key, ("0", CROSSREF))[1] != CROSSREF:
+                out.append(RecordDiagnostic(record.seq, record.doi, FAILURE, other_interface_message(
+                    record.doi, stored[key][1]), "interface"))
             else:
                 out.append(RecordDiagnostic(record.seq, record.doi, FAILURE,
-                                            stale_message(record.timestamp or "", stored.get(key, "0")), "stale"))
+                                            stale_message(record.timestamp or "", stored.get(key, ("0",))[0]),
+                                            "stale"))
         return out
 
 
+def other_interface_message(doi: str, interface: str) -> str:
+    """Why a write through one interface may not change a DOI the other one manages."""
+    if interface == DATACITE:
+        return (f"DOI {doi} is managed through the DataCite MDS API (last write wins there), not Crossref "
+                "deposits; update it through the MDS API, or ask the operator to convert it to Crossref.")
+    return (f"DOI {doi} was deposited through the Crossref interface (newer timestamp wins there); "
+            "update it with a Crossref deposit, or ask the operator to convert it to DataCite.")
+
+
 def _newer_wins(statement):
-    """ON CONFLICT: the stored name is replaced only by a strictly newer version."""
+    """ON CONFLICT: the stored name is replaced only by a strictly newer version of a Crossref-managed DOI."""
     table = Handle.__table__
     excluded = statement.excluded
     return statement.on_conflict_do_update(
@@ -185,7 +200,7 @@ def _newer_wins(statement):
             "account_id": excluded.account_id, "submission_id": excluded.submission_id,
             "updated_at": excluded.updated_at,
         },
-        where=table.c.version < excluded.version,
+        where=(table.c.version < excluded.version) & (table.c.interface == CROSSREF),
     )
 
 
@@ -224,6 +239,42 @@ def _write_values(session: Session, records: list[tuple[str, Registration]], ttl
     bulk_insert(connection, HandleValue.__table__, urls,
                 constants={"idx": URL_INDEX, "type": "URL", "ttl": ttl, "timestamp": func.current_timestamp()},
                 on_conflict=_replace_value)
+
+
+def register_latest(session: Session, doi: str, url: str, account_id: int, ttl: int) -> bool:
+    """Register (or re-point) a DataCite-managed DOI: the last write wins.
+
+    False when the DOI exists under the Crossref interface: it is left as it is.
+    """
+    table = Handle.__table__
+    now = func.current_timestamp()
+    key = doi_key(doi)
+    # The write's time in the form Crossref timestamps usually take, so that after an operator
+    # converts the DOI to Crossref a deposit must be newer than the last MDS write.
+    version = version_of(datetime.now(timezone.utc).strftime("%Y%m%d%H%M%S"))
+
+    def last_write_wins(statement):
+        excluded = statement.excluded
+        return statement.on_conflict_do_update(
+            index_elements=[table.c.key],
+            set_={"name": excluded.name, "version": excluded.version, "revision": table.c.revision + 1,
+                  "account_id": excluded.account_id, "updated_at": excluded.updated_at},
+            where=table.c.interface == DATACITE)
+
+    written = bulk_insert(session.connection(), table,
+                          [{"key": key, "name": doi, "prefix": doi_prefix(doi), "version": version}],
+                          constants={"revision": 1, "account_id": account_id, "submission_id": 0,
+                                     "interface": DATACITE, "created_at": now, "updated_at": now},
+                          on_conflict=last_write_wins, returning=(table.c.key,))
+    if not written:
+        return False
+    _write_values(session, [(key, _UrlOnly(url))], ttl)
+    return True
+
+
+@dataclass(frozen=True)
+class _UrlOnly:
+    url: str
 
 
 def find_handle(session: Session, name: str) -> Handle | None:

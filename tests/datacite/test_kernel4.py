@@ -6,22 +6,9 @@ import pytest
 
 from agency.config import load_settings
 from agency.datacite.kernel4 import KERNEL4, MAX_METADATA_BYTES, Kernel4Schema, MetadataRefused, read_record
+from dcgen import record_xml
 
 SCHEMA = Kernel4Schema(load_settings().schema_dir)
-
-
-def record_xml(doi: str = "10.5555/dc-1", namespace: str = KERNEL4, extra: str = "",
-               resource_type: str = '<resourceType resourceTypeGeneral="Dataset">Survey</resourceType>') -> bytes:
-    return f"""<?xml version="1.0" encoding="UTF-8"?>
-<resource xmlns="{namespace}">
-  <identifier identifierType="DOI">{doi}</identifier>
-  <creators><creator><creatorName nameType="Personal">Doe, Jane</creatorName>
-    <givenName>Jane</givenName><familyName>Doe</familyName></creator></creators>
-  <titles><title xml:lang="en">A data set</title></titles>
-  <publisher>Agency Press</publisher>
-  <publicationYear>2024</publicationYear>
-  {resource_type}{extra}
-</resource>""".encode()
 
 
 def refusal(body: bytes, expected_doi: str | None = None) -> MetadataRefused:
