@@ -35,6 +35,11 @@ def create_app(settings: Settings | None = None, agency: Agency | None = None,
     app.register_blueprint(callbacks_api.bp)
     app.register_blueprint(handles_api.bp)
     app.register_blueprint(queries.bp)
+    from agency.web import mds
+
+    app.register_blueprint(mds.bp)
+    if settings.mds_host_names:
+        app.wsgi_app = mds.MdsHostRouting(app.wsgi_app, settings.mds_host_names)
     # Keep last: the catch-all /{doi} route (it never matches /v1, /servlet, /api, /static).
     app.register_blueprint(resolve.bp)
     _register_error_pages(app)
@@ -59,4 +64,8 @@ def _register_error_pages(app: Flask) -> None:
     def http_error(exc: HTTPException) -> Response:
         if request.path.startswith("/v1") or request.path.startswith("/api"):
             return json_error(exc.code or 500, exc.description or exc.name)
+        if request.path.startswith("/mds/"):
+            from agency.web.mds import text
+
+            return text(exc.code or 500, exc.description or exc.name)
         return exc

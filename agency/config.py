@@ -87,6 +87,9 @@ class Settings:
     callback_retry_base_seconds: int = setting(30, "first callback retry after this, then doubling ...")
     callback_retry_max_seconds: int = setting(3600, "... up to this delay between attempts")
     callback_retrieve_days: int = setting(30, "CROSSREF-RETRIEVE-URL-EXPIRATION-DATE: days a result is promised")
+    # DataCite's MDS API (/mds).
+    mds_hosts: str = setting("", "comma-separated host names (e.g. mds.example.org) whose requests are the MDS API "
+                                 "at / as well as at /mds")
     # Password hashing cost (argon2 time_cost); lower only in tests.
     password_time_cost: int = setting(3, "argon2 time cost of password hashes")
 
@@ -99,6 +102,10 @@ class Settings:
     @property
     def maildir(self) -> Path:
         return self.data_dir / "maildir"
+
+    @property
+    def mds_host_names(self) -> frozenset[str]:
+        return frozenset(h.strip().lower() for h in self.mds_hosts.split(",") if h.strip())
 
     def replace(self, **changes: Any) -> "Settings":
         return dataclasses.replace(self, **changes)
