@@ -109,3 +109,19 @@ def test_operator_converts_a_crossref_doi(svc, alice, deposit):
         convert(session, "10.5555/cr-1", CROSSREF, Actor.operator("ops"))
     _, records = deposit(deposit_xml([Article("10.5555/cr-1")], timestamp="20990101000000", batch_id="b3"))
     assert records[0]["status"] == "Success"
+
+
+def test_convert_command(svc, alice, deposit, monkeypatch, capsys):
+    from agency.cli import main
+
+    deposit(deposit_xml([Article("10.5555/cr-2")]))
+    monkeypatch.setenv("AGENCY_DATABASE_URL", svc.settings.effective_database_url)
+    monkeypatch.setenv("AGENCY_DATA_DIR", str(svc.settings.data_dir))
+    monkeypatch.setenv("AGENCY_BATCH_DIR", str(svc.settings.batch_dir))
+    assert main(["datacite", "convert", "10.5555/cr-2", "--to", "datacite", "--reason", "r", "--operator", "o"]) == 0
+    assert "now managed through datacite" in capsys.readouterr().out
+    assert main(["datacite", "convert", "10.5555/cr-2", "--to", "datacite"]) == 1
+    assert "already managed" in capsys.readouterr().err
+    assert main(["datacite", "convert", "10.5555/none", "--to", "crossref"]) == 1
+    with svc.db.transaction() as session:
+        assert svc.mds.register_url(session, alice, "10.5555/cr-2", "https://d.example.org/") == "registered"
