@@ -116,8 +116,8 @@ def _check_root(root: etree._Element) -> None:
     namespace = qname.namespace or ""
     if namespace in OLDER_KERNELS:
         raise MetadataRefused(
-            f"The record uses {namespace}; DataCite no longer accepts kernel-2 or kernel-3 records and neither "
-            f"does this agency. Convert it to kernel-4: xmlns=\"{KERNEL4}\" (resourceType with "
+            f"The record uses {namespace}; this agency takes DataCite kernel-4 records only (DataCite has "
+            f"retired the older kernels). Convert it to kernel-4: xmlns=\"{KERNEL4}\" (resourceType with "
             "resourceTypeGeneral is required there).")
     if namespace != KERNEL4:
         raise MetadataRefused(
