@@ -26,6 +26,7 @@ from sqlalchemy.orm import Session
 
 from agency.accounts import Registrant
 from agency.admin.audit import Actor, record_event
+from agency.datacite.index import index_record, unindex
 from agency.datacite.kernel4 import Kernel4Schema, read_record
 from agency.handles.doi_syntax import MAX_URL_LENGTH, doi_key, doi_prefix, doi_problem
 from agency.handles.store import CROSSREF, DATACITE, other_interface_message, register_latest, resolve_url
@@ -106,6 +107,8 @@ class MdsDois:
         row.xml, row.updated_at = record.xml, moment
         if row.state == REGISTERED:
             row.state = FINDABLE
+        if row.state == FINDABLE:
+            index_record(session, record, row.url, registrant.login)
         return StoredMetadata(row.doi, row.state, False)
 
     def metadata(self, session: Session, registrant: Registrant, doi: str) -> bytes:
@@ -119,6 +122,7 @@ class MdsDois:
         row = self._own_row(session, registrant, doi)
         if row.state == FINDABLE:
             row.state, row.updated_at = REGISTERED, now()
+            unindex(session, row.doi)
         return row.state
 
     # -- DOIs ---------------------------------------------------------------------------------
@@ -139,6 +143,8 @@ class MdsDois:
         row.url, row.updated_at = url, now()
         if row.state == DRAFT:
             row.state = FINDABLE
+        if row.state == FINDABLE and row.xml is not None:
+            index_record(session, read_record(row.xml, self.schema), url, registrant.login)
         return row.state
 
     def url_of(self, session: Session, registrant: Registrant, doi: str) -> str | None:
@@ -248,6 +254,7 @@ def convert(session: Session, doi: str, to: str, actor: Actor, reason: str | Non
                                 created_at=moment, updated_at=moment))
     elif to == CROSSREF and row is not None:
         session.execute(delete(DataciteDoi).where(DataciteDoi.key == handle.key))
+        unindex(session, handle.name)  # the next metadata load indexes its Crossref deposits
     record_event(session, actor, "doi.convert", handle.name, account_id=handle.account_id,
                  before={"interface": before}, after={"interface": to}, reason=reason)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import ForeignKey, LargeBinary, String, Text
+from sqlalchemy import ForeignKey, Integer, LargeBinary, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from agency.models.base import Base
@@ -33,3 +33,16 @@ class DataciteDoi(Base):
     media: Mapped[str] = mapped_column(Text, default="[]")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class MetadataRelation(Base):
+    """A related identifier of an indexed record (DataCite's relatedIdentifier), in record order."""
+
+    __tablename__ = "metadata_relations"
+
+    doi_key: Mapped[str] = mapped_column(
+        String(2048), ForeignKey("metadata_records.doi_key", ondelete="CASCADE"), primary_key=True)
+    position: Mapped[int] = mapped_column(Integer, primary_key=True)
+    identifier: Mapped[str] = mapped_column(Text)
+    identifier_type: Mapped[str] = mapped_column(String(32))
+    relation_type: Mapped[str] = mapped_column(String(64))
