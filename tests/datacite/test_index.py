@@ -55,3 +55,14 @@ def test_doi_query_finds_a_datacite_record(svc, alice, client):
                            headers=basic_headers("alice", "alice-password", "text/plain"))
     assert response.status_code == 200, response.text
     assert response.text == f"|||Doe||||2024||full_text|key1|{DOI}\n"  # described from the indexed record
+
+
+def test_datacite_xml_by_content_negotiation(svc, alice, client):
+    accept = {"Accept": "application/vnd.datacite.datacite+xml"}
+    mint(svc, alice)
+    response = client.get(f"/{DOI}", headers=accept)
+    assert response.status_code == 200 and response.data == record_xml(extra=RELATED)
+    assert response.headers["Content-Type"] == "application/vnd.datacite.datacite+xml"
+    with svc.db.transaction() as session:
+        svc.mds.hide(session, alice, DOI)
+    assert client.get(f"/{DOI}", headers=accept).status_code == 204  # not public while hidden
