@@ -19,7 +19,6 @@ import re
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Iterator
-from urllib.parse import urlsplit
 
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
@@ -28,7 +27,7 @@ from agency.accounts import Registrant
 from agency.admin.audit import Actor, record_event
 from agency.datacite.index import index_record, unindex
 from agency.datacite.kernel4 import Kernel4Schema, read_record
-from agency.handles.doi_syntax import MAX_URL_LENGTH, doi_key, doi_prefix, doi_problem
+from agency.handles.doi_syntax import doi_key, doi_prefix, doi_problem, url_problem
 from agency.handles.store import CROSSREF, DATACITE, other_interface_message, register_latest, resolve_url
 from agency.models import DataciteDoi, Handle
 
@@ -36,7 +35,6 @@ DRAFT, REGISTERED, FINDABLE = "draft", "registered", "findable"
 URL_SCHEMES = ("http", "https", "ftp")
 MAX_MEDIA = 100  # media pairs kept per DOI
 _MIME = re.compile(r"^[A-Za-z0-9!#$&^_.+-]{1,127}/[A-Za-z0-9!#$&^_.+-]{1,127}$")
-_BLANK = re.compile(r"[\s\x00-\x1f\x7f-\x9f]")
 
 
 class MdsRefused(Exception):
@@ -61,22 +59,7 @@ def now() -> datetime:
 
 def mds_url_problem(url: str) -> str | None:
     """Why ``url`` cannot be a DataCite DOI's URL (DataCite takes http, https and ftp), or None."""
-    if not url:
-        return "the URL is empty"
-    if len(url) > MAX_URL_LENGTH:
-        return f"the URL is {len(url)} characters long; at most {MAX_URL_LENGTH} are allowed"
-    if _BLANK.search(url):
-        return "the URL contains white space or a control character"
-    try:
-        parts = urlsplit(url)
-        host = parts.hostname
-    except ValueError as exc:
-        return f"the URL cannot be parsed: {exc}"
-    if parts.scheme.lower() not in URL_SCHEMES:
-        return f"the URL {url[:100]!r} must start with http://, https:// or ftp://"
-    if not host:
-        return f"the URL {url[:100]!r} has no host name"
-    return None
+    return url_problem(url, URL_SCHEMES)
 
 
 class MdsDois:

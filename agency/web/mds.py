@@ -19,6 +19,17 @@ from agency.web.common import agency, basic_auth_registrant
 
 bp = Blueprint("mds", __name__, url_prefix="/mds")
 
+_MDS = ("DataCite's MDS API: a plain-text protocol DataCite documents (its MDS API guide), served as DataCite "
+        "answers it; the README lists the endpoints")
+_MDS_ROUTES = ("DELETE /mds/doi/{doi}", "DELETE /mds/metadata/{doi}", "GET /mds/doi", "GET /mds/doi/{doi}",
+               "GET /mds/media/{doi}", "GET /mds/metadata/{doi}", "POST /mds/doi", "POST /mds/media/{doi}",
+               "POST /mds/metadata", "PUT /mds/doi/{doi}", "PUT /mds/metadata/{doi}")
+OPENAPI_EXCLUDED = {
+    **{route: _MDS for route in _MDS_ROUTES},
+    **{f"{method} {path}": "the MDS API's plain-text 404 for paths it does not have"
+       for method in ("GET", "POST", "PUT", "DELETE") for path in ("/mds/", "/mds/{rest}")},
+}
+
 MAX_TEXT_BODY_BYTES = 64 * 1024  # doi=/url= and media bodies: a few lines
 XML_TYPES = ("application/xml", "text/xml")
 ROOT_MOUNTED = "agency.mds_at_root"
