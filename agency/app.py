@@ -35,8 +35,9 @@ def create_app(settings: Settings | None = None, agency: Agency | None = None,
     app.register_blueprint(callbacks_api.bp)
     app.register_blueprint(handles_api.bp)
     app.register_blueprint(queries.bp)
-    from agency.web import mds
+    from agency.web import mds, operations
 
+    app.register_blueprint(operations.bp)
     app.register_blueprint(mds.bp)
     if settings.mds_host_names:
         app.wsgi_app = mds.MdsHostRouting(app.wsgi_app, settings.mds_host_names)

@@ -11,7 +11,7 @@ from pathlib import Path
 from sqlalchemy import select
 
 from agency.accounts import AccountError, create_account
-from agency.config import SettingError, documented_variables, load_settings
+from agency.config import SettingError, load_settings
 from agency.models import Account
 from agency.services import build_agency, settle_startup_heap
 
@@ -87,14 +87,20 @@ def cmd_worker(args) -> int:
     if args.once:
         svc.worker.drain(timeout=args.timeout)
         return 0
+    import signal
     import threading
 
     stop = threading.Event()
+    # systemd and supervisors stop with SIGTERM: finish the slice (its chunks are committed), hand over.
+    signal.signal(signal.SIGTERM, lambda *_: (stop.set(), svc.worker.wakeup.set()))
+    svc.start_scheduler()  # runs its jobs only while elected (one scheduler across processes)
     settle_startup_heap()
     try:
         svc.worker.run_forever(stop)
     except KeyboardInterrupt:
         stop.set()
+    finally:
+        svc.stop_background()
     return 0
 
 
@@ -122,9 +128,16 @@ def cmd_query(args) -> int:
 
 
 def cmd_config(_args) -> int:
-    for name, default, doc in documented_variables():
-        print(f"{name}={default}\n    {doc}")
-    return 0
+    """Every setting's effective value and its source; exit 1 when one is invalid."""
+    from agency.config import describe_settings
+
+    reports = describe_settings()  # (unknown AGENCY_ variables were warned about at start)
+    for report in reports:
+        print(f"{report.variable}={report.value}    ({report.source})\n    {report.doc}")
+    errors = [report.error for report in reports if report.error]
+    for error in errors:
+        print(f"agency: {error}", file=sys.stderr)
+    return 1 if errors else 0
 
 
 def cmd_mail_send(_args) -> int:
@@ -222,6 +235,48 @@ def cmd_datacite_convert(args) -> int:
     return 0
 
 
+def cmd_db(args) -> int:
+    """Schema migrations: upgrade, current, history (and revision, for developers)."""
+    from agency import migrations
+    from agency.db import open_database
+
+    if args.action == "history":
+        print("\n".join(migrations.history()))
+        return 0
+    if args.action == "revision":
+        path = migrations.new_revision(args.message)
+        print(f"wrote {path}: check it, then commit it")
+        return 0
+    db = open_database(load_settings().effective_database_url)
+    try:
+        if args.action == "upgrade":
+            import logging
+
+            logging.getLogger("alembic.runtime.migration").setLevel(logging.INFO)  # each step it runs
+            print(f"database at {', '.join(migrations.upgrade(db, args.revision))} (head)")
+            return 0
+        with db.engine.connect() as connection:
+            current = migrations.current_revisions(connection)
+        heads = migrations.head_revisions()
+        print(f"current: {', '.join(current) or 'none'}; head: {', '.join(heads)}"
+              + ("" if set(current) == set(heads) else f" (behind: run `{migrations.UPGRADE_COMMAND}`)"))
+        return 0 if set(current) == set(heads) else 1
+    finally:
+        db.engine.dispose()
+
+
+def add_db_commands(sub) -> None:
+    parser = sub.add_parser("db", help="schema migrations (Alembic)")
+    parser.set_defaults(func=cmd_db)
+    db = parser.add_subparsers(dest="action", required=True)
+    upgrade = db.add_parser("upgrade", help="upgrade the database's schema (default: to the newest revision)")
+    upgrade.add_argument("revision", nargs="?", default="heads")
+    db.add_parser("current", help="the database's revision and the newest one (exit 1 when behind)")
+    db.add_parser("history", help="every revision, newest first")
+    revision = db.add_parser("revision", help="write a new revision from the models' differences (developers)")
+    revision.add_argument("-m", "--message", required=True)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="agency", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -240,7 +295,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--demo", action="store_true", help="create (once) and print a demo account")
     serve.set_defaults(func=cmd_serve)
 
-    worker = sub.add_parser("worker", help="run a deposit worker process")
+    worker = sub.add_parser("worker", help="run a deposit worker process (and the scheduler, when elected)")
     worker.add_argument("--once", action="store_true",
                         help="stop when nothing is queued or processing (waits out dead workers' leases)")
     worker.add_argument("--timeout", type=float, default=3600)
@@ -250,7 +305,7 @@ def build_parser() -> argparse.ArgumentParser:
     query.add_argument("file", nargs="?", default="-", help="the query file (default: standard input)")
     query.set_defaults(func=cmd_query)
 
-    config = sub.add_parser("config", help="list the AGENCY_* settings and their defaults")
+    config = sub.add_parser("config", help="every AGENCY_* setting: its effective value and where it came from")
     config.set_defaults(func=cmd_config)
 
     mddb = sub.add_parser("mddb", help="the metadata database: load completed batches, show status").add_subparsers(
@@ -293,17 +348,34 @@ def build_parser() -> argparse.ArgumentParser:
     retry.add_argument("ids", nargs="*", type=int)
     retry.add_argument("--all-dead", action="store_true")
     retry.set_defaults(func=cmd_mail_retry)
+    add_db_commands(sub)
     return parser
 
 
+def _configure_logging() -> None:
+    """The one logging set-up (agency.operations.logs); a wrong AGENCY_* value is the command's to report."""
+    from agency.operations.logs import configure_logging
+
+    from agency.config import unknown_variables
+
+    try:
+        settings = load_settings()
+        configure_logging(settings.log_format, settings.log_level)
+    except SettingError:
+        configure_logging()
+    for warning in unknown_variables():
+        logging.getLogger("agency.config").warning("%s", warning)
+
+
 def main(argv: list[str] | None = None) -> int:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     args = build_parser().parse_args(argv)
+    from agency.migrations import SchemaBehind
     from agency.notify.outbox import MailConfigError
 
     try:
+        _configure_logging()
         return args.func(args)
-    except (MailConfigError, SettingError) as exc:  # a wrong AGENCY_* value: say so, no traceback
+    except (MailConfigError, SettingError, SchemaBehind) as exc:  # a wrong AGENCY_* value: say so, no traceback
         print(f"agency: {exc}", file=sys.stderr)
         return 2
 

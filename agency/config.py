@@ -17,9 +17,14 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 ENV_PREFIX = "AGENCY_"
 
 
+PACKAGED_RESOURCES = Path(__file__).resolve().parent / "resources"
+
+
 def _resource_dir(name: str) -> Path:
-    """schemas/ and templates/ live beside the package; found from anywhere."""
-    return PROJECT_ROOT / name
+    """schemas/ and templates/: inside the installed package (a wheel), else in the checkout
+    beside it (an editable install, or running from the source tree); found from any directory."""
+    packaged = PACKAGED_RESOURCES / name
+    return packaged if packaged.is_dir() else PROJECT_ROOT / name
 
 
 def setting(default: Any, doc: str, factory: Any = None) -> Any:
@@ -34,8 +39,8 @@ class Settings:
     data_dir: Path = setting(Path("var"), "data folder: the SQLite database, the maildir, the demo password")
     database_url: str = setting("", "SQLAlchemy URL; empty: SQLite in the data folder")
     batch_dir: Path = setting(Path("batches"), "received files and their logs")
-    schema_dir: Path = setting(None, "our XSDs (found beside the package)", factory=lambda: _resource_dir("schemas"))
-    template_dir: Path = setting(None, "Jinja2 templates (found beside the package)",
+    schema_dir: Path = setting(None, "our XSDs (shipped in the package)", factory=lambda: _resource_dir("schemas"))
+    template_dir: Path = setting(None, "Jinja2 templates (shipped in the package)",
                                  factory=lambda: _resource_dir("templates"))
     base_url: str = setting("http://127.0.0.1:8000", "how links in mail point back to this service")
     # Intake limits.
@@ -69,11 +74,19 @@ class Settings:
     mddb_misfire_grace_seconds: int = setting(3600, "a run this late still runs (else the next one catches up)")
     mddb_mail: bool = setting(True, "email each loaded batch's combined diagnostic (off when reloading a copy)")
     mddb_chunk_records: int = setting(5000, "records indexed per transaction")
+    mddb_poll_seconds: float = setting(2.0, "the scheduler indexes newly completed deposits (and mails their "
+                                            "combined diagnostic) this often; 0: only at the daily load")
     mail_poll_seconds: int = setting(30, "the scheduler delivers due mail this often")
+    scheduler_lease_seconds: int = setting(30, "one scheduler runs across processes; when it dies another "
+                                               "takes over after this")
+    wsgi_background: bool = setting(False, "also run the worker and scheduler inside each WSGI (gunicorn) web "
+                                           "process; off: web processes serve, `agency worker` processes work")
     # Queries.
     query_sync_lines: int = setting(30, "query files up to this many lines are answered at once; larger: a job")
     query_max_lines: int = setting(100_000, "longest accepted query file, in lines (413 above)")
     query_max_line_chars: int = setting(2000, "longest accepted query line")
+    query_xml_max_queries: int = setting(1000, "most queries in one XML query_batch, answered at once (413 above)")
+    query_xml_max_bytes: int = setting(4 * 1024 * 1024, "largest XML query_batch accepted, in bytes (413 above)")
     # Resolution (GET /{doi}).
     resolve_max_age_seconds: int = setting(3600, "Cache-Control max-age of resolver answers: the URL value's TTL, "
                                                  "at most this")
@@ -92,6 +105,12 @@ class Settings:
                                  "at / as well as at /mds")
     # Password hashing cost (argon2 time_cost); lower only in tests.
     password_time_cost: int = setting(3, "argon2 time cost of password hashes")
+    # Schema migrations (issue 15).
+    db_auto_upgrade: bool = setting(False, "upgrade a PostgreSQL schema at start (SQLite always upgrades itself; "
+                                           "an empty database is always created)")
+    # Logs (issue 15).
+    log_format: str = setting("text", "text, or json: one JSON object per line")
+    log_level: str = setting("INFO", "DEBUG, INFO, WARNING or ERROR")
 
     @property
     def effective_database_url(self) -> str:
@@ -145,7 +164,11 @@ def load_settings(environ: Mapping[str, str] | None = None, **overrides: Any) ->
         if raw is not None and raw != "":
             values[f.name] = _coerce(name, raw, getattr(defaults, f.name))
     values.update(overrides)
-    return Settings(**values)
+    settings = Settings(**values)
+    found = problems(settings)
+    if found:
+        raise SettingError(found[0])
+    return settings
 
 
 def documented_variables() -> list[tuple[str, Any, str]]:
@@ -153,3 +176,98 @@ def documented_variables() -> list[tuple[str, Any, str]]:
     defaults = Settings()
     return [(ENV_PREFIX + f.name.upper(), getattr(defaults, f.name), f.metadata["doc"])
             for f in dataclasses.fields(Settings)]
+
+
+# -- Checks beyond the type (issue 15): out-of-range values stop start-up, naming the variable. --------
+# (minimum, maximum) of numeric settings; None: no bound on that side.
+RANGES: dict[str, tuple[float | None, float | None]] = {
+    "max_batch_bytes": (1, None), "max_pending_per_account": (1, None), "max_wait_seconds": (0, None),
+    "worker_poll_seconds": (0.01, None), "worker_slice_records": (1, None), "chunk_records": (1, None),
+    "lease_seconds": (1, None), "handle_ttl": (0, None), "mail_max_attempts": (1, None),
+    "mail_retry_base_seconds": (1, None), "mail_retry_max_seconds": (1, None), "mail_lease_seconds": (1, None),
+    "mail_batch_size": (1, None), "mail_max_attachment_bytes": (0, None), "smtp_timeout_seconds": (0.1, None),
+    "mddb_hour": (0, 23), "mddb_interval_minutes": (0, None), "mddb_misfire_grace_seconds": (1, None),
+    "mddb_chunk_records": (1, None), "mddb_poll_seconds": (0, None), "mail_poll_seconds": (1, None),
+    "scheduler_lease_seconds": (3, None), "query_sync_lines": (0, None), "query_max_lines": (1, None),
+    "query_max_line_chars": (1, None), "password_time_cost": (1, None),
+}
+CHOICES: dict[str, tuple[str, ...]] = {"log_format": ("text", "json"),
+                                      "log_level": ("DEBUG", "INFO", "WARNING", "ERROR")}
+DATABASE_SCHEMES = ("sqlite", "postgresql")
+# AGENCY_ variables that are not settings of the service (the test suite's and benchmarks' own).
+NOT_SETTINGS = frozenset({"AGENCY_TEST_DATABASE_URL", "AGENCY_BENCH_DATABASE_URL"})
+
+
+def _variable(name: str) -> str:
+    return ENV_PREFIX + name.upper()
+
+
+def problems(settings: Settings) -> list[str]:
+    """Every value that is out of range or otherwise unusable, one line each, naming its variable."""
+    found = []
+    for name, (low, high) in RANGES.items():
+        value = getattr(settings, name, None)
+        if value is None:
+            continue
+        if (low is not None and value < low) or (high is not None and value > high):
+            bounds = f"{low} to {high}" if high is not None else f"at least {low}"
+            found.append(f"{_variable(name)} must be {bounds}; got {value}")
+    for name, allowed in CHOICES.items():
+        value = getattr(settings, name, None)
+        if value is not None and value.upper() not in allowed and value not in allowed:
+            found.append(f"{_variable(name)} must be one of {', '.join(allowed)}; got {value!r}")
+    url = settings.database_url
+    if url:
+        scheme = url.split(":", 1)[0].split("+", 1)[0].lower()
+        if scheme == "postgres":
+            found.append("AGENCY_DATABASE_URL starts with postgres://, which SQLAlchemy does not take: write "
+                         "postgresql+psycopg://" + url.split("://", 1)[-1].split("@")[-1])
+        elif scheme not in DATABASE_SCHEMES or "://" not in url:
+            found.append(f"AGENCY_DATABASE_URL must be a sqlite:/// or postgresql+psycopg:// URL; got {scheme}:...")
+    return found
+
+
+@dataclass(frozen=True)
+class SettingReport:
+    """One setting as `agency config` shows it."""
+
+    variable: str
+    value: Any
+    source: str  # "environment" or "default"
+    doc: str
+    error: str | None = None
+
+
+def describe_settings(environ: Mapping[str, str] | None = None) -> list[SettingReport]:
+    """Every setting's effective value and where it came from, with what is wrong with it (never raises)."""
+    environ = os.environ if environ is None else environ
+    defaults = Settings()
+    reports, values = [], {}
+    for f in dataclasses.fields(Settings):
+        name = _variable(f.name)
+        raw = environ.get(name)
+        if raw is None or raw == "":
+            reports.append(SettingReport(name, getattr(defaults, f.name), "default", f.metadata["doc"]))
+            continue
+        try:
+            values[f.name] = _coerce(name, raw, getattr(defaults, f.name))
+            reports.append(SettingReport(name, values[f.name], "environment", f.metadata["doc"]))
+        except SettingError as exc:
+            reports.append(SettingReport(name, raw, "environment", f.metadata["doc"], str(exc)))
+    wrong = {line.split(" ", 1)[0]: line for line in problems(Settings(**values))}
+    return [dataclasses.replace(r, error=r.error or wrong.get(r.variable)) for r in reports]
+
+
+def unknown_variables(environ: Mapping[str, str] | None = None) -> list[str]:
+    """One warning per AGENCY_ variable that is no setting (a misspelling goes unnoticed otherwise)."""
+    import difflib
+
+    environ = os.environ if environ is None else environ
+    known = [_variable(f.name) for f in dataclasses.fields(Settings)]
+    warnings = []
+    for name in sorted(environ):
+        if name.startswith(ENV_PREFIX) and name not in known and name not in NOT_SETTINGS:
+            close = difflib.get_close_matches(name, known, n=1)
+            hint = f" (did you mean {close[0]}?)" if close else ""
+            warnings.append(f"{name} is not an agency setting and is ignored{hint}; `agency config` lists them")
+    return warnings

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from agency.accounts import PasswordCheck
 from agency.config import Settings
 from agency.db import Database, open_database
+from agency.migrations import prepare_schema
 from agency.deposit.logs import BatchLogs
 from agency.deposit.intake import DepositIntake
 from agency.notify.callbacks import CallbackSender, deposit_log_ready
@@ -63,9 +64,14 @@ class Agency:
         return self._mds
 
     def start_background(self) -> None:
-        """Start the in-process worker thread (and, where configured, the scheduler)."""
+        """Start the in-process worker thread (and, where configured, the scheduler, which runs its jobs
+        only while this process holds the scheduler lease)."""
         if self.settings.run_worker and not self._threads:
             self._threads.append(self.worker.start_thread(self._stop))
+        self.start_scheduler()
+
+    def start_scheduler(self) -> None:
+        """Start the scheduler when configured (``agency worker`` runs its worker in the main thread)."""
         if self.settings.run_scheduler and self._scheduler is None:
             from agency.runtime.scheduling import build_scheduler
 
@@ -77,9 +83,19 @@ class Agency:
         saves reading them back to answer a request that waited for them."""
         return self.worker.runners["deposit"].finished_results(submission_id)
 
+    def background_state(self) -> dict[str, str]:
+        """The in-process worker and scheduler: running, off (not asked for here) or stopped (asked for, but gone)."""
+        worker = "off" if not self.settings.run_worker else (
+            "running" if any(thread.is_alive() for thread in self._threads) else "stopped")
+        scheduler = "off" if not self.settings.run_scheduler else "stopped"
+        if self.settings.run_scheduler and self._scheduler is not None and self._scheduler.running:
+            scheduler = "elected" if self._scheduler.election.elected else "standby"
+        return {"worker": worker, "scheduler": scheduler}
+
     def stop_background(self) -> None:
         if self._scheduler is not None:
             self._scheduler.shutdown(wait=True)
+            self._scheduler.election.resign()  # another process takes over now, not when the lease expires
             self._scheduler = None
         self._stop.set()
         self.worker.wakeup.set()
@@ -111,7 +127,7 @@ def build_agency(settings: Settings) -> Agency:
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     settings.batch_dir.mkdir(parents=True, exist_ok=True)
     db = open_database(settings.effective_database_url)
-    db.create_all()
+    prepare_schema(db, auto_upgrade=settings.db_auto_upgrade or db.dialect == "sqlite")
     templates = make_environment(settings.template_dir)
     catalog = SchemaCatalog(settings.schema_dir)
     logs = BatchLogs(templates)

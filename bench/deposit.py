@@ -9,6 +9,12 @@ same handles table.
     python bench/deposit.py                       # 10,000 records, SQLite
     python bench/deposit.py --database-url postgresql+psycopg://postgres@127.0.0.1:5432/test
     python bench/deposit.py --scale               # also 100,000 records: linearity and peak memory
+    python bench/deposit.py --workers 1 2 3 --database-url postgresql+psycopg://postgres@127.0.0.1:5432/test
+
+With ``--workers N ...``: the several-process topology instead of `agency serve` alone:
+gunicorn (2 web processes, serving only) and N `agency worker` processes; the
+records are split into 6 batches from 3 accounts, POSTed by three clients at once, and timed until
+every one is completed (records/s for each N, and the ratio to the floor).
 """
 
 from __future__ import annotations
@@ -19,6 +25,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import requests
@@ -38,6 +45,7 @@ from agency.models.types import utcnow  # noqa: E402
 from agency.deposit.validation import SchemaCatalog, hardened_parser  # noqa: E402
 from generate import write_batch  # noqa: E402
 from live_server import agency_env, start_server  # noqa: E402
+from topology import start_topology  # noqa: E402
 from scratch import scratch_database  # noqa: E402
 
 NAMESPACE = "http://www.crossref.org/schema/5.3.0"
@@ -127,12 +135,90 @@ def run(records: int, base_url: str | None) -> float:
     return path_s
 
 
+TOPOLOGY_BATCHES, TOPOLOGY_ACCOUNTS = 6, ("bench-a", "bench-b", "bench-c")
+
+
+def topology_path(records: int, url: str, folder: Path, workers: int) -> float:
+    """Seconds from the first POST until every batch is completed, with ``workers`` worker processes."""
+    from agency.config import load_settings
+    from agency.services import build_agency
+
+    env = agency_env(folder, url, AGENCY_MAX_BATCH_BYTES=str(2 * 1024**3), AGENCY_RUN_SCHEDULER="0")
+    setup = build_agency(load_settings(environ=env))
+    from agency.accounts import create_account
+
+    with setup.db.transaction() as session:
+        for number, login in enumerate(TOPOLOGY_ACCOUNTS):
+            create_account(session, setup.passwords, login, f"{login}@example.org", "bench-password",
+                           [f"10.{5555 + number}"])
+    setup.db.engine.dispose()
+    files = []
+    for number in range(TOPOLOGY_BATCHES):
+        path = folder / f"topology-{number}.xml"
+        write_batch(path, records // TOPOLOGY_BATCHES, prefix=f"10.{5555 + number % 3}", seed=100 + number)
+        files.append((TOPOLOGY_ACCOUNTS[number % 3], path))
+    topology = start_topology(env, folder / f"logs-{workers}", web_processes=2, workers=workers)
+    try:
+        warm = folder / "warm-up.xml"  # every web and worker process compiles its schema and templates once
+        write_batch(warm, 10, seed=999)
+        for _ in range(2 * (workers + 2)):
+            requests.post(topology.url + "/v1/deposits?wait=30", data=warm.read_bytes(), headers={
+                "Content-Type": "application/xml", "Connection": "close"}, auth=(TOPOLOGY_ACCOUNTS[0], "bench-password"),
+                timeout=600).raise_for_status()
+        start = time.perf_counter()
+
+        def post(job: tuple[str, Path]) -> tuple[str, int]:
+            login, path = job
+            with open(path, "rb") as fh:
+                answer = requests.post(topology.url + "/v1/deposits", data=fh, auth=(login, "bench-password"),
+                                       headers={"Content-Type": "application/xml"}, timeout=3600)
+            answer.raise_for_status()
+            return login, answer.json()["submission_id"]
+
+        with ThreadPoolExecutor(len(TOPOLOGY_ACCOUNTS)) as pool:  # three registrants at once
+            ids = list(pool.map(post, files))
+        posted = time.perf_counter() - start
+        for login, submission_id in ids:
+            while True:
+                body = requests.get(topology.url + f"/v1/deposits/{submission_id}", auth=(login, "bench-password"),
+                                    timeout=60).json()
+                if body["status"] in ("completed", "refused"):
+                    break
+                time.sleep(0.05)
+        elapsed = time.perf_counter() - start
+        print(f"  ({workers} workers: the POSTs took {posted:.2f} s of {elapsed:.2f} s)", flush=True)
+        return elapsed
+    finally:
+        topology.stop()
+
+
+def run_topology(records: int, base_url: str | None, worker_counts: list[int]) -> None:
+    kind = "PostgreSQL" if base_url else "SQLite"
+    records = records // TOPOLOGY_BATCHES * TOPOLOGY_BATCHES
+    for workers in worker_counts:
+        with tempfile.TemporaryDirectory() as tmp:
+            folder = Path(tmp)
+            whole = folder / "floor.xml"
+            write_batch(whole, records)
+            with scratch_database(base_url, folder / "floor.db") as floor_url, \
+                    scratch_database(base_url, folder / "path.db") as path_url:
+                floor_s = floor(whole, floor_url)
+                path_s = topology_path(records, path_url, folder, workers)
+        print(f"{kind:10} {workers} worker process(es), {records} records in {TOPOLOGY_BATCHES} batches: "
+              f"{records / path_s:8.0f} rec/s ({path_s:.2f} s), floor {records / floor_s:8.0f} rec/s, "
+              f"ratio {floor_s / path_s:.0%}", flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--records", type=int, default=10_000)
     parser.add_argument("--database-url", default=os.environ.get("AGENCY_BENCH_DATABASE_URL"))
     parser.add_argument("--scale", action="store_true", help="also run 10x the records and report linearity")
+    parser.add_argument("--workers", type=int, nargs="+", help="run gunicorn + N `agency worker` processes instead")
     args = parser.parse_args()
+    if args.workers:
+        run_topology(args.records, args.database_url, args.workers)
+        return
     small = run(args.records, args.database_url)
     if args.scale:
         large = run(args.records * 10, args.database_url)

@@ -32,9 +32,12 @@ from lxml import etree  # noqa: E402
 from sqlalchemy import delete, insert, select  # noqa: E402
 
 from agency.config import load_settings  # noqa: E402
-from agency.models import MetadataContributor, MetadataIdentifier, MetadataLocator, MetadataRecord  # noqa: E402
+from agency.models import (  # noqa: E402
+    MetadataContributor, MetadataIdentifier, MetadataJournalTitle, MetadataLocator, MetadataRecord,
+)
 
-TABLES = (MetadataRecord, MetadataContributor, MetadataIdentifier, MetadataLocator)  # all the load writes
+TABLES = (MetadataRecord, MetadataContributor, MetadataIdentifier, MetadataLocator,  # all the load writes
+          MetadataJournalTitle)
 from agency.services import build_agency, settle_startup_heap  # noqa: E402
 from agency.deposit.validation import hardened_parser_options  # noqa: E402
 from generate import write_batch  # noqa: E402

@@ -33,14 +33,16 @@ from sqlalchemy import bindparam, func, insert, select, text  # noqa: E402
 from agency.db import open_database  # noqa: E402
 from agency.metadata.identifiers import issn_check_char  # noqa: E402
 from agency.metadata.extraction import Contributor, IdentifierText, RecordMetadata  # noqa: E402
-from agency.metadata.index import LoadSource, prepare  # noqa: E402
-from agency.models import MetadataContributor, MetadataIdentifier, MetadataLocator, MetadataRecord  # noqa: E402
+from agency.metadata.index import LoadSource, journal_title_rows, prepare  # noqa: E402
+from agency.models import (  # noqa: E402
+    MetadataContributor, MetadataIdentifier, MetadataJournalTitle, MetadataLocator, MetadataRecord,
+)
 from agency.query.matcher import QueryMatcher  # noqa: E402
 from agency.query.piped_format import Found, answer_line, parse_lines  # noqa: E402
 from scratch import scratch_database  # noqa: E402
 
 TABLES = (MetadataRecord.__table__, MetadataContributor.__table__, MetadataIdentifier.__table__,
-          MetadataLocator.__table__)
+          MetadataLocator.__table__, MetadataJournalTitle.__table__)
 SURNAMES = ["Smith", "García", "Müller", "Nguyen", "Okafor", "Kowalski", "Tanaka", "O'Brien", "Ivanova", "Rossi",
             "Dubois", "Haddad", "Johansson", "Silva", "Kim", "Novak", "Zhang", "Patel", "Cohen", "Fischer",
             "Schröder", "Núñez", "Dvořák", "Horváth", "Petrović", "Yilmaz", "Lindqvist", "Achebe", "Moreau",
@@ -109,7 +111,7 @@ def build_index(db, total: int, seed: int) -> dict:
             for index in table.indexes:
                 index.drop(conn)
     rows, contributors, identifiers, locators = [], [], [], []
-    samples = []
+    samples, journal_titles = [], {}
     with db.engine.begin() as conn:
         for record in records(total, rnd):
             prepared = prepare(record, source)
@@ -117,11 +119,13 @@ def build_index(db, total: int, seed: int) -> dict:
             contributors.extend(prepared.contributors)
             identifiers.extend(prepared.identifiers)
             locators.extend(prepared.locators)
+            for row in journal_title_rows([prepared]):
+                journal_titles[(row["issn"], row["title_key"])] = row
             if rnd.random() < 0.02 or len(samples) < 100:
                 samples.append(record)
             if len(rows) >= INSERT_CHUNK:
-                _flush(conn, rows, contributors, identifiers, locators)
-        _flush(conn, rows, contributors, identifiers, locators)
+                _flush(conn, rows, contributors, identifiers, locators, [])
+        _flush(conn, rows, contributors, identifiers, locators, list(journal_titles.values()))
     inserted = time.perf_counter()
     with db.engine.begin() as conn:
         for table in TABLES:
@@ -132,8 +136,8 @@ def build_index(db, total: int, seed: int) -> dict:
     return {"insert_s": inserted - started, "index_s": indexed - inserted, "samples": samples}
 
 
-def _flush(conn, rows: list, contributors: list, identifiers: list, locators: list) -> None:
-    for table, batch in zip(TABLES, (rows, contributors, identifiers, locators)):
+def _flush(conn, rows: list, contributors: list, identifiers: list, locators: list, journal_titles: list) -> None:
+    for table, batch in zip(TABLES, (rows, contributors, identifiers, locators, journal_titles)):
         if batch:
             conn.execute(insert(table), batch)
             batch.clear()

@@ -75,7 +75,10 @@ def start_gunicorn(settings, workers: int, port: int, log_path: Path) -> subproc
         "AGENCY_DATA_DIR": str(settings.data_dir), "AGENCY_BATCH_DIR": str(settings.batch_dir),
         "AGENCY_DATABASE_URL": settings.effective_database_url, "AGENCY_RUN_WORKER": "false",
         "AGENCY_RUN_SCHEDULER": "false",
+        # Metrics on, as in production under gunicorn: every worker's counters in shared files.
+        "PROMETHEUS_MULTIPROC_DIR": str(log_path.parent / "prometheus"),
     })
+    (log_path.parent / "prometheus").mkdir(exist_ok=True)
     gunicorn = Path(sys.executable).parent / "gunicorn"
     command = [str(gunicorn), "--bind", f"127.0.0.1:{port}", "--workers", str(workers), "--worker-class", "sync",
                "--log-level", "warning", "agency.wsgi:app"]

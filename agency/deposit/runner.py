@@ -24,6 +24,7 @@ from agency.handles.store import FAILURE, SUCCESS, WARNING, BatchRegistration, R
 from agency.models import RecordResult, Submission
 from agency.models.submissions import COMPLETED
 from agency.models.types import utcnow
+from agency.operations import metrics
 from agency.runtime.worker import fenced_progress, run_in_chunks
 
 # Memory held for speed, bounded however large the batches or the backlog: records handed
@@ -122,6 +123,7 @@ class DepositRunner:
         except BaseException:
             self._open.pop(submission_id, None)  # rebuilt (file, and what the batch has seen) on the next claim
             raise
+        metrics.count_records(d.outcome for d in diagnostics)
         batch.records_done += len(chunk)
         if batch.results is not None:
             batch.results.extend(diagnostics)
@@ -150,6 +152,8 @@ class DepositRunner:
                             index_status="pending")
             if self.on_completed:
                 self.on_completed(session, submission)
+            received_at = submission.received_at
+        metrics.DEPOSIT_SECONDS.observe(max(0.0, (utcnow() - received_at).total_seconds()))
         if kept is not None:
             self._finished[submission_id] = kept
             _drop_oldest(self._finished, MAX_KEPT_RESULTS)  # nobody waited for these

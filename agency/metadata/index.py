@@ -21,7 +21,9 @@ from agency.handles.doi_syntax import doi_key, doi_prefix
 from agency.handles.store import FAILURE, SUCCESS, WARNING, shown_version, version_of
 from agency.metadata.identifiers import Identifier, parse_isbn, parse_issn
 from agency.metadata.extraction import IdentifierText, RecordMetadata
-from agency.models import MetadataContributor, MetadataIdentifier, MetadataLocator, MetadataRecord
+from agency.models import (
+    MetadataContributor, MetadataIdentifier, MetadataJournalTitle, MetadataLocator, MetadataRecord,
+)
 from agency.metadata.text_keys import name_key, page_key, text_key, title_key, volume_key
 
 SKIPPED = "Skipped"  # not registered, so not indexed
@@ -55,6 +57,15 @@ class PreparedRecord:
             return []
         return [{"issn": i["value"], "volume_key": volume, "first_page_key": page, "doi_key": self.key}
                 for i in self.identifiers if i["kind"] == "issn"]
+
+
+def journal_title_rows(prepared: Sequence[PreparedRecord]) -> list[dict]:
+    """The distinct journal title variants of a chunk (a journal's articles repeat the same few)."""
+    journals = {(p.row["journal_title_key"], p.row["journal_abbrev_key"],
+                 tuple(i["value"] for i in p.identifiers if i["kind"] == "issn"))
+                for p in prepared if p.row["body_type"] == "journal" and p.identifiers}
+    pairs = {(issn, title) for full, abbrev, issns in journals for issn in issns for title in (full, abbrev) if title}
+    return [{"issn": issn, "title_key": title} for issn, title in sorted(pairs)]
 
 
 @dataclass(frozen=True)
@@ -181,6 +192,12 @@ _RECORDS = MetadataRecord.__table__
 _CONTRIBUTORS = MetadataContributor.__table__
 _IDENTIFIERS = MetadataIdentifier.__table__
 _LOCATORS = MetadataLocator.__table__
+_JOURNAL_TITLES = MetadataJournalTitle.__table__
+
+
+def _keep_existing(statement):
+    """ON CONFLICT DO NOTHING: a title variant already learnt stays as it is."""
+    return statement.on_conflict_do_nothing()
 _UPDATED_COLUMNS = [c.name for c in _RECORDS.columns if c.name != "doi_key"]
 
 
@@ -228,6 +245,7 @@ class MetadataWriter:
             bulk_insert(connection, _CONTRIBUTORS, [row for p in fresh for row in p.contributors])
             bulk_insert(connection, _IDENTIFIERS, [row for p in fresh for row in p.identifiers])
             bulk_insert(connection, _LOCATORS, [row for p in fresh for row in p.locators])
+            bulk_insert(connection, _JOURNAL_TITLES, journal_title_rows(fresh), on_conflict=_keep_existing)
         results = {}
         for p in prepared:
             if p.key in newer:

@@ -46,7 +46,9 @@ from agency.models import Account, MddbLoad, MetadataRecord, Submission
 from agency.models.submissions import COMPLETED
 from agency.models.submissions import REFUSED as REFUSED_SUBMISSION
 from agency.models.types import utcnow
-from agency.runtime.scheduling import MDDB_JOB, JobLease, LeaseLost, last_run, record_finish, record_start
+from agency.runtime.scheduling import (
+    MDDB_JOB, MDDB_PROMPT_JOB, JobLease, LeaseLost, last_run, record_finish, record_start,
+)
 from agency.deposit.validation import hardened_parser, local_name
 
 log = logging.getLogger(__name__)
@@ -54,6 +56,7 @@ log = logging.getLogger(__name__)
 LOADED, REFUSED, FAILED, WAITING = "loaded", "refused", "failed", "waiting"
 REGISTERED = (SUCCESS, WARNING)
 INDEXED, INDEX_FAILED = "indexed", "failed"  # submissions.index_status
+PENDING_PER_RUN = 200  # completed deposits one prompt load takes on (the next run takes the rest)
 
 
 class FolderProblem(Exception):
@@ -243,20 +246,39 @@ class MddbLoader:
     # -- entry points -----------------------------------------------------------
     def run(self, mail: bool | None = None) -> LoadReport:
         """Load everything not loaded yet; skips (and says so) when another load holds the lease."""
+        return self._leased(MDDB_JOB, self._load_all, mail)
+
+    def run_pending(self, mail: bool | None = None) -> LoadReport:
+        """Load the folders of deposits completed and not indexed yet, found in the database instead
+        of by scanning batches/: cheap enough for the scheduler to run every few seconds, so that a
+        deposit's metadata and combined diagnostic follow it within seconds. ``run`` stays the
+        catch-up for everything else (failed folders, copies of batches/, missing logs)."""
+        with self.db.sessions() as session:
+            folders = list(session.scalars(
+                select(Submission.storage_path)
+                .where(Submission.index_status == "pending", Submission.kind == "deposit",
+                       Submission.status == COMPLETED)
+                .order_by(Submission.id).limit(PENDING_PER_RUN)))
+        if not folders:
+            return LoadReport()
+        return self._leased(MDDB_PROMPT_JOB, lambda lease, mail_on: self._load_listed(lease, folders, mail_on), mail)
+
+    def _leased(self, job_id: str, load, mail: bool | None) -> LoadReport:
+        """Run ``load(lease, mail)`` holding the load lease, recording the run as ``job_id``."""
         lease = JobLease(self.db, MDDB_JOB, self.settings.lease_seconds)
         if not lease.acquire():
             holder, until = lease.holder()
             return LoadReport(skipped_because=f"another load is running ({holder}, lease until {until:%H:%M:%S} UTC)"
                               if holder and until else "another load is running")
-        record_start(self.db, MDDB_JOB)
+        record_start(self.db, job_id)
         try:
-            report = self._load_all(lease, self.settings.mddb_mail if mail is None else mail)
+            report = load(lease, self.settings.mddb_mail if mail is None else mail)
         except BaseException as exc:
-            record_finish(self.db, MDDB_JOB, "failed", f"{type(exc).__name__}: {exc}")
+            record_finish(self.db, job_id, "failed", f"{type(exc).__name__}: {exc}")
             raise
         finally:
             lease.release()
-        record_finish(self.db, MDDB_JOB, "failed" if report.failed else "ok", report.summary())
+        record_finish(self.db, job_id, "failed" if report.failed else "ok", report.summary())
         for folder in report.failed:
             log.error("metadata load: %s", folder.line())
         return report
@@ -302,11 +324,29 @@ class MddbLoader:
                 report.folders.append(outcome)
         return report
 
-    def _known_loads(self) -> dict[str, _Known]:
+    def _load_listed(self, lease: JobLease, folders: list[str], mail: bool) -> LoadReport:
+        """Load these folders (those whose log is not there yet are left to the catch-up)."""
+        known = self._known_loads(folders)
+        report = LoadReport()
+        for name in folders:
+            folder = BatchFolder.of(self.settings.batch_dir, name)
+            try:
+                stat = folder.log_path.stat()
+            except OSError:
+                continue
+            outcome = self._load_folder(lease, folder, stat, known.get(name), mail)
+            if outcome is not None:
+                report.folders.append(outcome)
+        return report
+
+    def _known_loads(self, folders: list[str] | None = None) -> dict[str, _Known]:
+        """What was loaded before, of every folder or of these."""
+        query = select(MddbLoad.folder, MddbLoad.status, MddbLoad.log_sha256, MddbLoad.log_size, MddbLoad.log_mtime_ns)
+        if folders is not None:
+            query = query.where(MddbLoad.folder.in_(folders))
         with self.db.sessions() as session:
             return {row.folder: _Known(row.status, row.log_sha256, row.log_size, row.log_mtime_ns)
-                    for row in session.execute(select(MddbLoad.folder, MddbLoad.status, MddbLoad.log_sha256,
-                                                      MddbLoad.log_size, MddbLoad.log_mtime_ns))}
+                    for row in session.execute(query)}
 
     def _unlogged(self, on_disk: set[str], known: dict[str, _Known]) -> list[BatchFolder]:
         """Completed deposits waiting for indexing whose log is not on disk (else mark them indexed)."""

@@ -9,6 +9,7 @@ dropped), punctuation becomes a space, runs of white space become one space.
 
 from __future__ import annotations
 
+import html
 import re
 import unicodedata
 
@@ -19,6 +20,9 @@ _PAGE_RANGE = re.compile(r"\s*[-\u2010-\u2015\u2212]\s*")
 _VOLUME_WORD = re.compile(r"^(?:vol(?:ume)?|no|nr|issue|iss|num(?:ber)?|v|n)\b\.?\s*", re.IGNORECASE)
 _LEADING_ARTICLE = re.compile(r"^(?:the|a|an) ")
 _YEAR = re.compile(r"(?<!\d)(\d{4})(?!\d)")
+_NOTE = re.compile(r"\([^()]*\)|\[[^\[\]]*\]")  # "(*package author*)", "[deceased]"
+_ENTITY_TEXT = re.compile(r"&(?:[a-zA-Z][a-zA-Z0-9]{1,31}|#[0-9]{1,7}|#[xX][0-9a-fA-F]{1,6});")
+_SURNAME_MARKS = ("(", "[", ",", "&")  # only names holding one of these need cleaning
 
 MAX_KEY_LENGTH = 512
 
@@ -48,9 +52,32 @@ def title_key(text: str | None) -> str | None:
     return _LEADING_ARTICLE.sub("", key) or key
 
 
+def clean_surname(text: str | None) -> str | None:
+    """A deposited or cited surname without what is not the name.
+
+    Deposits carry notes and mistakes in the surname element: entity text that
+    was escaped twice ("’t&nbsp;Hart", "M&uuml;ller"), parenthesized or
+    bracketed notes ("Policastro (*package author and creator*)") and the
+    given names after a comma ("Kim, Researcher"). Typographic apostrophes
+    need nothing here: ``text_key`` drops all punctuation alike.
+    """
+    if not text or not any(mark in text for mark in _SURNAME_MARKS):
+        return text
+    if "&" in text:
+        text = _ENTITY_TEXT.sub(lambda m: html.unescape(m.group(0)), text)
+    if "(" in text or "[" in text:
+        text = _NOTE.sub(" ", _NOTE.sub(" ", text))  # twice: one level of nesting
+    if "," in text:
+        head = text.split(",", 1)[0]
+        if head.strip():
+            text = head
+    return text
+
+
 def name_key(text: str | None) -> str | None:
-    """A person's surname key: ``text_key`` with the spaces removed too ("Van der Berg" = "vanderberg")."""
-    key = text_key(text)
+    """A person's surname key: ``text_key`` of the cleaned surname (``clean_surname``) with the spaces
+    removed too ("Van der Berg" = "vanderberg", "Kim, Researcher" = "kim")."""
+    key = text_key(clean_surname(text)) or text_key(text)  # a name that is all note stays what it was
     return key.replace(" ", "") if key else None
 
 

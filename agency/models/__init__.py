@@ -9,6 +9,7 @@ from agency.models.handles import Handle, HandleValue
 from agency.models.metadata import (
     JobLock, JobRun, MddbLoad, MetadataContributor, MetadataIdentifier, MetadataLocator, MetadataRecord,
 )
+from agency.models.metadata import MetadataJournalTitle
 from agency.models.outbox import OutboxMessage
 from agency.models.submissions import RecordResult, Submission
 
@@ -27,6 +28,7 @@ __all__ = [
     "MddbLoad",
     "MetadataContributor",
     "MetadataIdentifier",
+    "MetadataJournalTitle",
     "MetadataLocator",
     "MetadataRelation",
     "MetadataRecord",

@@ -141,6 +141,24 @@ class MetadataLocator(Base):
         String(2048), ForeignKey("metadata_records.doi_key", ondelete="CASCADE"), primary_key=True, index=True)
 
 
+class MetadataJournalTitle(Base):
+    """A title a journal was deposited under, by ISSN: its full and abbreviated titles, learnt from deposits.
+
+    Citations name a journal by any of its forms ("Proc. X", "X Proceedings",
+    "Proceedings of the X Conferences"); the matcher compares a query's title
+    with every form deposited under the candidate's ISSNs, finds records by a
+    form they do not carry themselves, and knows which ISSNs are journals
+    this agency holds. Rows are only added: a title once deposited stays a
+    variant when a later deposit replaces the record.
+    """
+
+    __tablename__ = "metadata_journal_titles"
+    __table_args__ = (Index("ix_mdjtitle_title", "title_key"),)
+
+    issn: Mapped[str] = mapped_column(String(32), primary_key=True)  # canonical NNNN-NNNC
+    title_key: Mapped[str] = mapped_column(String(KEY), primary_key=True)  # text_keys.title_key
+
+
 class MddbLoad(Base):
     """One batch folder's load: keyed by the folder, remembering the log it loaded (sha256).
 

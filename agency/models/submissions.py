@@ -18,6 +18,8 @@ class Submission(Base):
     __table_args__ = (
         Index("ix_submissions_account_received", "account_id", "received_at"),
         Index("ix_submissions_status", "status"),
+        # The scheduler looks for completed deposits waiting to be indexed every few seconds.
+        Index("ix_submissions_index_status", "index_status"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

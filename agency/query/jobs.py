@@ -36,11 +36,13 @@ from agency.notify.outbox import enqueue_mail, recipients_for
 from agency.models import RecordResult, Submission
 from agency.models.submissions import COMPLETED, QUEUED
 from agency.models.types import utcnow
+from agency.operations import metrics
 from agency.query.matcher import QueryMatcher
 from agency.query.piped_format import (
     AMBIGUOUS, MALFORMED, NO_MATCH, REJECTED, QueryLine, QueryTextError, answer_line, iter_query_lines,
     outcome_code, parse_lines,
 )
+from agency.query.xml_format import read_query_batch, result_document, status_counts
 from agency.runtime.worker import fenced_progress, run_in_chunks
 
 QUERY_FILE = "query.txt"
@@ -111,9 +113,18 @@ class QueryIntake:
         self.matcher = matcher
         self.on_accepted = on_accepted
 
+    def answer_batch(self, data: bytes) -> tuple[bytes, dict[str, int]]:
+        """An XML ``query_batch`` answered at once as a ``crossref_result`` (batches are bounded, see
+        ``xml_format``); raises ``QueryTextError`` when the batch cannot be read."""
+        batch = read_query_batch(data, self.settings.schema_dir, self.settings.query_xml_max_queries,
+                                 self.settings.query_xml_max_bytes)
+        outcomes = self.matcher.answer(batch.lines)
+        return result_document(batch, outcomes), status_counts(batch, outcomes)
+
     def answer_now(self, lines: Sequence[str]) -> Answered:
         """Answer lines already read and checked (see ``piped_format.read_query_text``)."""
-        answers, codes = answer_lines(self.matcher, list(parse_lines(lines)))
+        with metrics.QUERY_SECONDS.labels("sync").time():
+            answers, codes = answer_lines(self.matcher, list(parse_lines(lines)))
         return Answered(answers, LineCounts.of(codes))
 
     def receive(self, registrant: Registrant, source: IO[bytes], file_name: str, operation: str,
@@ -211,7 +222,7 @@ class QueryRunner:
             with self.db.transaction() as session:
                 submission = session.get(Submission, submission_id)
                 session.execute(insert(RecordResult), [
-                    {"submission_id": submission_id, "seq": line.number, "doi": _found_doi(answer, code),
+                    {"submission_id": submission_id, "seq": line.number, "doi": _found_doi(line, answer, code),
                      "status": code, "message": answer, "outcome": code}
                     for line, answer, code in zip(parsed, answers, codes)])
                 counts = LineCounts.of(codes)
@@ -244,6 +255,8 @@ class QueryRunner:
                              key=f"query-result-{submission.id}", internal_id=submission.id,
                              external_id=submission.file_name,
                              retrieve_path=f"/v1/queries/{submission.id}/result")
+            received_at = submission.received_at
+        metrics.QUERY_SECONDS.labels("job").observe(max(0.0, (utcnow() - received_at).total_seconds()))
 
     def _enqueue_result_mail(self, session: Session, submission: Submission, registrant: Registrant) -> None:
         context = {"submission": submission, "registrant": registrant,
@@ -264,10 +277,13 @@ def result_attachment_name(submission: Submission) -> str:
     return f"submission-{submission.id}-result.txt"
 
 
-def _found_doi(answer: str, code: str) -> str:
+def _found_doi(line: QueryLine, answer: str, code: str) -> str:
+    """The DOI of a found line: in its DOI field (a NOTE may follow it), or last on a DOI look-up's answer."""
     if code != FOUND:
         return ""
-    return answer.rsplit("|", 1)[-1][:2048]
+    fields = answer.split("|")
+    slot = line.doi_slot
+    return (fields[slot] if slot is not None and slot < len(fields) else fields[-1])[:2048]
 
 
 def write_result(session: Session, submission_id: int, path: Path) -> None:

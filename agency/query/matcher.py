@@ -7,11 +7,24 @@ candidate is then scored against everything the query says:
 
 * numbers are exact: a different first page or volume, or a year more than
   one off, rules a candidate out; the issue only adds or costs a little;
-* identifiers are exact: a shared ISSN or ISBN is strong evidence, a different
-  one is not held against a record (citations often give the other medium's);
+* identifiers are exact: a shared ISSN or ISBN is strong evidence. A valid
+  ISSN that is not one of the record's is strong evidence against it, unless
+  the query's title is the same journal's title (citations often give the
+  other medium's ISSN): with another journal's title it rules the record out
+  (sibling journals share words: "... Open Source Software" and "... Open
+  Source Education"); with no title at all it is a typo only if no journal
+  indexed here has it, and then only exact numbers and first author decide.
+  An ISSN with a wrong check digit is a weak hint: an indexed ISSN one
+  character away adds a little;
 * titles and surnames are fuzzy (rapidfuzz): journal abbreviations are
-  recognized word by word ("J Synth Res" = "Journal of Synthetic Results"), and
-  a surname too unlike every author's rules the candidate out.
+  recognized word by word ("J Synth Res" = "Journal of Synthetic Results"),
+  every title a journal was deposited under (``metadata_journal_titles``) is
+  one of its titles, and two titles that each have a word the other lacks
+  name two journals. The first author decides: a surname too unlike it rules
+  the candidate out, unless a co-author has that very name (which counts
+  less, fuzzy co-author matches of short names not at all) or ISSN, volume,
+  issue, first page and year all agree exactly (a surname the deposit
+  garbled costs points then, no more).
 
 The best candidate wins when it reaches ``Thresholds.accept`` and no other
 candidate comes within ``Thresholds.margin`` of it; otherwise the line is
@@ -37,7 +50,9 @@ from sqlalchemy.orm import Session, aliased
 from agency.db import Database, PreparedStatement, RowsTable, driver_cursor
 from agency.handles.doi_syntax import doi_key
 from agency.models import Handle
-from agency.models.metadata import MetadataContributor, MetadataIdentifier, MetadataLocator, MetadataRecord
+from agency.models.metadata import (
+    MetadataContributor, MetadataIdentifier, MetadataJournalTitle, MetadataLocator, MetadataRecord,
+)
 from agency.query.piped_format import (
     Ambiguous, BookQuery, DoiLookup, Found, JournalQuery, NoMatch, Outcome, QueryLine, RecordFields,
 )
@@ -64,8 +79,13 @@ class Thresholds:
     accept: float = 6.0  # e.g. page + volume + journal, or page + volume + author
     margin: float = 1.5  # a runner-up this close makes the line ambiguous
     author_floor: float = 0.72  # surname similarity below this rules a candidate out
+    coauthor_exact: float = 0.92  # a co-author's surname this close counts as named (transliterated, say)
+    coauthor_long: int = 6  # ... and a fuzzier one only when both names have at least this many letters
     title_floor: float = 0.6  # title similarity below this counts against a candidate ...
     title_reject: float = 0.45  # ... and below this rules it out (another journal or book)
+    garbled_author: float = -2.0  # points for an unlike surname when every number and the ISSN agree exactly
+    unknown_issn: float = -2.0  # points for an ISSN no journal here has, when numbers and author agree exactly
+    near_issn: float = 1.5  # points for an indexed ISSN one character from a query ISSN whose check digit is wrong
 
 
 RECORD_COLUMNS = (
@@ -100,12 +120,18 @@ class Candidate:
     isbns: set[str] = field(default_factory=set)
     names: list[str] = field(default_factory=list)  # contributor surname keys, in order
     names_loaded: bool = False  # contributor surnames loaded (only when the first author's is not enough)
+    title_variants: tuple[str, ...] = ()  # other titles its journal was deposited under (by ISSN)
+
+    @property
+    def own_title_keys(self) -> tuple[str, ...]:
+        """The titles the record's own deposit gives for where it appeared."""
+        keys = (self.journal_title_key, self.journal_abbrev_key, self.volume_title_key, self.series_title_key)
+        return tuple(k for k in keys if k)
 
     @property
     def container_title_keys(self) -> tuple[str, ...]:
-        """Titles a citation may give for where the record appeared."""
-        keys = (self.journal_title_key, self.journal_abbrev_key, self.volume_title_key, self.series_title_key)
-        return tuple(k for k in keys if k)
+        """Titles a citation may give for where the record appeared: its own, and its journal's other ones."""
+        return self.own_title_keys + self.title_variants
 
 
 # -- similarity ---------------------------------------------------------------------
@@ -146,11 +172,50 @@ def abbreviation_score(short: str, full: str) -> float:
     return i / len(f_words)
 
 
+def _word_counterpart(word: str, others: Sequence[str]) -> bool:
+    """``word`` is in ``others``, abbreviates or is abbreviated by one, or is one mistyped."""
+    for other in others:
+        if word == other or _abbreviates(word, other) or _abbreviates(other, word):
+            return True
+        if (min(len(word), len(other)) >= 5 and abs(len(word) - len(other)) <= 1 and word[0] == other[0]
+                and fuzz.ratio(word, other) >= 80):  # a typo, not another word ("geochemistry", "chemistry")
+            return True
+    return False
+
+
+@lru_cache(maxsize=65536)
+def names_other_journal(query_key: str, record_key: str) -> bool:
+    """Each title has a content word the other lacks: "... Open Source Software" vs "... Open Source Education".
+
+    A title that only leaves words out ("Synthetic Chemistry" for "Journal of
+    Synthetic Chemistry") or abbreviates them does not name another journal.
+    """
+    q_words, r_words = _content_words(query_key), _content_words(record_key)
+    if not q_words or not r_words:
+        return False
+    return (not all(_word_counterpart(w, r_words) for w in q_words)
+            and not all(_word_counterpart(w, q_words) for w in r_words))
+
+
+@lru_cache(maxsize=65536)
+def same_journal_title(query_key: str, record_key: str) -> bool:
+    """The two titles are one journal's: equal, one abbreviating the other, or word for word alike."""
+    if query_key == record_key or fuzz.ratio(query_key, record_key) >= 95:
+        return True
+    if abbreviation_score(query_key, record_key) == 1.0 or abbreviation_score(record_key, query_key) == 1.0:
+        return True
+    q_words, r_words = _content_words(query_key), _content_words(record_key)
+    return (len(q_words) == len(r_words) > 0
+            and all(_word_counterpart(q, [r]) for q, r in zip(q_words, r_words)))
+
+
 @lru_cache(maxsize=65536)
 def title_similarity(query_key: str, record_key: str) -> float:
-    """Full titles compared as text, abbreviations word by word, whichever fits better."""
+    """Full titles compared as text, abbreviations word by word, whichever fits better; 0 for another journal's."""
     if query_key == record_key:
         return 1.0
+    if names_other_journal(query_key, record_key):
+        return 0.0
     text_score = fuzz.ratio(query_key, record_key) / 100.0
     return max(text_score, abbreviation_score(query_key, record_key), abbreviation_score(record_key, query_key))
 
@@ -161,13 +226,28 @@ def _transliterated(key: str) -> str:
     return key
 
 
+SHORT_NAME = 3  # surnames this short (or both one longer) are not compared fuzzily: Li / Liu, Wang / Wong
+
+
 @lru_cache(maxsize=65536)
 def name_similarity(query_key: str, record_key: str) -> float:
-    """Surnames: exact, misspelled ("Kowalsky") or transliterated ("Mueller" for "Müller")."""
+    """Surnames: exact, misspelled ("Kowalsky") or transliterated ("Mueller" for "Müller").
+
+    A short surname one letter from another is another person's, not a typo
+    (Li / Liu, Wang / Wong; but Coen is Cohen misspelled), and so is one that
+    starts with another letter (Chang / Zhang): they score below any floor
+    unless transliteration makes them equal.
+    """
     if query_key == record_key:
         return 1.0
+    folded_query, folded_record = _transliterated(query_key), _transliterated(record_key)
+    if folded_query == folded_record:
+        return 0.95
     plain = fuzz.ratio(query_key, record_key) / 100.0
-    folded = fuzz.ratio(_transliterated(query_key), _transliterated(record_key)) / 100.0
+    folded = fuzz.ratio(folded_query, folded_record) / 100.0
+    shorter, longer = sorted((len(query_key), len(record_key)))
+    if shorter <= SHORT_NAME or longer <= SHORT_NAME + 1 or query_key[0] != record_key[0]:
+        return min(max(plain, folded), 0.5)
     return max(plain, folded)
 
 
@@ -216,6 +296,8 @@ class QueryKeys:
     year: int | None
     component: str | None
     edition: str | None
+    bad_issns: frozenset[str] = frozenset()  # wrong check digit: typos, weak hints only
+    implied_issns: frozenset[str] = frozenset()  # ISSNs of journals deposited under the query's title
 
     @classmethod
     def of(cls, query: JournalQuery | BookQuery) -> "QueryKeys":
@@ -223,15 +305,27 @@ class QueryKeys:
             title = _title_key(query.title)
             return cls(False, frozenset(query.issns), frozenset(), (title,) if title else (), None, None,
                        author_variants(query.author), _volume_keys(query.volume), _volume_keys(query.issue),
-                       _first_page_key(query.page), query.year, None, None)
+                       _first_page_key(query.page), query.year, None, None, frozenset(query.bad_issns))
         series, vol_title = _title_key(query.series_title), _title_key(query.volume_title)
         return cls(True, frozenset(query.issns), frozenset(query.isbns),
                    tuple(t for t in (vol_title, series) if t), vol_title, series,
                    author_variants(query.author), _volume_keys(query.volume), (), _first_page_key(query.page),
-                   query.year, text_key(query.component), volume_key(query.edition))
+                   query.year, text_key(query.component), volume_key(query.edition), frozenset(query.bad_issns))
 
 
 # -- scoring ------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Evidence:
+    """What the scorer knows beyond the candidate: the ISSNs of journals indexed here (of the lines' ISSNs)."""
+
+    known_issns: frozenset[str] = frozenset()
+
+
+NO_EVIDENCE = Evidence()
+UNKNOWN_ISSN = "unknown ISSN"  # _source's verdict on an ISSN no journal here has, with no title to weigh
+EXACT_AUTHOR = 0.9  # the first author's similarity that counts as the same name (misspelled at most)
+
 
 def _numbers(keys: QueryKeys, c: Candidate) -> float | None:
     """Points for page, volume, issue and year; None when one of them rules the candidate out."""
@@ -260,33 +354,80 @@ def _numbers(keys: QueryKeys, c: Candidate) -> float | None:
     return points
 
 
+def _numbers_exact(keys: QueryKeys, c: Candidate) -> bool:
+    """First page, volume and year given and the record's, the issue not another: the same article's numbers."""
+    return (keys.page is not None and c.first_page_key == keys.page and c.volume_key in keys.volumes
+            and keys.year is not None and c.year == keys.year
+            and (not keys.issue or not c.issue_key or c.issue_key in keys.issue))
+
+
+def _first_author(keys: QueryKeys, c: Candidate) -> float:
+    return best_name_similarity(keys.authors, [c.first_author_key] if c.first_author_key else c.names[:1])
+
+
 def _author(keys: QueryKeys, c: Candidate, thresholds: Thresholds) -> float | None:
+    """Points for the author; None when the query's author is none of the record's.
+
+    The first author decides. A co-author named exactly (or transliterated)
+    counts for less and only with the first page agreeing; a fuzzy co-author
+    match counts for little and only for long names: in one issue, Chang and
+    Zhang or Li and Liu are different people.
+    """
     if not keys.authors:
         return 0.0
     if not c.names and not c.first_author_key:
         return -1.0
     if keys.is_book:
         similarity = best_name_similarity(keys.authors, c.names or [c.first_author_key])
-    else:
-        first = best_name_similarity(keys.authors, [c.first_author_key] if c.first_author_key else c.names[:1])
-        others = 0.9 * best_name_similarity(keys.authors, c.names[1:]) if len(c.names) > 1 else 0.0
-        similarity = max(first, others)
-    if similarity < thresholds.author_floor:
+        return None if similarity < thresholds.author_floor else 3 * similarity
+    first = _first_author(keys, c)
+    if first >= thresholds.author_floor:
+        return 3 * first
+    if len(c.names) < 2 or not keys.page or c.first_page_key != keys.page:
         return None
-    return 3 * similarity
+    coauthor = best_name_similarity(keys.authors, c.names[1:])
+    if coauthor >= thresholds.coauthor_exact:
+        return 1.5
+    long_names = len(keys.authors[0]) >= thresholds.coauthor_long and any(
+        len(n) >= thresholds.coauthor_long and name_similarity(keys.authors[0], n) >= thresholds.author_floor
+        for n in c.names[1:])
+    return 0.5 if long_names else None
 
 
-def _source(keys: QueryKeys, c: Candidate, thresholds: Thresholds) -> float | None:
-    """Points for naming the right journal or book: an identifier, else a title (None: another one)."""
+def _one_apart(typo: str, issn: str) -> bool:
+    """A mistyped ISSN: one character different, or two neighbours swapped."""
+    if len(typo) != len(issn):
+        return False
+    diffs = [i for i, (a, b) in enumerate(zip(typo, issn)) if a != b]
+    return len(diffs) == 1 or (len(diffs) == 2 and diffs[1] == diffs[0] + 1
+                               and typo[diffs[0]] == issn[diffs[1]] and typo[diffs[1]] == issn[diffs[0]])
+
+
+def _source(keys: QueryKeys, c: Candidate, thresholds: Thresholds,
+            evidence: Evidence = NO_EVIDENCE) -> float | str | None:
+    """Points for naming the right journal or book: an identifier, else a title (None: another one).
+
+    ``UNKNOWN_ISSN`` when the query's only naming is a valid ISSN that is neither
+    the record's nor any journal's here: ``score`` then asks for exact numbers.
+    """
     if keys.isbns & c.isbns:
         return 3.0
     if keys.issns & c.issns:
         return (3.0 if not keys.is_book else 2.0) + _title_agreement(keys, c, thresholds)
-    if not keys.titles:
-        # Only an ISSN that is not the record's: perhaps the other medium's, perhaps another
-        # journal. Numbers and author alone must then not be enough.
-        return -4.5 if keys.issns and c.issns else 0.0
     record_titles = c.container_title_keys
+    if keys.issns and c.issns:  # a valid ISSN that is not the record's: another journal, or the other medium's
+        if keys.titles:
+            if not any(same_journal_title(q, r) for q in keys.titles for r in record_titles):
+                return None
+        elif keys.issns & evidence.known_issns:
+            return None
+        else:
+            return UNKNOWN_ISSN
+    near = bool(keys.bad_issns) and any(_one_apart(b, i) for b in keys.bad_issns for i in c.issns)
+    if not keys.titles:
+        if near:
+            return thresholds.near_issn
+        return thresholds.unknown_issn if keys.bad_issns and c.issns else 0.0
     if not record_titles:
         return -1.0
     similarity = max(title_similarity(q, r) for q in keys.titles for r in record_titles)
@@ -294,16 +435,22 @@ def _source(keys: QueryKeys, c: Candidate, thresholds: Thresholds) -> float | No
         return None
     if similarity < thresholds.title_floor:
         return -3.0
-    return 3 * similarity
+    return 3 * similarity + (thresholds.near_issn / 3 if near else 0.0)
 
 
 def _title_agreement(keys: QueryKeys, c: Candidate, thresholds: Thresholds) -> float:
-    """With the identifier agreeing, a title adds a little or, when unlike, costs a little."""
-    if not keys.titles or not c.container_title_keys:
+    """With the identifier agreeing, a title adds a little or, when unlike, costs a little.
+
+    The record's own titles decide (two titles deposited under one ISSN tell its
+    records apart); one of its journal's other titles only spares the cost.
+    """
+    if not keys.titles or not c.own_title_keys:
         return 0.0
-    similarity = max(title_similarity(q, r) for q in keys.titles for r in c.container_title_keys)
+    similarity = max(title_similarity(q, r) for q in keys.titles for r in c.own_title_keys)
     if similarity >= 0.9:
         return 0.5
+    if c.title_variants and any(same_journal_title(q, r) for q in keys.titles for r in c.title_variants):
+        return 0.0
     return -1.5 if similarity < thresholds.title_floor else 0.0
 
 
@@ -321,7 +468,7 @@ def _book_shape(keys: QueryKeys, c: Candidate) -> float:
     return points
 
 
-def score(keys: QueryKeys, c: Candidate, thresholds: Thresholds) -> float | None:
+def score(keys: QueryKeys, c: Candidate, thresholds: Thresholds, evidence: Evidence = NO_EVIDENCE) -> float | None:
     """The candidate's points, or None when it cannot be the record the query means."""
     if keys.is_book:
         if c.content_type not in BOOK_ITEM_TYPES and c.content_type not in BOOK_LEVEL_TYPES:
@@ -331,13 +478,23 @@ def score(keys: QueryKeys, c: Candidate, thresholds: Thresholds) -> float | None
     numbers = _numbers(keys, c)
     if numbers is None:
         return None
-    author = _author(keys, c, thresholds)
-    if author is None:
-        return None
-    shape = _book_shape(keys, c) if keys.is_book else 0.0
-    source = _source(keys, c, thresholds)
+    source = _source(keys, c, thresholds, evidence)
     if source is None:
         return None
+    author = _author(keys, c, thresholds)
+    if author is None:
+        # A surname the deposit garbled: the ISSN and every number, the issue included, still say it is this one.
+        same_article = (not keys.is_book and bool(keys.issns & c.issns) and _numbers_exact(keys, c)
+                        and bool(keys.issue) and c.issue_key in keys.issue)
+        if not same_article:
+            return None
+        author = thresholds.garbled_author
+    if source == UNKNOWN_ISSN:
+        # An ISSN typo that happens to be valid: exact numbers and the first author must decide.
+        if not _numbers_exact(keys, c) or _first_author(keys, c) < EXACT_AUTHOR:
+            return None
+        source = thresholds.unknown_issn
+    shape = _book_shape(keys, c) if keys.is_book else 0.0
     return numbers + author + shape + source
 
 
@@ -429,6 +586,13 @@ def _isbn_keys(k: QueryKeys) -> list[tuple]:
     return [("isbn", isbn) for isbn in sorted(k.isbns)]
 
 
+def _implied_issn_volume_page_keys(k: QueryKeys) -> list[tuple]:
+    """By a title the record does not carry itself, through the ISSNs of journals deposited under it."""
+    if not k.page or not k.implied_issns:
+        return []
+    return [(k.page, v, issn) for v in k.volumes for issn in sorted(k.implied_issns)]
+
+
 R = MetadataRecord
 L = MetadataLocator
 ISBN = aliased(MetadataIdentifier, name="by_isbn")  # the identifiers table also joins each candidate's own
@@ -442,6 +606,8 @@ FIRST_STRATEGIES = (
 )
 FALLBACK_STRATEGIES = (
     Strategy("page+volume", (R.first_page_key, R.volume_key), _page_volume_keys),  # e.g. the other medium's ISSN
+    Strategy("title variant+volume+page", (L.first_page_key, L.volume_key, L.issn), _implied_issn_volume_page_keys,
+             L),
     Strategy("author+year+page", (R.first_author_key, R.year, R.first_page_key), _author_year_page_keys),
     Strategy("author+page", (R.first_author_key, R.first_page_key), _author_page_keys),
     Strategy("author+year", (R.first_author_key, R.year), _author_year_keys),
@@ -534,18 +700,21 @@ class QueryMatcher:
                                                       or not queries[i].volumes or queries[i].issns
                                                       or (queries[i].titles and not queries[i].is_book))}
         if retry:
+            retry = _with_implied_issns(session, retry)
             self._gather(session, retry, FALLBACK_STRATEGIES, candidates, records)
             outcomes.update(self._score_all(session, retry, candidates, records))
         return outcomes
 
     def _score_all(self, session: Session, queries: dict[int, QueryKeys], candidates: dict[int, dict[str, Candidate]],
                    records: dict[str, Candidate]) -> dict[int, Outcome]:
+        _load_title_variants(session, queries, candidates)
         self._complete(session, queries, candidates, records)
+        evidence = Evidence(_known_issns(session, queries, candidates))
         outcomes = {}
         for i, keys in queries.items():
             scored = []
             for candidate in candidates[i].values():
-                points = score(keys, candidate, self.thresholds)
+                points = score(keys, candidate, self.thresholds, evidence)
                 if points is not None:
                     scored.append((points, candidate))
             outcomes[i] = decide(scored, self.thresholds)
@@ -622,6 +791,63 @@ class QueryMatcher:
             else:
                 outcomes[i] = NoMatch(f"{doi} is not registered here")
         return outcomes
+
+
+def _load_title_variants(session: Session, queries: dict[int, QueryKeys],
+                         candidates: dict[int, dict[str, Candidate]]) -> None:
+    """Give each candidate the titles its journal was deposited under, where the query's title is not its own."""
+    wanted: dict[str, Candidate] = {}
+    for i, keys in queries.items():
+        if not keys.titles or keys.is_book:
+            continue
+        for c in candidates[i].values():
+            if c.issns and not c.title_variants and c.doi_key not in wanted and not any(
+                    q == r for q in keys.titles for r in c.own_title_keys):
+                wanted[c.doi_key] = c
+    if not wanted:
+        return
+    variants: dict[str, set[str]] = defaultdict(set)
+    issns = sorted({issn for c in wanted.values() for issn in c.issns})
+    for chunk in _chunks(issns, KEYS_PER_STATEMENT):
+        for issn, title in session.execute(select(MetadataJournalTitle.issn, MetadataJournalTitle.title_key)
+                                           .where(MetadataJournalTitle.issn.in_(list(chunk)))):
+            variants[issn].add(title)
+    for c in wanted.values():
+        own = set(c.own_title_keys)
+        c.title_variants = tuple(sorted({t for issn in c.issns for t in variants.get(issn, ())} - own))
+
+
+def _known_issns(session: Session, queries: dict[int, QueryKeys],
+                 candidates: dict[int, dict[str, Candidate]]) -> frozenset[str]:
+    """Which of the ISSNs that lines give alone are journals indexed here: asked only where it decides,
+    for a candidate with another ISSN that the exact-numbers rule for ISSN typos would otherwise accept."""
+    asked = {issn for i, keys in queries.items() if keys.issns and not keys.titles and not keys.is_book
+             and any(c.issns and keys.issns.isdisjoint(c.issns) and _numbers_exact(keys, c)
+                     and _first_author(keys, c) >= EXACT_AUTHOR for c in candidates[i].values())
+             for issn in keys.issns}
+    known: set[str] = set()
+    for chunk in _chunks(sorted(asked), KEYS_PER_STATEMENT):
+        known.update(session.scalars(select(MetadataJournalTitle.issn).distinct()
+                                     .where(MetadataJournalTitle.issn.in_(list(chunk)))))
+    return frozenset(known)
+
+
+def _with_implied_issns(session: Session, queries: dict[int, QueryKeys]) -> dict[int, QueryKeys]:
+    """Journal lines with a title and no ISSN, given the ISSNs of the journals deposited under that title."""
+    titles = sorted({t for keys in queries.values() if keys.titles and not keys.issns and not keys.is_book
+                     for t in keys.titles})
+    if not titles:
+        return queries
+    issns_of: dict[str, set[str]] = defaultdict(set)
+    for chunk in _chunks(titles, KEYS_PER_STATEMENT):
+        for issn, title in session.execute(select(MetadataJournalTitle.issn, MetadataJournalTitle.title_key)
+                                           .where(MetadataJournalTitle.title_key.in_(list(chunk)))):
+            issns_of[title].add(issn)
+    implied = {}
+    for i, keys in queries.items():
+        found = frozenset(issn for t in keys.titles for issn in issns_of.get(t, ())) if not keys.issns else None
+        implied[i] = replace(keys, implied_issns=found) if found else keys
+    return implied
 
 
 def describe_records(session: Session, keys: list[str]) -> dict[str, RecordFields]:

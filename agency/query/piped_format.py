@@ -25,11 +25,17 @@ Answers (one per line, same order, nothing dropped)
   - ``AMBIGUOUS``: several records fit about equally well; the detail lists
     the candidate DOIs, best first, separated by spaces;
   - ``MALFORMED``: the line cannot be read as a query (wrong field count, an
-    ISSN or ISBN that is not one or whose check digit is wrong, a year that is
-    not a year, a DOI look-up whose DOI is not a DOI);
+    ISSN or ISBN that is not one, an ISBN whose check digit is wrong, a year
+    that is not a year, a DOI look-up whose DOI is not a DOI);
   - ``REJECTED``: a readable query that cannot be answered as asked (no
     author and no first page, as Crossref requires; nothing naming the
     journal or book).
+
+  An ISSN whose check digit is wrong does not make the line MALFORMED: it is
+  a typo more often than not, so the line is matched without it (an indexed
+  ISSN one character away counts as a weak hint) and the answer says so, in
+  the diagnostic's detail or, on a found line, in one more field after the
+  DOI: ``NOTE: ISSN '1234-5678' has a wrong check digit; ...``.
 
   A client that reads the DOI field by position sees it empty on such lines;
   a diagnostic never starts with ``10.`` so it is never taken for a DOI.
@@ -65,6 +71,7 @@ JOURNAL_FIELDS = ("ISSN", "TITLE", "FIRST AUTHOR", "VOLUME", "ISSUE", "START PAG
 BOOK_FIELDS = ("ISBN/ISSN", "SER_TITLE", "VOL_TITLE", "AUTHOR/EDITOR", "VOLUME", "EDITION_NUMBER",
                "PAGE", "YEAR", "COMPONENT_NUMBER", "RESOURCE_TYPE", "KEY", "DOI")
 NO_MATCH, AMBIGUOUS, MALFORMED, REJECTED = "NO_MATCH", "AMBIGUOUS", "MALFORMED", "REJECTED"
+NOTE = "NOTE"  # after the DOI of a found line: a field that could not be used as given
 MAX_CANDIDATES_SHOWN = 5
 
 _ID_SEPARATORS = re.compile(r"[,;\s]+")
@@ -164,6 +171,7 @@ class JournalQuery:
     page: str
     year: int | None
     key: str
+    bad_issns: tuple[str, ...] = ()  # canonical form of ISSNs whose check digit is wrong (weak hints)
 
 
 @dataclass(frozen=True)
@@ -179,6 +187,7 @@ class BookQuery:
     year: int | None
     component: str
     key: str
+    bad_issns: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -210,6 +219,13 @@ class QueryLine:
     @property
     def is_blank(self) -> bool:
         return self.query is None and self.problem is None
+
+    @property
+    def notes(self) -> tuple[str, ...]:
+        """What the answer must say about fields the matcher could not use as given."""
+        bad = getattr(self.query, "bad_issns", ())
+        return tuple(f"ISSN {issn!r} has a wrong check digit; it was used only as a weak hint "
+                     "(the line was matched on its other fields)" for issn in bad)
 
     @property
     def doi_slot(self) -> int | None:
@@ -244,12 +260,12 @@ def parse_line(number: int, text: str) -> QueryLine:
             query = _book_query(trimmed)
         else:
             return QueryLine(number, fields, problem=LineProblem(MALFORMED, _field_count_message(len(fields))))
-    except _Problem as problem:
+    except QueryProblem as problem:
         return QueryLine(number, fields, problem=LineProblem(problem.code, problem.detail))
     return QueryLine(number, fields, query=query)
 
 
-class _Problem(Exception):
+class QueryProblem(Exception):
     def __init__(self, code: str, detail: str) -> None:
         super().__init__(detail)
         self.code = code
@@ -284,31 +300,32 @@ def _identifier_tokens(text: str) -> list[str]:
     return [t for t in _ID_SEPARATORS.split(text) if t]
 
 
-def _issns(text: str) -> tuple[str, ...]:
-    found = []
+def _issns(text: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """The valid ISSNs of a field and, apart, those with a wrong check digit (typos: weak hints)."""
+    found, bad = [], []
     for token in _identifier_tokens(text):
         issn = parse_issn(token)
         if issn is None:
-            raise _Problem(MALFORMED, f"ISSN {token!r} is not an ISSN (8 characters, NNNN-NNNC)")
-        if not issn.valid_check_digit:
-            raise _Problem(MALFORMED, f"ISSN {token!r} has a wrong check digit")
-        found.append(issn.canonical)
-    return tuple(dict.fromkeys(found))
+            raise QueryProblem(MALFORMED, f"ISSN {token!r} is not an ISSN (8 characters, NNNN-NNNC)")
+        (found if issn.valid_check_digit else bad).append(issn.canonical)
+    return tuple(dict.fromkeys(found)), tuple(dict.fromkeys(bad))
 
 
-def _isbns_and_issns(text: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
-    isbns, issns = [], []
+def _isbns_and_issns(text: str) -> tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...]]:
+    isbns, issns, bad_issns = [], [], []
     for token in _identifier_tokens(text):
         if parse_issn(token) is not None:  # eight characters: an ISSN
-            issns.extend(_issns(token))
+            good, bad = _issns(token)
+            issns.extend(good)
+            bad_issns.extend(bad)
             continue
         isbn = parse_isbn(token)
         if isbn is None:
-            raise _Problem(MALFORMED, f"ISBN/ISSN {token!r} is neither an ISBN (10 or 13 digits) nor an ISSN")
+            raise QueryProblem(MALFORMED, f"ISBN/ISSN {token!r} is neither an ISBN (10 or 13 digits) nor an ISSN")
         if not isbn.valid_check_digit:
-            raise _Problem(MALFORMED, f"ISBN {token!r} has a wrong check digit")
+            raise QueryProblem(MALFORMED, f"ISBN {token!r} has a wrong check digit")
         isbns.append(isbn.canonical)
-    return tuple(dict.fromkeys(isbns)), tuple(dict.fromkeys(issns))
+    return tuple(dict.fromkeys(isbns)), tuple(dict.fromkeys(issns)), tuple(dict.fromkeys(bad_issns))
 
 
 def _year(text: str) -> int | None:
@@ -316,34 +333,50 @@ def _year(text: str) -> int | None:
         return None
     year = year_of(text)
     if year is None:
-        raise _Problem(MALFORMED, f"YEAR {text!r} is not a four-digit year")
+        raise QueryProblem(MALFORMED, f"YEAR {text!r} is not a four-digit year")
     return year
 
 
 def _require_author_or_page(author: str, page: str) -> None:
     if not author and not page:
-        raise _Problem(REJECTED, "a query must give the first author's surname or the first page (or both)")
+        raise QueryProblem(REJECTED, "a query must give the first author's surname or the first page (or both)")
+
+
+def journal_query(issn: str, title: str, author: str, volume: str, issue: str, page: str, year: str,
+                  key: str) -> JournalQuery:
+    """A journal query from its fields' text (trimmed); raises ``QueryProblem`` when it cannot be one.
+
+    The piped line and the XML ``query_batch`` both come here, so both formats obey the same rules.
+    """
+    issns, bad_issns = _issns(issn)
+    parsed_year = _year(year)
+    if not issns and not bad_issns and not title:
+        raise QueryProblem(REJECTED, "a journal query must give the journal's ISSN or its title")
+    _require_author_or_page(author, page)
+    return JournalQuery(issns=issns, title=title, author=author, volume=volume, issue=issue, page=page,
+                        year=parsed_year, key=key, bad_issns=bad_issns)
 
 
 def _journal_query(f: list[str]) -> JournalQuery:
-    issns = _issns(f[0])
-    year = _year(f[6])
-    if not issns and not f[1]:
-        raise _Problem(REJECTED, "a journal query must give the journal's ISSN or its title")
-    _require_author_or_page(f[2], f[5])
-    return JournalQuery(issns=issns, title=f[1], author=f[2], volume=f[3], issue=f[4], page=f[5],
-                        year=year, key=f[8])
+    return journal_query(f[0], f[1], f[2], f[3], f[4], f[5], f[6], f[8])
+
+
+def book_query(identifiers: str, series_title: str, volume_title: str, author: str, volume: str, edition: str,
+               page: str, year: str, component: str, key: str) -> BookQuery:
+    """A book or proceedings query from its fields' text (trimmed); raises ``QueryProblem`` when it cannot be one."""
+    isbns, issns, bad_issns = _isbns_and_issns(identifiers)
+    parsed_year = _year(year)
+    if not isbns and not issns and not bad_issns and not series_title and not volume_title:
+        raise QueryProblem(REJECTED, "a book or conference query must give an ISBN, an ISSN, "
+                                 "the series title or the volume title")
+    _require_author_or_page(author, page)
+    return BookQuery(isbns=isbns, issns=issns, series_title=series_title, volume_title=volume_title, author=author,
+                     volume=volume, edition=edition, page=page, year=parsed_year, component=component, key=key,
+                     bad_issns=bad_issns)
 
 
 def _book_query(f: list[str]) -> BookQuery:
-    isbns, issns = _isbns_and_issns(f[0])
-    year = _year(f[7])
-    if not isbns and not issns and not f[1] and not f[2]:
-        raise _Problem(REJECTED, "a book or conference query must give an ISBN, an ISSN, "
-                                 "the series title or the volume title")
-    _require_author_or_page(f[3], f[6])
-    return BookQuery(isbns=isbns, issns=issns, series_title=f[1], volume_title=f[2], author=f[3],
-                     volume=f[4], edition=f[5], page=f[6], year=year, component=f[8], key=f[10])
+    return book_query(f[0], f[1], f[2], f[3], f[4], f[5], f[6], f[7], f[8], f[10])
 
 
 # -- answers ------------------------------------------------------------------------
@@ -402,17 +435,20 @@ def answer_line(line: QueryLine, outcome: Outcome | None = None) -> str:
     echo = "|".join(line.fields)
     if line.problem is not None:
         return f"{echo}|{diagnostic(line.problem.code, line.problem.detail)}"
+    notes = "; ".join(line.notes)
     if isinstance(outcome, Found) and line.doi_slot is not None:
         fields = list(line.fields)
         fields[line.doi_slot] = outcome.doi
+        if notes:
+            fields.append(diagnostic(NOTE, notes))
         return "|".join(fields)
     if isinstance(outcome, RecordFields) and isinstance(line.query, DoiLookup):
         return record_line(outcome, line.query.key)
     if isinstance(outcome, Ambiguous):
         shown = " ".join(_clean(doi) for doi in outcome.candidates[:MAX_CANDIDATES_SHOWN])
-        return f"{echo}|{diagnostic(AMBIGUOUS, shown)}"
+        return f"{echo}|{diagnostic(AMBIGUOUS, shown + (f' ({notes})' if notes else ''))}"
     detail = outcome.detail if isinstance(outcome, NoMatch) else "no registered record fits the query"
-    return f"{echo}|{diagnostic(NO_MATCH, detail)}"
+    return f"{echo}|{diagnostic(NO_MATCH, detail + (f'; {notes}' if notes else ''))}"
 
 
 def record_line(record: RecordFields, key: str) -> str:

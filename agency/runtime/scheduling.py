@@ -18,9 +18,12 @@ its jobs in memory and the database holds what must survive and be shared:
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import socket
+import threading
+import time
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
@@ -29,6 +32,7 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 from sqlalchemy import or_, update
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from agency.config import Settings
@@ -39,7 +43,10 @@ from agency.models.types import utcnow
 log = logging.getLogger(__name__)
 
 MDDB_JOB = "mddb-load"
+MDDB_PROMPT_JOB = "mddb-prompt"  # newly completed deposits, every few seconds (shares the load's lease)
 MAIL_JOB = "mail-delivery"
+ELECTION_JOB = "scheduler-election"
+SCHEDULER_LEASE = "scheduler"  # job_locks row: the one process whose scheduler runs the jobs
 
 
 class LeaseLost(Exception):
@@ -159,6 +166,17 @@ def run_mddb_job(agency) -> None:
     log.info("metadata database load: %s", report.summary())
 
 
+def run_mddb_prompt_job(agency) -> None:
+    """Index deposits completed since the last look and send their combined diagnostics at once."""
+    try:
+        report = agency.mddb.run_pending()
+        if report.folders:
+            log.info("metadata load of newly completed deposits: %s", report.summary())
+            agency.mail.deliver_due()
+    except Exception:
+        log.exception("prompt metadata load failed; the next run (or the daily load) retries it")
+
+
 def run_mail_job(agency) -> None:
     try:
         agency.mail.deliver_due()
@@ -171,8 +189,74 @@ def run_mail_job(agency) -> None:
         log.exception("callback delivery run failed; the next run retries it")
 
 
+class _OverlapIsExpected(logging.Filter):
+    """The prompt load runs every few seconds and a large batch's load outlasts that: APScheduler's
+    warning that the next run was skipped because one is still running says nothing then."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        return not (PROMPT_JOB_NAME in message and "maximum number of running instances" in message)
+
+
+PROMPT_JOB_NAME = "metadata of new deposits"
+logging.getLogger("apscheduler.scheduler").addFilter(_OverlapIsExpected())
+
+
+class SchedulerElection:
+    """Exactly one scheduler across processes runs the jobs: the holder of the ``scheduler`` lease.
+
+    Every process that runs a scheduler (``agency serve``, ``agency worker``) campaigns
+    every third of the lease; the holder renews it, the others stand by and take over
+    once a dead holder's lease has expired. A process counts itself elected only for
+    two thirds of the lease after its last renewal, so two never run jobs at once.
+    """
+
+    def __init__(self, db: Database, seconds: int, on_elected=None) -> None:
+        self.lease = JobLease(db, SCHEDULER_LEASE, seconds)
+        self.seconds = seconds
+        self.on_elected = on_elected
+        self._valid_until = 0.0
+        self._campaigning = threading.Lock()
+
+    @property
+    def elected(self) -> bool:
+        return time.monotonic() < self._valid_until
+
+    def campaign(self) -> bool:
+        """Claim or renew the lease; True while this process is the scheduler."""
+        with self._campaigning:  # the jobs due at start campaign at once, from several threads
+            was = self.elected
+            try:
+                won = self.lease.acquire()
+            except SQLAlchemyError as exc:
+                log.warning("scheduler election: the database did not answer (%s); standing by", type(exc).__name__)
+                won = False
+            self._valid_until = time.monotonic() + self.seconds * 2 / 3 if won else 0.0
+            if won and not was:
+                log.info("this process (%s) runs the scheduled jobs", self.lease.owner)
+                if self.on_elected:
+                    self.on_elected()
+            elif was and not won:
+                log.warning("this process (%s) no longer holds the scheduler lease; standing by", self.lease.owner)
+            return won
+
+    def resign(self) -> None:
+        if self.elected:
+            self._valid_until = 0.0
+            self.lease.release()
+
+    def guard(self, job):
+        """The job, run only when this process is the elected scheduler."""
+        @functools.wraps(job)
+        def when_elected(*args) -> None:
+            if self.elected or self.campaign():
+                job(*args)
+
+        return when_elected
+
+
 def build_scheduler(agency) -> BackgroundScheduler:
-    """A scheduler with the load and mail jobs; a missed load is scheduled for right now."""
+    """A scheduler with the load and mail jobs, run only while elected; a missed load runs at once."""
     settings: Settings = agency.settings
     scheduler = BackgroundScheduler(timezone=timezone.utc)
     once = {"coalesce": True, "max_instances": 1, "misfire_grace_time": settings.mddb_misfire_grace_seconds}
@@ -180,9 +264,28 @@ def build_scheduler(agency) -> BackgroundScheduler:
     previous = last_run(agency.db, MDDB_JOB)
     catch_up = missed_since(settings, previous.last_started_at if previous else None, now)
     job_options = {"next_run_time": now} if catch_up else {}
-    scheduler.add_job(run_mddb_job, mddb_trigger(settings), args=[agency], id=MDDB_JOB,
+
+    def catch_up_when_elected() -> None:
+        """A process taking over from a dead scheduler runs the load it may have missed."""
+        if scheduler.running and scheduler.get_job(MDDB_JOB) is not None:
+            last = last_run(agency.db, MDDB_JOB)
+            if missed_since(settings, last.last_started_at if last else None, datetime.now(timezone.utc)):
+                scheduler.modify_job(MDDB_JOB, next_run_time=datetime.now(timezone.utc))
+
+    election = SchedulerElection(agency.db, settings.scheduler_lease_seconds, on_elected=catch_up_when_elected)
+    scheduler.election = election  # read by /readyz, released at shutdown
+    scheduler.add_job(election.campaign, IntervalTrigger(seconds=max(1.0, settings.scheduler_lease_seconds / 3),
+                                                         timezone=timezone.utc),
+                      id=ELECTION_JOB, name="scheduler election", replace_existing=True, next_run_time=now, **once)
+    scheduler.add_job(election.guard(run_mddb_job), mddb_trigger(settings), args=[agency], id=MDDB_JOB,
                       name="metadata database load", replace_existing=True, **once, **job_options)
-    scheduler.add_job(run_mail_job, IntervalTrigger(seconds=settings.mail_poll_seconds, timezone=timezone.utc),
+    if settings.mddb_poll_seconds > 0:
+        scheduler.add_job(election.guard(run_mddb_prompt_job), IntervalTrigger(seconds=settings.mddb_poll_seconds,
+                                                                               timezone=timezone.utc),
+                          args=[agency], id=MDDB_PROMPT_JOB, name=PROMPT_JOB_NAME, replace_existing=True,
+                          next_run_time=now, **once)
+    scheduler.add_job(election.guard(run_mail_job), IntervalTrigger(seconds=settings.mail_poll_seconds,
+                                                                    timezone=timezone.utc),
                       args=[agency], id=MAIL_JOB, name="mail delivery", replace_existing=True,
                       next_run_time=now, **once)
     return scheduler

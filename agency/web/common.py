@@ -26,9 +26,13 @@ def agency() -> Agency:
 def check_credentials(login: str | None, password: str | None) -> Registrant | None:
     if not login or password is None:
         return None
+    from agency.web.operations import note_sign_in
+
     svc = agency()
     with svc.db.sessions() as session:
-        return authenticate(session, svc.passwords, login, password)
+        registrant = authenticate(session, svc.passwords, login, password)
+    note_sign_in(login, registrant is not None)
+    return registrant
 
 
 def basic_auth_registrant() -> Registrant | None:

@@ -3,6 +3,12 @@
 Small texts (at most ``query_sync_lines`` lines) are answered in the response
 as ``text/plain`` answer lines; larger files become jobs (202 with a status
 URL), answered by the worker, mailed to the account and downloadable.
+
+XML ``query_batch`` documents (Crossref's preferred query format; see
+``agency.query.xml_format``) are taken by all three: ``/v1/queries`` with an
+XML content type, ``/servlet/query`` with XML in ``qdata``, and the servlet's
+``doQueryUpload``. A batch is bounded (``AGENCY_QUERY_XML_MAX_QUERIES``) and
+answered at once with a ``crossref_result`` document.
 """
 
 from __future__ import annotations
@@ -18,6 +24,7 @@ from agency.deposit.batch_files import QUERY_RESULT_FILE
 from agency.deposit.intake import IntakeError
 from agency.models import Submission
 from agency.query.piped_format import QueryTextError, read_query_text
+from agency.query.xml_format import looks_like_xml
 from agency.query.jobs import (
     API_QUERY, DOI_QUERY, METADATA_QUERY, QUERY_FILE, QUERY_KIND, Answered, counts_of, result_attachment_name,
 )
@@ -84,6 +91,24 @@ OPENAPI_PATHS = {
 }
 
 TEXT_TYPES = {"text/plain", "text/csv", "application/octet-stream", ""}
+XML_TYPES = {"application/xml", "text/xml"}
+
+
+def _read_bounded(stream, limit: int) -> bytes:
+    """At most ``limit`` + 1 bytes: enough to tell a batch that is too large, never more."""
+    return stream.read(limit + 1)
+
+
+def _batch_response(data: bytes, render_error) -> Response:
+    """An XML query batch answered as a ``crossref_result``, or its refusal rendered by ``render_error``."""
+    try:
+        document, counts = agency().queries.answer_batch(data)
+    except QueryTextError as exc:
+        return refusal_response(exc, render_error)
+    response = Response(document, mimetype="application/xml")
+    for name, value in counts.items():
+        response.headers[f"X-Query-{name.title()}"] = str(value)
+    return response
 
 
 def _answer_response(answered: Answered) -> Response:
@@ -128,9 +153,12 @@ def create() -> Response:
         source, file_name = upload.stream, upload.filename or QUERY_FILE
     elif request.mimetype in TEXT_TYPES:
         source, file_name = request.stream, request.args.get("file_name", QUERY_FILE)
+    elif request.mimetype in XML_TYPES:
+        return _batch_response(_read_bounded(request.stream, agency().settings.query_xml_max_bytes), json_error)
     else:
         return json_error(415, f"Content type {request.mimetype!r} is not accepted: send text/plain "
-                               "(UTF-8), or multipart/form-data with a 'file' part.")
+                               "(UTF-8), an XML query_batch (application/xml), or multipart/form-data with a "
+                               "'file' part.")
     try:
         received = agency().queries.receive(registrant, source, file_name, operation=API_QUERY)
     except (QueryTextError, IntakeError) as exc:
@@ -197,18 +225,24 @@ def _plain(status: int, message: str) -> Response:
 
 @bp.route("/servlet/query", methods=["GET", "POST"])
 def servlet_query() -> Response:
-    """``usr``, ``pwd``, ``format=piped``, ``qdata``: answered in the same piped format."""
+    """``usr``, ``pwd``, ``qdata``: piped lines answered in the piped format (``format=piped``), or an
+    XML ``query_batch`` answered as a ``crossref_result`` (``format=xsd_xml``, the default for XML)."""
     registrant = check_credentials(request.values.get("usr"), request.values.get("pwd"))
     if registrant is None:
         return _plain(401, "Login failed: usr/pwd missing or wrong.")
-    fmt = (request.values.get("format") or "piped").lower()
-    if fmt != "piped":
-        return _plain(400, f"format={fmt} is not supported here; use format=piped.")
     qdata = request.values.get("qdata")
     if not qdata:
         return _plain(400, "No query: give the query lines in qdata (URL-encoded, separated by %0A).")
     if "\ufffd" in qdata:
         return _plain(400, "qdata is not ASCII or UTF-8 (URL-encode the UTF-8 bytes of the text).")
+    is_xml = looks_like_xml(qdata.encode("utf-8"))
+    fmt = (request.values.get("format") or ("xsd_xml" if is_xml else "piped")).lower()
+    if is_xml:
+        if fmt != "xsd_xml":
+            return _plain(400, f"format={fmt} is not supported for XML queries here; use format=xsd_xml.")
+        return _batch_response(qdata.encode("utf-8"), _plain)
+    if fmt != "piped":
+        return _plain(400, f"format={fmt} is not supported here; use format=piped.")
     settings = agency().settings
     try:
         lines = read_query_text(qdata.encode("utf-8"), settings.query_max_lines,
@@ -227,6 +261,11 @@ def _upload_handler(operation: str):
         if upload is None:
             return servlet.failure(400, "No file: send the query file as multipart/form-data in the part "
                                         "'fname' (or 'mdFile').")
+        head = upload.stream.read(64)
+        if operation == METADATA_QUERY and looks_like_xml(head):
+            limit = agency().settings.query_xml_max_bytes
+            return _batch_response(head + _read_bounded(upload.stream, max(0, limit - len(head))), servlet.failure)
+        upload.stream.seek(0)
         try:
             submission = agency().queries.receive(registrant, upload.stream, upload.filename or QUERY_FILE,
                                                   operation=operation, always_job=True)

@@ -8,9 +8,11 @@ every request is one indexed look-up on a pooled connection (the benchmark in
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import logging
+import time
 import zlib
 from dataclasses import dataclass
 
@@ -25,6 +27,7 @@ from werkzeug.urls import iri_to_uri
 from agency.handles import formats, resolver
 from agency.handles.doi_syntax import doi_key
 from agency.handles.store import handle_values
+from agency.operations.metrics import observe_resolution
 from agency.web import openapi
 from agency.web.common import agency, error_body, http_date, not_modified
 
@@ -92,7 +95,20 @@ def health() -> Response:
     return Response("ok\n", mimetype="text/plain")
 
 
+def _measured(view):
+    """Count each resolution by outcome (from its status) and time it, for /metrics."""
+    @functools.wraps(view)
+    def measured(*args, **kwargs) -> Response:
+        started = time.perf_counter()
+        response = view(*args, **kwargs)
+        observe_resolution(response.status_code, time.perf_counter() - started)
+        return response
+
+    return measured
+
+
 @bp.route("/<doipath:doi>", methods=["GET"], merge_slashes=False)
+@_measured
 def resolve_doi(doi: str) -> Response:
     problem = resolver.wsgi_path_problem(request.environ.get("PATH_INFO", ""))
     try:

@@ -124,6 +124,8 @@ def _drop_everything(svc) -> None:
     from agency.models.base import Base
 
     Base.metadata.drop_all(svc.db.engine)
+    with svc.db.engine.begin() as connection:  # and its schema version: empty, as a new database is
+        connection.exec_driver_sql("DROP TABLE alembic_version")
     assert PG_URL
 
 

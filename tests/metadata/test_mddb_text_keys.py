@@ -31,6 +31,22 @@ def test_name_key_ignores_spaces_and_particles_spelling():
     assert name_key("Müller") == "muller"
 
 
+@pytest.mark.parametrize("deposited, cited", [
+    ("Kim, Researcher", "Kim"), ("Policastro (*package author and creator*)", "Policastro"),
+    ("’t&nbsp;Hart", "'t Hart"), ("M&uuml;ller", "Müller"), ("D&#8217;Souza", "D'Souza"),
+    ("Okafor [deceased]", "Okafor"), ("Nguyễn (ed.)", "Nguyen"),
+])
+def test_name_key_cleans_what_deposits_put_in_a_surname(deposited, cited):
+    assert name_key(deposited) == name_key(cited)
+
+
+@pytest.mark.parametrize("a, b", [("Kim, Researcher", "Researcher"), ("Smith & Jones", "Smith"),
+                                  ("Policastro (author)", "Author"), ("’t Hart", "Hart")])
+def test_name_key_cleaning_keeps_the_name_itself(a, b):
+    assert name_key(a) != name_key(b)
+    assert name_key("(anonymous)") == "anonymous"  # nothing but a note: the note is all there is
+
+
 @pytest.mark.parametrize("raw, key", [("e15743", "15743"), ("S12", "12"), ("0012", "12"), ("D706", "706"),
                                       ("A1", "1"), ("xii", "xii"), ("12-15", "12"), ("239–245", "239"), ("-5", "5"), ("", None), (None, None)])
 def test_page_keys(raw, key):

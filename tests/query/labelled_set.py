@@ -82,6 +82,7 @@ class Article:
     surnames: list[str]
     title: str
     deposited: bool = True
+    deposited_surnames: list[str] | None = None  # what the deposit says, when it garbles the names
 
 
 @dataclass
@@ -155,7 +156,7 @@ def _doi_batch(journal: Journal, issues: dict[tuple[int, int], list[Article]], b
             people = "".join(
                 f'<person_name contributor_role="author" sequence="{"first" if i == 0 else "additional"}">'
                 f"<given_name>{escape(GIVEN[i % len(GIVEN)])}</given_name><surname>{escape(s)}</surname></person_name>"
-                for i, s in enumerate(a.surnames))
+                for i, s in enumerate(a.deposited_surnames or a.surnames))
             items.append(
                 f'<journal_article publication_type="full_text"><titles><title>{escape(a.title)}</title></titles>'
                 f"<contributors>{people}</contributors>"
@@ -277,7 +278,8 @@ def corpus_queries(session) -> list[LabelledQuery]:
         identifiers.setdefault(key, {}).setdefault(kind, []).append(raw)
     queries, seen = [], {}
     rows = session.scalars(select(MetadataRecord).where(MetadataRecord.content_type.in_(
-        ("journal_article", "conference_paper", "content_item")), MetadataRecord.doi.not_like(f"{PREFIX}/lab.%"))
+        ("journal_article", "conference_paper", "content_item")), MetadataRecord.doi.not_like(f"{PREFIX}/lab.%"),
+        MetadataRecord.doi.not_like(f"{PREFIX}/hard.%"))
         .order_by(MetadataRecord.doi_key))
     for r in rows:
         if not r.first_page and not r.first_author_surname:
@@ -300,3 +302,120 @@ def corpus_queries(session) -> list[LabelledQuery]:
         seen[signature] = len(queries)
         queries.append(LabelledQuery("|".join(fields), r.doi, f"corpus {r.content_type}"))
     return [q for q in queries if q.expected != "ambiguous"]
+
+
+# -- the hard kinds (issue 19): sibling journals, ISSN typos, junk surnames, similar co-authors -----------
+
+SIBLINGS = [  # (journal deposited here, its abbreviation, a sibling sharing words, its abbreviation)
+    ("Journal of Open Source Software", "J Open Source Softw", "Journal of Open Source Education", "J Open Source Educ"),
+    ("Annals of Marine Biology", "Ann Mar Biol", "Annals of Marine Geology", "Ann Mar Geol"),
+    ("International Journal of Applied Physics", "Int J Appl Phys", "International Journal of Applied Mathematics",
+     "Int J Appl Math"),
+    ("Reviews of Clinical Neuroscience", "Rev Clin Neurosci", "Reviews of Clinical Psychology", "Rev Clin Psychol"),
+    ("Letters in Organic Geochemistry", "Lett Org Geochem", "Letters in Organic Chemistry", "Lett Org Chem"),
+    ("Bulletin of Food Microbiology", "Bull Food Microbiol", "Bulletin of Food Chemistry", "Bull Food Chem"),
+    ("Archives of Plant Pathology", "Arch Plant Pathol", "Archives of Plant Physiology", "Arch Plant Physiol"),
+    ("Advances in Urban Geography", "Adv Urban Geogr", "Advances in Urban Planning", "Adv Urban Plann"),
+]
+SIMILAR = [("Zhang", "Chang"), ("Liu", "Li"), ("Wang", "Wong"), ("Xu", "Hsu")]  # first author, co-author elsewhere
+
+
+def junk_surname(name: str, n: int) -> str:
+    """How deposits garble a surname: given names after a comma, a note, entity text, typographic apostrophes."""
+    return [f"{name}, {GIVEN[n % len(GIVEN)]}", f"{name} (*package author and creator*)",
+            name.replace(" ", "&nbsp;").replace("'", "\u2019") + ("&nbsp;" if " " not in name else ""),
+            f"{name} [corresponding author]"][n % 4]
+
+
+def generate_hard(seed: int = 11, per_issue: int = 6) -> GeneratedCorpus:
+    """Journals with siblings (half deposited, with articles of their own; half never), junk surnames in
+    deposits, and in each issue a first author whose near-namesake is another article's co-author."""
+    rnd = random.Random(seed)
+    out = GeneratedCorpus()
+    serial = 0
+    for number, (title, abbrev, sibling_title, sibling_abbrev) in enumerate(SIBLINGS):
+        journal = Journal(title, abbrev, make_issn(rnd), make_issn(rnd), ("print", "electronic"), number % 2 == 0)
+        sibling = Journal(sibling_title, sibling_abbrev, make_issn(rnd), make_issn(rnd), ("print", "electronic"),
+                          True, deposited=number % 2 == 0)
+        out.journals += [journal, sibling]
+        first_year = rnd.randrange(2000, 2020)
+        for volume in (1, 2):
+            page = 1
+            for issue in range(1, 5):
+                first, coauthor = SIMILAR[(volume * 4 + issue) % len(SIMILAR)]
+                for k in range(per_issue):
+                    serial += 1
+                    names = [rnd.choice(SURNAMES) for _ in range(rnd.randrange(1, 4))]
+                    if k == 0:
+                        names = [first] + names[:1]
+                    elif k == 1:
+                        names = [rnd.choice(SURNAMES), coauthor]
+                    deposited_names = [junk_surname(names[0], issue + k)] + names[1:] if k in (2, 3) else None
+                    year = first_year + volume - 1
+                    out.articles.append(Article(f"{PREFIX}/hard.{serial}", journal, volume, issue, str(page), year,
+                                                names, f"Hard article {serial}", True, deposited_names))
+                    # The sibling's article in the same place: same numbers, often the same first author.
+                    serial += 1
+                    sibling_names = names if k % 3 == 0 else [rnd.choice(SURNAMES)]
+                    sibling_page = str(page) if not sibling.deposited else str(page + 1)
+                    out.articles.append(Article(f"{PREFIX}/hard.{serial}", sibling, volume, issue, sibling_page,
+                                                year, sibling_names, f"Sibling article {serial}",
+                                                deposited=sibling.deposited))
+                    page += rnd.randrange(4, 30)
+    return out
+
+
+def _wrong_check_digit(issn: str) -> str:
+    right = issn[-1]
+    return issn[:-1] + ("0" if right != "0" else "1")
+
+
+def _valid_typo(issn: str) -> str:
+    """Another valid ISSN one digit away: what a typo that passes the check digit looks like."""
+    digits = issn.replace("-", "")[:7]
+    changed = digits[:3] + str((int(digits[3]) + 1) % 10) + digits[4:]
+    return f"{changed[:4]}-{changed[4:]}{issn_check_char(changed)}"
+
+
+def hard_queries(corpus: GeneratedCorpus) -> list[LabelledQuery]:
+    """Queries of the hard kinds; ``damage`` names the kind (never-deposited ones say so)."""
+    queries: list[LabelledQuery] = []
+
+    def add(fields: list[str], expected: str | None, kind: str) -> None:
+        key = f"h{len(queries)}"
+        queries.append(LabelledQuery("|".join(fields[:8] + [key, ""]), expected, kind))
+
+    by_place = {}
+    for a in corpus.articles:
+        by_place.setdefault((a.journal.title, a.volume, a.issue), []).append(a)
+    for a in corpus.articles:
+        j = a.journal
+        issn = j.electronic_issn
+        v, i, p, y, who = str(a.volume), str(a.issue), a.first_page, str(a.year), a.surnames[0]
+        if j.title in {t for t, *_ in SIBLINGS}:  # the deposited journal
+            kind = "junk deposited surname" if a.deposited_surnames else "sibling's original"
+            add([issn, j.title, who, v, i, p, y, "full_text"], a.doi, kind)
+            add([_wrong_check_digit(issn), j.title, who, v, "", p, y, "full_text"], a.doi,
+                "ISSN wrong check digit + title")
+            add([_wrong_check_digit(issn), "", who, v, i, p, y, "full_text"], a.doi, "ISSN wrong check digit alone")
+            add([_valid_typo(issn), "", who, v, i, p, y, "full_text"], a.doi, "valid wrong ISSN, no title")
+            issue_mates = by_place[(j.title, a.volume, a.issue)]
+            if who in dict(SIMILAR):  # the first author whose near-namesake co-authors another article
+                add(["", j.title, who, v, i, "", y, "full_text"], a.doi, "first author with similar co-author")
+                add(["", j.abbrev, who, v, i, "", y, "full_text"], a.doi, "first author with similar co-author")
+                coauthor = dict(SIMILAR)[who]
+                if not any(m.surnames[0] == coauthor for m in issue_mates):
+                    add(["", j.title, coauthor, v, i, "", y, "full_text"], None,
+                        "never deposited (similar co-author named first)")
+        else:  # the sibling: its articles were deposited only when the sibling is
+            expected = a.doi if a.deposited else None
+            prefix = "" if a.deposited else "never deposited "
+            add([issn, j.title, who, v, i, p, y, "full_text"], expected, f"{prefix}(sibling ISSN + title)")
+            add(["", j.title, who, v, i, p, y, "full_text"], expected, f"{prefix}(sibling title only)")
+            add(["", j.abbrev, who, v, "", p, y, "full_text"], expected, f"{prefix}(sibling abbreviation)")
+            if a.deposited:
+                add([issn, "", who, v, i, p, y, "full_text"], expected, "(sibling ISSN only)")
+    for q in queries:  # the kinds that are about never-deposited articles carry that in their name
+        if q.expected is None and not q.damage.startswith("never deposited"):
+            q.damage = f"never deposited {q.damage}"
+    return queries

@@ -129,7 +129,6 @@ def test_doi_lookups(text, key, doi):
     ("|Journal|Smith|1|2|3|2000||k||", MALFORMED, "11 fields"),
     ("hello", MALFORMED, "1 field;"),
     ("|||", MALFORMED, "only empty"),
-    ("1234-5678|Journal|Smith|1|2|3|2000||k|", MALFORMED, "check digit"),
     ("1234-567|Journal|Smith|1|2|3|2000||k|", MALFORMED, "not an ISSN"),
     ("978-0-306-40615-8||Book|Jones|||45|2010||||", MALFORMED, "check digit"),
     ("0-306-40615-3||Book|Jones|||45|2010||||", MALFORMED, "check digit"),
@@ -147,6 +146,22 @@ def test_bad_lines_carry_a_diagnostic(text, code, words):
     answer = answer_line(line)
     assert answer.startswith(text + "|" + code + ": ")
     assert answer.count("\n") == 0 and outcome_code(line, None) == code
+
+
+def test_an_issn_with_a_wrong_check_digit_is_a_weak_hint_not_a_malformed_line():
+    line = parse_line(1, "1234-5678|Journal|Smith|1|2|3|2000||k|")
+    assert line.problem is None and line.query.issns == () and line.query.bad_issns == ("1234-5678",)
+    found = answer_line(line, Found("10.5555/x")).split("|")
+    assert found[9] == "10.5555/x" and found[10].startswith("NOTE: ISSN '1234-5678' has a wrong check digit")
+    assert "wrong check digit" in answer_line(line, NoMatch()).split("|")[10]
+    assert "wrong check digit" in answer_line(line, Ambiguous(("10.5555/a", "10.5555/b"))).split("|")[10]
+    only = parse_line(2, "12345678||Smith|1|2|3|2000||k|")  # the typo names the journal alone: still a query
+    assert only.query is not None and only.query.bad_issns == ("1234-5678",)
+    mixed = parse_line(3, "1234-5678 2049-3630|J|Smith|1|2|3|2000||k|").query
+    assert mixed.issns == ("2049-3630",) and mixed.bad_issns == ("1234-5678",)
+    assert parse_line(4, "1234-5678||Book|Jones|||45|2010||||").query.bad_issns == ("1234-5678",)
+    clean = parse_line(5, "1234-5679|J|Smith|1|2|3|2000||k|")
+    assert clean.notes == () and answer_line(clean, Found("10.5555/x")).count("|") == 9
 
 
 def test_page_only_or_author_only_is_enough():

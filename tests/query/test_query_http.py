@@ -12,7 +12,7 @@ from agency.models import OutboxMessage, RecordResult, Submission
 SMALL = ("1234-5679|J Tests|Mueller|1|1|239-245|2024|full_text|q1|\n"
          "|Journal of Tests|Smith|1||250|2023||q2|\n"
          "\n"
-         "1234-5678|Journal of Tests|Smith|1||250|2023||q3|\n"
+         "1234-567|Journal of Tests|Smith|1||250|2023||q3|\n"
          "|Journal of Tests||1||||||\n"
          "k5|10.5555/jt.4\n"
          "|Journal of Tests|Tanaka|9||77|2024||q6|\n")
@@ -32,7 +32,7 @@ def test_small_text_is_answered_in_the_response(client, svc, alice):
     assert lines[0] == "1234-5679|J Tests|Mueller|1|1|239-245|2024|full_text|q1|10.5555/jt.1"
     assert lines[1] == "|Journal of Tests|Smith|1||250|2023||q2|10.5555/jt.2"
     assert lines[2] == ""
-    assert lines[3].startswith("1234-5678|Journal of Tests|Smith|1||250|2023||q3||MALFORMED: ")
+    assert lines[3].startswith("1234-567|Journal of Tests|Smith|1||250|2023||q3||MALFORMED: ")
     assert lines[4].startswith("|Journal of Tests||1||||||" + "|REJECTED: ")
     assert lines[5] == "1234-5679|Journal of Tests|Smith|1|1|301|2024|full_text|k5|10.5555/jt.4".replace("Smith", "Kowalski")
     assert lines[6].startswith("|Journal of Tests|Tanaka|9||77|2024||q6||NO_MATCH")

@@ -1,0 +1,180 @@
+"""Schema migrations: the models and the revisions agree, upgrades lose nothing, production refuses to start behind."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+from sqlalchemy import JSON, BigInteger, Boolean, DateTime, Integer, MetaData, String, Text, inspect, select
+
+from agency import migrations, models
+from agency.cli import main
+from agency.config import load_settings
+from agency.db import open_database
+from agency.migrations.schema_version import BASELINE
+from agency.services import build_agency
+
+FIRST = BASELINE
+ROWS = 3
+
+
+@pytest.fixture
+def db(database_url):
+    database = open_database(database_url)
+    yield database
+    database.engine.dispose()
+
+
+def test_one_head_and_a_first_revision():
+    """Two engineers' revisions after the same parent make two heads: caught here, not in production."""
+    assert len(migrations.head_revisions()) == 1
+    assert migrations.history()[-1].startswith(f"{FIRST} ")
+
+
+def test_models_and_migrations_agree(db):
+    """CI fails when a model changed without a revision (or a revision without the model)."""
+    migrations.upgrade(db)
+    with db.engine.connect() as connection:
+        context = MigrationContext.configure(connection, opts={"compare_type": True})
+        differences = compare_metadata(context, models.Base.metadata)
+    assert differences == [], "models and migrations disagree; add a revision (`agency db revision -m ...`)"
+
+
+def test_a_changed_model_is_noticed(db):
+    """The comparison above can fail: a column the migrations never made is reported."""
+    from sqlalchemy import Column, Table
+
+    migrations.upgrade(db)
+    metadata = MetaData()
+    for table in models.Base.metadata.sorted_tables:
+        table.to_metadata(metadata)
+    Table("accounts", metadata, Column("nickname", String(40)), extend_existing=True)
+    with db.engine.connect() as connection:
+        context = MigrationContext.configure(connection)
+        differences = compare_metadata(context, metadata)
+    assert [(d[0], d[3].name) for d in differences if d[0] == "add_column"] == [("add_column", "nickname")]
+
+
+def _value(column, row: int):
+    """A value of the column's type for row ``row``; a foreign key gets its parent row's value."""
+    for key in column.foreign_keys:
+        parent = key.column
+        return _value(parent, row)
+    kind = column.type
+    if isinstance(kind, (Integer, BigInteger)):
+        return row
+    if isinstance(kind, Boolean):
+        return row % 2 == 0
+    if isinstance(kind, DateTime):
+        return datetime(2026, 1, row, 12, 30, tzinfo=timezone.utc)
+    if isinstance(kind, JSON):
+        return {"row": row, "column": column.name}
+    if isinstance(kind, (String, Text)):
+        text = f"{column.table.name[:6]}-{column.name}-{row}"
+        length = getattr(kind, "length", None)
+        return text[-length:] if length else text
+    raise AssertionError(f"no test value for {column.table.name}.{column.name} ({kind!r})")
+
+
+def _snapshot(connection) -> dict[str, list[dict]]:
+    metadata = MetaData()
+    metadata.reflect(connection)
+    found = {}
+    for table in metadata.sorted_tables:
+        if table.name == "alembic_version":
+            continue
+        order = list(table.primary_key.columns) or list(table.columns)
+        found[table.name] = [dict(row._mapping) for row in connection.execute(select(table).order_by(*order))]
+    return found
+
+
+def test_upgrading_a_filled_first_revision_database_loses_nothing(db):
+    migrations.upgrade(db, FIRST)
+    with db.engine.begin() as connection:
+        metadata = MetaData()
+        metadata.reflect(connection)
+        for table in metadata.sorted_tables:
+            if table.name == "alembic_version":
+                continue
+            connection.execute(table.insert(), [{c.name: _value(c, row) for c in table.columns}
+                                                for row in range(1, ROWS + 1)])
+    with db.engine.connect() as connection:
+        before = _snapshot(connection)
+    assert before["accounts"] and before["handles"] and before["audit_events"] and before["record_results"]
+
+    migrations.upgrade(db)
+
+    with db.engine.connect() as connection:
+        assert set(migrations.current_revisions(connection)) == set(migrations.head_revisions())
+        after = _snapshot(connection)
+    for table, rows in before.items():
+        assert table in after, f"table {table} was dropped"
+        kept = [{name: row[name] for name in rows[0] if name in row} for row in after[table]]
+        assert len(after[table]) == len(rows), table
+        for old, new in zip(rows, kept):
+            assert {k: v for k, v in old.items() if k in new} == new, table
+
+
+def _settings(tmp_path, database_url, **extra):
+    return load_settings(environ={}, data_dir=tmp_path / "var", batch_dir=tmp_path / "batches",
+                         database_url=database_url, password_time_cost=1, run_worker=False,
+                         run_scheduler=False, **extra)
+
+
+def test_a_database_made_before_migrations_is_adopted_with_its_rows(tmp_path, database_url, db, monkeypatch):
+    """Every start used to run create_all: such a database is stamped as the first revision, not rebuilt."""
+    migrations.upgrade(db, FIRST)  # the tables create_all made then, and no version row
+    with db.engine.begin() as connection:
+        connection.exec_driver_sql("DROP TABLE alembic_version")
+    with db.transaction() as session:
+        session.add(models.Account(login="old", email="old@example.org", password_hash="x"))
+    if db.dialect == "postgresql":
+        with pytest.raises(migrations.SchemaBehind, match=r"at none \(made before migrations\).*run `agency db upgrade`"):
+            build_agency(_settings(tmp_path, database_url))
+        monkeypatch.setenv("AGENCY_DATABASE_URL", database_url)
+        monkeypatch.setenv("AGENCY_DATA_DIR", str(tmp_path / "var"))
+        assert main(["db", "current"]) == 1
+        assert main(["db", "upgrade"]) == 0
+        assert main(["db", "current"]) == 0
+    svc = build_agency(_settings(tmp_path, database_url))  # SQLite, the embedded default, upgrades itself
+    try:
+        with svc.db.sessions() as session:
+            assert session.scalars(select(models.Account.login)).all() == ["old"]
+        with svc.db.engine.connect() as connection:
+            assert migrations.current_revisions(connection) == migrations.head_revisions()
+    finally:
+        svc.db.engine.dispose()
+
+
+def test_production_start_refuses_a_database_behind_and_names_the_command(tmp_path, database_url, db, capsys,
+                                                                           monkeypatch):
+    """A PostgreSQL database at an older revision is refused: start-up says which command to run, no traceback."""
+    if db.dialect != "postgresql":
+        pytest.skip("the embedded SQLite database upgrades itself at start (tested above)")
+    assert len(migrations.history()) > 1, "needs a revision after the first"
+    migrations.upgrade(db, FIRST)
+    with pytest.raises(migrations.SchemaBehind, match=f"at {FIRST}, this version needs .*run `agency db upgrade`"):
+        build_agency(_settings(tmp_path, database_url))
+    monkeypatch.setenv("AGENCY_DATABASE_URL", database_url)
+    monkeypatch.setenv("AGENCY_DATA_DIR", str(tmp_path / "var"))
+    assert main(["mail", "send"]) == 2
+    error = capsys.readouterr().err
+    assert "agency db upgrade" in error and "Traceback" not in error
+    # AGENCY_DB_AUTO_UPGRADE=1 lets a PostgreSQL start upgrade by itself.
+    build_agency(_settings(tmp_path, database_url, db_auto_upgrade=True)).db.engine.dispose()
+    with db.engine.connect() as connection:
+        assert migrations.current_revisions(connection) == migrations.head_revisions()
+    with db.engine.begin() as connection:
+        connection.exec_driver_sql("UPDATE alembic_version SET version_num = 'ffff'")  # code older than the db
+    with pytest.raises(migrations.SchemaBehind, match="does not know"):
+        build_agency(_settings(tmp_path, database_url))
+
+
+def test_an_empty_database_is_created_at_start(tmp_path, database_url, db):
+    svc = build_agency(_settings(tmp_path, database_url))
+    try:
+        assert "submissions" in inspect(svc.db.engine).get_table_names()
+    finally:
+        svc.db.engine.dispose()
