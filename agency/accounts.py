@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session, selectinload
 from agency.models import Account, Prefix
 
 PREFIX_PATTERN = re.compile(r"^10\.[0-9]+(\.[0-9]+)*$")
+HANDLE_PREFIX_PATTERN = re.compile(r"^[1-9][0-9]*(\.[0-9]+)+$")
 LOGIN_PATTERN = re.compile(r"^[A-Za-z0-9._@-]{1,128}$")
 EMAIL_PATTERN = re.compile(r"^[^@\s]+@[^@\s]+$")
 
@@ -122,10 +123,14 @@ def create_account(
     return _registrant(account)
 
 
-def add_prefix(session: Session, account: Account, prefix: str) -> None:
+def add_prefix(session: Session, account: Account, prefix: str, handle_prefix: bool = False) -> None:
+    """Give ``prefix`` to ``account``; with ``handle_prefix``, plain handle prefixes (20.500.12345) too."""
     prefix = prefix.strip().lower()
-    if not PREFIX_PATTERN.match(prefix):
-        raise AccountError(f"prefix {prefix!r} is not a DOI prefix (10.NNNN)")
+    if handle_prefix and HANDLE_PREFIX_PATTERN.match(prefix):
+        pass
+    elif not PREFIX_PATTERN.match(prefix):
+        raise AccountError(f"prefix {prefix[:40]!r} is not a DOI prefix (10.NNNN)"
+                           + (" or a handle prefix (20.500.12345)" if handle_prefix else ""))
     owner = session.get(Prefix, prefix)
     if owner is not None and owner.account_id != account.id:
         raise AccountError(f"prefix {prefix} belongs to another account")

@@ -34,6 +34,7 @@ def create_app(settings: Settings | None = None, agency: Agency | None = None,
     app.register_blueprint(api_docs.bp)
     app.register_blueprint(callbacks_api.bp)
     app.register_blueprint(handles_api.bp)
+    app.register_blueprint(handles_api.prefixes_bp)
     app.register_blueprint(queries.bp)
     from agency.web import mds, operations
 

@@ -68,6 +68,9 @@ def cmd_serve(args) -> int:
         print(f"  try: curl -u {login}:{password} -H 'Content-Type: application/xml' "
               f"--data-binary @batch.xml 'http://{args.host}:{args.port}/v1/deposits?wait=10'")
     app = create_app(agency=svc, start_background=True)
+    if settings.handle_port:
+        handles = svc.start_handle_server()
+        print(f"handle protocol on {settings.handle_host}:{handles.port} (TCP and UDP)", flush=True)
     print(f"agency serving on http://{args.host}:{args.port} (data {settings.data_dir.resolve()}, "
           f"batches {settings.batch_dir.resolve()})", flush=True)
     settle_startup_heap()
@@ -275,6 +278,170 @@ def add_db_commands(sub) -> None:
     db.add_parser("history", help="every revision, newest first")
     revision = db.add_parser("revision", help="write a new revision from the models' differences (developers)")
     revision.add_argument("-m", "--message", required=True)
+def cmd_handle_server(args) -> int:
+    """Run the Handle protocol server alone, or write the HS_SITE record for the Directory Manager."""
+    from agency.handles.protocol.assembly import site_record
+
+    settings = load_settings()
+    port = args.port if args.port is not None else (settings.handle_port or 2641)
+    if args.sql_views:
+        from agency.handles.sql_storage import create_storage_views
+
+        svc = build_agency(settings)
+        try:
+            create_storage_views(svc.db.engine, settings.handle_sql_schema, settings.handle_ttl)
+        except (RuntimeError, ValueError) as exc:
+            print(f"agency: {exc}", file=sys.stderr)
+            return 2
+        print(f"views {settings.handle_sql_schema}.nas and {settings.handle_sql_schema}.handles are in place")
+        return 0
+    if args.site_info:
+        record = site_record(settings, port).encode()
+        Path(args.site_info).write_bytes(record)
+        print(f"wrote the HS_SITE record ({len(record)} octets, serial {settings.handle_site_serial}, "
+              f"{settings.handle_public_address}:{port}) to {args.site_info}")
+        return 0
+    settings = settings.replace(handle_host=args.host or settings.handle_host)
+    processes = args.processes or settings.handle_processes
+    if processes <= 1:
+        return _serve_handles(settings, port, None)
+    return _serve_handles_in_processes(settings, port, processes)
+
+
+def _serve_handles(settings, port: int, sockets) -> int:
+    from agency.handles.protocol.assembly import build_handle_server
+    from agency.services import handle_audit
+
+    svc = build_agency(settings)
+    server = build_handle_server(svc.settings, svc.db, audit=handle_audit, port=port, sockets=sockets)
+    if sockets is None:
+        print(f"handle protocol on {svc.settings.handle_host}:{server.port} (TCP and UDP)", flush=True)
+    settle_startup_heap()
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    return 0
+
+
+def _serve_handles_in_processes(settings, port: int, processes: int) -> int:
+    """Several server processes on one port (the sockets bound once, inherited): the kernel spreads datagrams
+    and connections over them, so resolution is not held to one interpreter's lock. Challenges live in the
+    database, so an answer may reach any process."""
+    import os
+    import signal
+
+    from agency.handles.protocol.assembly import site_record
+    from agency.handles.protocol.server import bind_pair
+
+    svc = build_agency(settings)  # tables exist before the children start
+    svc.db.engine.dispose()
+    site_record(settings, port)  # the key pair, made once, before the children read it
+    sockets = bind_pair(settings.handle_host, port)
+    children = []
+    for _ in range(processes):
+        pid = os.fork()
+        if pid == 0:
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
+            code = 1
+            try:
+                code = _serve_handles(settings, port, sockets)
+            finally:
+                os._exit(code)
+        children.append(pid)
+
+    def stop_children(_signum, _frame) -> None:
+        for child in children:
+            try:
+                os.kill(child, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+
+    signal.signal(signal.SIGTERM, stop_children)
+    signal.signal(signal.SIGINT, stop_children)
+    print(f"handle protocol on {settings.handle_host}:{sockets[0].getsockname()[1]} (TCP and UDP, "
+          f"{processes} processes)", flush=True)
+    for child in children:
+        while True:
+            try:
+                os.waitpid(child, 0)
+                break
+            except ChildProcessError:
+                break
+            except InterruptedError:
+                continue
+    return 0
+
+
+def cmd_prefix_record_create(args) -> int:
+    from agency.handles.prefix_records import PrefixRecordError, create_prefix_record, parse_reference
+    from agency.services import handle_audit
+
+    svc = build_agency(load_settings())
+    try:
+        with svc.db.transaction() as session:
+            values = create_prefix_record(
+                session, args.prefix, args.account, ra_admin=parse_reference(svc.settings.handle_ra_admin),
+                service_handle=svc.settings.handle_service, ttl=svc.settings.handle_ttl,
+                actor=f"operator:{_operator()}", audit=handle_audit)
+    except PrefixRecordError as exc:
+        print(f"agency: {exc}", file=sys.stderr)
+        return 2
+    print(f"0.NA/{args.prefix.strip().lower()} written for account {args.account}: "
+          + ", ".join(f"{v.index} {v.type}" for v in values))
+    return 0
+
+
+def cmd_prefix_record_secret(args) -> int:
+    from agency.handles.prefix_records import PrefixRecordError, set_prefix_secret
+    from agency.services import handle_audit
+
+    svc = build_agency(load_settings())
+    secret = _read_password()
+    try:
+        with svc.db.transaction() as session:
+            set_prefix_secret(session, args.prefix, secret, actor=f"operator:{_operator()}", audit=handle_audit,
+                              index=args.index)
+    except PrefixRecordError as exc:
+        print(f"agency: {exc}", file=sys.stderr)
+        return 2
+    print(f"secret key set at {args.index}:0.NA/{args.prefix.strip().lower()} (stored hashed: clients "
+          "authenticate with the hashed-secret option)")
+    return 0
+
+
+def _operator() -> str:
+    from agency.admin.audit import Actor
+
+    return Actor.operator().name
+
+
+def add_prefix_record_parsers(prefixes) -> None:
+    """`agency prefixes create|secret`: prefix records (0.NA/<prefix>) and the prefix administrator's key."""
+    create = prefixes.add_parser("create", help="write the prefix record 0.NA/PREFIX (Handbook 9.1.1) "
+                                                "and give the prefix to an account")
+    create.add_argument("prefix", help="10.NNNN, or a handle prefix such as 20.500.12345")
+    create.add_argument("--account", required=True, help="login of the owning account")
+    create.set_defaults(func=cmd_prefix_record_create)
+    secret = prefixes.add_parser("secret", help="set or rotate the prefix administrator's secret key "
+                                                "(one line on standard input, stored hashed)")
+    secret.add_argument("prefix")
+    secret.add_argument("--index", type=int, default=300, help="HS_SECKEY index (default 300)")
+    secret.set_defaults(func=cmd_prefix_record_secret)
+
+
+def add_handle_server_parser(sub) -> None:
+    server = sub.add_parser("handle-server", help="run the Handle protocol server (RFC 3652) on TCP and UDP")
+    server.add_argument("--host", default=None, help="listen address (default AGENCY_HANDLE_HOST)")
+    server.add_argument("--port", type=int, default=None, help="TCP and UDP port (default AGENCY_HANDLE_PORT or 2641)")
+    server.add_argument("--processes", type=int, default=None,
+                        help="server processes sharing the port (default AGENCY_HANDLE_PROCESSES)")
+    server.add_argument("--site-info", metavar="FILE",
+                        help="write this service's HS_SITE record (siteinfo.bin) to FILE and exit")
+    server.add_argument("--sql-views", action="store_true",
+                        help="create Handle.Net's SQL storage tables (nas, handles) as views for a stock "
+                             "Handle.Net server (PostgreSQL) and exit")
+    server.set_defaults(func=cmd_handle_server)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -349,6 +516,9 @@ def build_parser() -> argparse.ArgumentParser:
     retry.add_argument("--all-dead", action="store_true")
     retry.set_defaults(func=cmd_mail_retry)
     add_db_commands(sub)
+    add_handle_server_parser(sub)
+    add_prefix_record_parsers(sub.add_parser("prefixes", help="prefixes and their prefix records").add_subparsers(
+        dest="action", required=True))
     return parser
 
 

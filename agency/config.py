@@ -100,6 +100,31 @@ class Settings:
     callback_retry_base_seconds: int = setting(30, "first callback retry after this, then doubling ...")
     callback_retry_max_seconds: int = setting(3600, "... up to this delay between attempts")
     callback_retrieve_days: int = setting(30, "CROSSREF-RETRIEVE-URL-EXPIRATION-DATE: days a result is promised")
+    # Handle protocol server (RFC 3652) and Handle.Net REST writes.
+    handle_port: int = setting(0, "TCP and UDP port of the Handle protocol server under `agency serve` "
+                                  "(0: not started; production: 2641). `agency handle-server` defaults to 2641")
+    handle_host: str = setting("127.0.0.1", "address the Handle protocol server listens on")
+    handle_public_address: str = setting("127.0.0.1", "IPv4/IPv6 address other handle clients reach this "
+                                                      "server at (written into the HS_SITE record)")
+    handle_site_serial: int = setting(1, "serial number of the HS_SITE record; raise it when the site changes")
+    handle_http_port: int = setting(8000, "HTTP port listed in the HS_SITE record (0: none)")
+    handle_max_message_bytes: int = setting(256 * 1024, "largest Handle protocol message accepted (TCP or "
+                                                        "reassembled UDP)")
+    handle_max_connections: int = setting(256, "open TCP connections to the Handle protocol server")
+    handle_read_timeout: float = setting(10.0, "seconds to receive one whole protocol message on TCP")
+    handle_idle_timeout: float = setting(30.0, "seconds an idle TCP connection is kept")
+    handle_workers: int = setting(8, "threads answering complete protocol messages (database work)")
+    handle_udp_threads: int = setting(4, "threads receiving and answering UDP datagrams")
+    handle_processes: int = setting(1, "processes of `agency handle-server` sharing its port (one per core)")
+    handle_auth_failures: int = setting(5, "wrong secret keys per client address before answers are refused")
+    handle_auth_window_seconds: int = setting(300, "... for this many seconds")
+    handle_ra_admin: str = setting("300:0.NA/10", "the RA's administrator key (index:handle) that HS_ADMIN 100 of "
+                                                  "every prefix record names")
+    handle_service: str = setting("0.NA/10", "the service handle HS_SERV of every prefix record names")
+    handle_sql_schema: str = setting("handle_net", "PostgreSQL schema of the Handle.Net SQL storage views "
+                                                   "(`agency handle-server --sql-views`)")
+    handle_rest_insecure_writes: bool = setting(False, "allow Handle.Net REST writes over plain HTTP "
+                                                       "(tests, loopback); otherwise HTTPS only")
     # DataCite's MDS API (/mds).
     mds_hosts: str = setting("", "comma-separated host names (e.g. mds.example.org) whose requests are the MDS API "
                                  "at / as well as at /mds")

@@ -43,6 +43,8 @@ class Agency:
     _mddb: object | None = None
     _mds: object | None = None
     _scheduler: object | None = None
+    _handle_server: object | None = None
+    _handle_rest_limiter: object | None = None
 
     @property
     def mddb(self):
@@ -78,6 +80,24 @@ class Agency:
             self._scheduler = build_scheduler(self)
             self._scheduler.start()
 
+    @property
+    def handle_rest_limiter(self):
+        """Wrong secret keys on the Handle.Net REST API, per client address (bounded)."""
+        if self._handle_rest_limiter is None:
+            from agency.handles.protocol.authentication import FailureLimiter
+
+            self._handle_rest_limiter = FailureLimiter(self.settings.handle_auth_failures,
+                                                       self.settings.handle_auth_window_seconds)
+        return self._handle_rest_limiter
+
+    def start_handle_server(self, port: int | None = None):
+        """Start the Handle protocol server (TCP and UDP) in this process; returns it (``.port``)."""
+        from agency.handles.protocol.assembly import build_handle_server
+
+        if self._handle_server is None:
+            self._handle_server = build_handle_server(self.settings, self.db, audit=handle_audit, port=port).start()
+        return self._handle_server
+
     def finished_results(self, submission_id: int) -> list | None:
         """The results of a deposit the in-process worker just completed (once), else None:
         saves reading them back to answer a request that waited for them."""
@@ -93,6 +113,9 @@ class Agency:
         return {"worker": worker, "scheduler": scheduler}
 
     def stop_background(self) -> None:
+        if self._handle_server is not None:
+            self._handle_server.stop()
+            self._handle_server = None
         if self._scheduler is not None:
             self._scheduler.shutdown(wait=True)
             self._scheduler.election.resign()  # another process takes over now, not when the lease expires
@@ -102,6 +125,14 @@ class Agency:
         for thread in self._threads:
             thread.join(timeout=10)
         self._threads.clear()
+
+
+def handle_audit(session, actor: str, action: str, subject: str, **details) -> None:
+    """The audit hook handed to the handle store's writers (``handles`` does not import ``admin``)."""
+    from agency.admin.audit import Actor, record_event
+
+    kind, _, name = actor.partition(":")
+    record_event(session, Actor(kind, name), action, subject, **details)
 
 
 def settle_startup_heap() -> None:

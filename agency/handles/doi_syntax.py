@@ -1,7 +1,7 @@
 """DOI name syntax: what a DOI must look like, its case-folded key, its prefix.
 
-DOI names are case-insensitive (ASCII case folding, as the DOI system does it);
-the key upper-cases them so look-ups and uniqueness ignore case while the
+DOI names are case-insensitive (ASCII case folding, as the DOI system and
+Handle.Net servers do it: "ü" stays "ü"); the key upper-cases ASCII letters so look-ups and uniqueness ignore case while the
 registrant's own spelling is kept for display.
 """
 
@@ -18,8 +18,12 @@ _SPACE = re.compile(r"\s")
 _HTTP_URL = re.compile(r"^https?://[A-Za-z0-9.-]+(?::[0-9]{1,5})?(?:[/?#][^\s\x00-\x1f\x7f-\x9f]*)?$")
 
 
+_ASCII_UPPER = str.maketrans("abcdefghijklmnopqrstuvwxyz", "ABCDEFGHIJKLMNOPQRSTUVWXYZ")
+
+
 def doi_key(doi: str) -> str:
-    return doi.upper()
+    """The look-up key of a DOI or handle: ASCII letters upper-cased, everything else as given."""
+    return doi.upper() if doi.isascii() else doi.translate(_ASCII_UPPER)
 
 
 def doi_prefix(doi: str) -> str:

@@ -15,6 +15,7 @@ proxy style ``/{doi}`` and the Handle.Net REST API):
 
 from __future__ import annotations
 
+import base64
 import functools
 import json
 import re
@@ -32,7 +33,8 @@ from sqlalchemy.exc import DBAPIError
 
 from agency.handles.doi_syntax import MAX_DOI_LENGTH, doi_key, doi_prefix
 from agency.handles.store import (ADMIN_HANDLE_INDEX, ADMIN_INDEX, URL_INDEX, HandleValueView, admin_value_data,
-                            handle_values)
+                                  epoch_seconds, handle_values)
+from agency.handles.values import AdminRecord, ValueFormatError, decode_vlist, encode_vlist
 from agency.models import Account, Handle, HandleValue, Prefix
 
 
@@ -137,7 +139,7 @@ class Registered:
 
     @classmethod
     def of_row(cls, row) -> "Registered":
-        return cls(doi=row[0], url=row[1], ttl=row[2], revision=row[3] or 1, updated_at=_moment(row[4]))
+        return cls(doi=row[0], url=_url_text(row[1]), ttl=row[2], revision=row[3] or 1, updated_at=_moment(row[4]))
 
 
 def _moment(value) -> datetime | None:
@@ -157,6 +159,11 @@ def _parsed_moment(text: str) -> datetime | None:
     except ValueError:
         return None
     return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
+
+
+def _url_text(data) -> str | None:
+    """A URL value's data (bytes, as the protocol carries it) as text."""
+    return None if data is None else bytes(data).decode("utf-8", "replace")
 
 
 _REGISTERED = select(Handle.name, HandleValue.data, HandleValue.ttl, Handle.revision, Handle.updated_at).outerjoin(
@@ -198,9 +205,9 @@ class FastLookUp:
     (a restarted database); errors surface as SQLAlchemy's DBAPIError.
     """
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, statement=None) -> None:
         self.engine = engine
-        compiled = _LOOK_UP_ONE.compile(dialect=engine.dialect)
+        compiled = (_LOOK_UP_ONE if statement is None else statement).compile(dialect=engine.dialect)
         self.sql = str(compiled)
         self.positions = compiled.positiontup  # None for drivers with named parameters
         self.fixed = {name: value for name, value in compiled.params.items() if name != "key"}
@@ -240,6 +247,13 @@ class FastLookUp:
             pass
 
     def _row(self, key: str):
+        return self._run(key, all_rows=False)
+
+    def rows(self, key: str) -> list:
+        """Every row the statement gives for ``key`` (another statement than the DOI look-up, given at init)."""
+        return self._run(key, all_rows=True)
+
+    def _run(self, key: str, all_rows: bool):
         parameters = self._parameters(key)
         for attempt in (1, 2):
             connection = self._connection()
@@ -247,7 +261,7 @@ class FastLookUp:
                 cursor = connection.cursor()
                 try:
                     cursor.execute(self.sql, parameters)
-                    return cursor.fetchone()
+                    return cursor.fetchall() if all_rows else cursor.fetchone()
                 finally:
                     cursor.close()
             except self.dbapi_error as exc:
@@ -463,21 +477,31 @@ def answer(response_code: int, handle: str | None = None, message: str | None = 
     return HandleAnswer(body, http_status or RESPONSE_HTTP_STATUS.get(response_code, 500))
 
 
-def iso_timestamp(moment: datetime) -> str:
+def iso_timestamp(moment: datetime | int) -> str:
+    if isinstance(moment, int):
+        moment = datetime.fromtimestamp(moment, timezone.utc)
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=timezone.utc)
     return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def value_data(value: HandleValueView) -> dict:
-    """The ``data`` member: HS_ADMIN as an admin object, HS_VLIST as references, others as strings."""
-    if value.type == "HS_ADMIN":
-        admin = json.loads(value.data)
-        return {"format": "admin", "value": {"handle": admin["handle"], "index": int(admin["index"]),
-                                             "permissions": admin["permissions"]}}
-    if value.type == "HS_VLIST":
-        return {"format": "vlist", "value": json.loads(value.data)}
-    return {"format": "string", "value": value.data}
+    """The ``data`` member as Handle.Net's REST API shows it: admin, vlist, site, string or base64."""
+    try:
+        if value.type == "HS_ADMIN":
+            admin = AdminRecord.decode(value.data)
+            return {"format": "admin", "value": {"handle": admin.handle, "index": admin.index,
+                                                 "permissions": admin.permission_string}}
+        if value.type == "HS_VLIST":
+            return {"format": "vlist", "value": [{"handle": r.handle, "index": r.index}
+                                                 for r in decode_vlist(value.data)]}
+    except ValueFormatError:
+        pass  # a malformed structured value is shown as its bytes
+    try:
+        shown = value.data.decode("utf-8")
+    except UnicodeDecodeError:
+        return {"format": "base64", "value": base64.b64encode(value.data).decode("ascii")}
+    return {"format": "string", "value": shown}
 
 
 def value_json(value: HandleValueView) -> dict:
@@ -485,8 +509,13 @@ def value_json(value: HandleValueView) -> dict:
             "timestamp": iso_timestamp(value.timestamp)}
 
 
+def public_values(values: Iterable[HandleValueView]) -> list[HandleValueView]:
+    """What an anonymous reader may see: values without public read (HS_SECKEY) are left out."""
+    return [v for v in values if v.public_read]
+
+
 def type_matches(value_type: str, wanted: str) -> bool:
-    """A type query matches that type and its sub-types ("URL" matches "URL.mirror"), in any case."""
+    """A REST type query matches that type and its sub-types ("URL" matches "URL.mirror"), in any case."""
     value_type, wanted = value_type.upper(), wanted.upper()
     return value_type == wanted or value_type.startswith(wanted + ".")
 
@@ -519,9 +548,10 @@ def prefix_record_values(prefix: str, since: datetime, ttl: int) -> list[HandleV
     empty: no key administers these records over the Handle protocol; the
     agency changes them only through deposits from the prefix's registrant.
     """
+    stamp = epoch_seconds(since)
     return [
-        HandleValueView(ADMIN_INDEX, "HS_ADMIN", admin_value_data(prefix), ttl, since),
-        HandleValueView(VLIST_INDEX, "HS_VLIST", "[]", ttl, since),
+        HandleValueView(ADMIN_INDEX, "HS_ADMIN", admin_value_data(prefix), ttl, timestamp=stamp),
+        HandleValueView(VLIST_INDEX, "HS_VLIST", encode_vlist([]), ttl, timestamp=stamp),
     ]
 
 
@@ -549,13 +579,16 @@ def _not_responsible_message(prefix: str) -> str:
 
 def _values_answer(handle: str, values: list[HandleValueView], types: Sequence[str],
                    indexes: Sequence[int]) -> HandleAnswer:
-    chosen = select_values(values, types, indexes)
+    chosen = select_values(public_values(values), types, indexes)
     if not chosen:
         return answer(VALUES_NOT_FOUND, handle, values=[])
     return answer(SUCCESS, handle, values=[value_json(v) for v in chosen])
 
 
 def _prefix_record(db, handle: str, ttl: int, types: Sequence[str], indexes: Sequence[int]) -> HandleAnswer:
+    stored = handle_values(db, handle)  # a record made by `agency prefixes create`
+    if stored:
+        return _values_answer(handle, stored, types, indexes)
     prefix = handle[len(PREFIX_NAMESPACE):].lower()
     row = db.execute(select(Account.created_at).join(Prefix, Prefix.account_id == Account.id)
                      .where(Prefix.prefix == prefix)).first()

@@ -8,9 +8,9 @@ cannot let older data win.
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 from datetime import datetime, timezone
 from typing import Protocol, Sequence
 
@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session
 from agency.accounts import Registrant
 from agency.db import bulk_insert
 from agency.handles.doi_syntax import doi_key, doi_prefix, doi_problem, url_problem
+from agency.handles.values import ALL_ADMIN_PERMISSIONS, AdminRecord, HandleValue as Value, Reference
 from agency.models import Handle, HandleValue
 
 
@@ -40,7 +41,6 @@ class Registration(Protocol):
 SUCCESS, WARNING, FAILURE = "Success", "Warning", "Failure"
 URL_INDEX, ADMIN_INDEX = 1, 100
 ADMIN_HANDLE_INDEX = 200
-ADMIN_PERMISSIONS = "111111111111"
 DEFAULT_TTL = 86400
 VERSION_DIGITS = 19
 CROSSREF, DATACITE = "crossref", "datacite"  # the interface that manages a DOI (Handle.interface)
@@ -58,13 +58,7 @@ class RecordDiagnostic:
     outcome: str  # added | updated | stale | prefix | invalid | duplicate | interface
 
 
-@dataclass(frozen=True)
-class HandleValueView:
-    index: int
-    type: str
-    data: str
-    ttl: int
-    timestamp: datetime
+HandleValueView = Value  # what the read functions return: the codec's value (agency.handles.values)
 
 
 def version_of(timestamp: str) -> str:
@@ -80,9 +74,10 @@ def admin_handle(prefix: str) -> str:
     return f"0.NA/{prefix}"
 
 
-def admin_value_data(prefix: str) -> str:
-    return json.dumps({"handle": admin_handle(prefix), "index": ADMIN_HANDLE_INDEX,
-                       "permissions": ADMIN_PERMISSIONS}, sort_keys=True)
+@lru_cache(maxsize=4096)
+def admin_value_data(prefix: str) -> bytes:
+    """The HS_ADMIN data every DOI of ``prefix`` carries: the prefix's admin group, all permissions."""
+    return AdminRecord(admin_handle(prefix), ADMIN_HANDLE_INDEX, ALL_ADMIN_PERMISSIONS).encode()
 
 
 def timestamp_problem(timestamp: str | None) -> str | None:
@@ -235,7 +230,7 @@ def _write_values(session: Session, records: list[tuple[str, Registration]], ttl
     if pending:
         connection.execute(delete(HandleValue.__table__).where(HandleValue.handle_key.in_(pending),
                                                                HandleValue.idx == URL_INDEX))
-    urls = [{"handle_key": key, "data": r.url} for key, r in records if r.url is not None]
+    urls = [{"handle_key": key, "data": r.url.encode()} for key, r in records if r.url is not None]
     bulk_insert(connection, HandleValue.__table__, urls,
                 constants={"idx": URL_INDEX, "type": "URL", "ttl": ttl, "timestamp": func.current_timestamp()},
                 on_conflict=_replace_value)
@@ -281,24 +276,58 @@ def find_handle(session: Session, name: str) -> Handle | None:
     return session.get(Handle, doi_key(name))
 
 
-def handle_values(session: Session, name: str) -> list[HandleValueView]:
+def epoch_seconds(moment: datetime) -> int:
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=timezone.utc)
+    return int(moment.timestamp())
+
+
+def parse_refs(raw: str) -> tuple[Reference, ...]:
+    """Handle.Net's text form of references: ``index:handle`` items separated by tabs."""
+    out = []
+    for item in filter(None, (raw or "").split("\t")):
+        index, _, handle = item.partition(":")
+        out.append(Reference(handle, int(index)))
+    return tuple(out)
+
+
+def format_refs(refs) -> str:
+    return "\t".join(f"{r.index}:{r.handle}" for r in refs)
+
+
+def value_of_row(row: HandleValue) -> Value:
+    return Value(row.idx, row.type, bytes(row.data), row.ttl, row.ttl_type, epoch_seconds(row.timestamp),
+                 parse_refs(row.refs), row.admin_read, row.admin_write, row.pub_read, row.pub_write)
+
+
+def derived_admin_value(handle: Handle, ttl: int) -> Value:
+    """The HS_ADMIN at index 100 of a deposited handle: its prefix's admin group (``0.NA/<prefix>`` 200)."""
+    return Value(ADMIN_INDEX, "HS_ADMIN", admin_value_data(handle.prefix), ttl,
+                 timestamp=epoch_seconds(handle.created_at))
+
+
+def handle_values(session: Session, name: str) -> list[Value]:
     """The values of a handle, by index (empty when the handle does not exist).
 
-    HS_ADMIN is the same for every handle of a prefix (the prefix's admin group),
-    so it is derived from the handle row rather than stored once per DOI: that
-    keeps registration to one value row per record.
+    HS_ADMIN is the same for every deposited DOI of a prefix (the prefix's
+    admin group), so it is derived from the handle row rather than stored once
+    per DOI: that keeps registration to one value row per record. A handle
+    that stores HS_ADMIN values of its own (created or edited over the Handle
+    protocol or the REST API) shows those instead.
     """
     handle = session.get(Handle, doi_key(name))
     if handle is None:
         return []
-    stored = [HandleValueView(v.idx, v.type, v.data, v.ttl, v.timestamp) for v in session.scalars(
+    stored = [value_of_row(v) for v in session.scalars(
         select(HandleValue).where(HandleValue.handle_key == handle.key).order_by(HandleValue.idx))]
+    if any(v.type == "HS_ADMIN" for v in stored) or any(v.index == ADMIN_INDEX for v in stored):
+        return stored
     ttl = stored[0].ttl if stored else DEFAULT_TTL
-    admin = HandleValueView(ADMIN_INDEX, "HS_ADMIN", admin_value_data(handle.prefix), ttl, handle.created_at)
-    return sorted([*stored, admin], key=lambda v: v.index)
+    return sorted([*stored, derived_admin_value(handle, ttl)], key=lambda v: v.index)
 
 
 def resolve_url(session: Session, name: str) -> str | None:
     """The URL a DOI resolves to (None when unknown or pending)."""
-    return session.scalar(select(HandleValue.data).where(
+    data = session.scalar(select(HandleValue.data).where(
         HandleValue.handle_key == doi_key(name), HandleValue.idx == URL_INDEX))
+    return None if data is None else bytes(data).decode("utf-8", "replace")

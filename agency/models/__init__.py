@@ -5,7 +5,7 @@ from agency.models.accounts import Account, Prefix
 from agency.models.audit import AuditEvent
 from agency.models.callbacks import CallbackDelivery, CallbackTarget
 from agency.models.datacite import DataciteDoi, MetadataRelation
-from agency.models.handles import Handle, HandleValue
+from agency.models.handles import Handle, HandleChallenge, HandleValue
 from agency.models.metadata import (
     JobLock, JobRun, MddbLoad, MetadataContributor, MetadataIdentifier, MetadataLocator, MetadataRecord,
 )
@@ -22,6 +22,7 @@ __all__ = [
     "DataciteDoi",
     "Prefix",
     "Handle",
+    "HandleChallenge",
     "HandleValue",
     "JobLock",
     "JobRun",

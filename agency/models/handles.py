@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import ForeignKey, Integer, String, Text
+from sqlalchemy import Boolean, Float, ForeignKey, Integer, LargeBinary, SmallInteger, String, Text, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from agency.models.base import Base
@@ -37,7 +37,14 @@ class Handle(Base):
 
 
 class HandleValue(Base):
-    """One typed value of a handle record (URL at index 1, HS_ADMIN at 100)."""
+    """One value of a handle record as RFC 3651 defines it (URL at index 1, HS_ADMIN at 100, ...).
+
+    ``data`` is the value's bytes exactly as the Handle protocol carries them
+    (HS_ADMIN, HS_VLIST, HS_SITE in their RFC 3651 encoding); ``refs`` is
+    Handle.Net's text form of the references (``index:handle``, tab-separated).
+    Everything beyond index, type, data, TTL and timestamp has a server default,
+    so the deposit path's bulk insert of URL values names only those.
+    """
 
     __tablename__ = "handle_values"
 
@@ -46,6 +53,27 @@ class HandleValue(Base):
     )
     idx: Mapped[int] = mapped_column(Integer, primary_key=True)
     type: Mapped[str] = mapped_column(String(255))
-    data: Mapped[str] = mapped_column(Text)
+    data: Mapped[bytes] = mapped_column(LargeBinary)
+    ttl_type: Mapped[int] = mapped_column(SmallInteger, server_default=text("0"))
     ttl: Mapped[int] = mapped_column(Integer)
     timestamp: Mapped[datetime] = mapped_column(UTCDateTime)
+    refs: Mapped[str] = mapped_column(Text, server_default=text("''"))
+    admin_read: Mapped[bool] = mapped_column(Boolean, server_default=text("true"))
+    admin_write: Mapped[bool] = mapped_column(Boolean, server_default=text("true"))
+    pub_read: Mapped[bool] = mapped_column(Boolean, server_default=text("true"))
+    pub_write: Mapped[bool] = mapped_column(Boolean, server_default=text("false"))
+
+
+class HandleChallenge(Base):
+    """An open HS_SECKEY challenge of the Handle protocol server: the request it guards, as received.
+
+    Kept in the database so that the answer, which clients send on a new
+    connection, may reach any server process; taken (deleted) once, expired by age.
+    """
+
+    __tablename__ = "handle_challenges"
+
+    session_id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    nonce: Mapped[bytes] = mapped_column(LargeBinary)
+    request: Mapped[bytes] = mapped_column(LargeBinary)  # envelope and message
+    issued: Mapped[float] = mapped_column(Float, index=True)  # seconds since 1970

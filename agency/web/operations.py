@@ -14,6 +14,10 @@ from agency.operations.logs import redact_query
 from agency.operations.readiness import readiness
 
 bp = Blueprint("operations", __name__)
+OPENAPI_EXCLUDED = {
+    "GET /readyz": "operators' readiness probe (plain text), not part of the registrants' API",
+    "GET /metrics": "Prometheus exposition format for monitoring, not part of the registrants' API",
+}
 requests_log = logging.getLogger("agency.requests")
 sign_in_log = logging.getLogger("agency.sign_in")
 REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")

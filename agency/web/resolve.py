@@ -185,8 +185,9 @@ def _chosen_value_redirect(conn, found: resolver.Registered, options: ProxyOptio
                                             f"{found.doi} has no URL value at {asked}.",
                                             ("Leave out ?index= and ?type= to be sent to the DOI's URL, or add "
                                              "?noredirect to see every value.",)))
-    etag = f'"{found.revision}-{url_value.index}-{zlib.crc32(url_value.data.encode()):08x}"'
-    return _cached(found, etag, lambda headers: _redirect(url_value.data + options.urlappend, headers),
+    url = bytes(url_value.data).decode("utf-8", "replace")  # values are bytes, as the protocol carries them
+    etag = f'"{found.revision}-{url_value.index}-{zlib.crc32(url_value.data):08x}"'
+    return _cached(found, etag, lambda headers: _redirect(url + options.urlappend, headers),
                    expose=False)
 
 

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import json
-
 from sqlalchemy import select
 
 from agency.handles.store import find_handle, handle_values, resolve_url
+from agency.handles.values import AdminRecord
 from agency.models import Handle
 from batchgen import Article, deposit_xml, many
 
@@ -23,8 +22,8 @@ def test_new_dois_are_added_with_url_and_admin_values(svc, deposit):
         assert resolve_url(session, "10.5555/test.2") == "https://example.org/articles/test.2"
         values = handle_values(session, "10.5555/test.2")
         assert [(v.index, v.type) for v in values] == [(1, "URL"), (100, "HS_ADMIN")]
-        assert json.loads(values[1].data) == {"handle": "0.NA/10.5555", "index": 200,
-                                              "permissions": "111111111111"}
+        admin = AdminRecord.decode(values[1].data)
+        assert (admin.handle, admin.index, admin.permission_string) == ("0.NA/10.5555", 200, "111111111111")
         assert find_handle(session, "10.5555/TEST.2").version == "20240101000000".zfill(19)
 
 

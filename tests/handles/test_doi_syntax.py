@@ -39,3 +39,8 @@ def test_good_urls(url):
 ])
 def test_bad_urls_say_why(url, words):
     assert words in url_problem(url)
+
+
+def test_keys_fold_ascii_case_only():
+    assert doi_key("10.5555/abc") == doi_key("10.5555/ABC") == "10.5555/ABC"
+    assert doi_key("10.5555/straße-ü") == "10.5555/STRAßE-ü"  # no "SS", no "Ü": Handle.Net folds ASCII only

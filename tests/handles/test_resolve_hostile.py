@@ -71,7 +71,9 @@ def test_handle_api_database_failure_is_response_code_2(client, alice, monkeypat
 
 def test_only_get_and_head(client, alice):
     assert client.post("/10.5555/abc").status_code == 405
-    assert client.delete("/api/handles/10.5555/abc").status_code == 405
+    # DELETE is a Handle.Net REST write now: refused over plain HTTP, never a 405 or a deletion.
+    assert client.delete("/api/handles/10.5555/abc").status_code == 403
+    assert client.patch("/api/handles/10.5555/abc").status_code == 405
 
 
 def test_fast_look_up_reports_driver_errors_as_sqlalchemy_errors(tmp_path):

@@ -1,0 +1,38 @@
+"""Building the handle server from the settings: key pair, site record, service, transports."""
+
+from __future__ import annotations
+
+from typing import Callable
+
+from agency.config import Settings
+from agency.db import Database
+from agency.handles.protocol.authentication import Challenges, FailureLimiter
+from agency.handles.protocol.directory import StoreDirectory
+from agency.handles.protocol.server import HandleServer, ServerLimits
+from agency.handles.protocol.service import HandleService, Limits
+from agency.handles.protocol.site import SiteSettings, load_or_create_private_key, public_key_bytes, site_info
+from agency.handles.values import SiteInfo
+
+
+def site_record(settings: Settings, port: int) -> SiteInfo:
+    """This service's HS_SITE record (generating the server's key pair on first use)."""
+    key = load_or_create_private_key(settings.data_dir)
+    return site_info(SiteSettings(settings.handle_public_address, port, settings.handle_http_port,
+                                  settings.handle_site_serial, "agency local handle service"),
+                     public_key_bytes(key))
+
+
+def build_handle_server(settings: Settings, db: Database, audit: Callable | None = None,
+                        port: int | None = None, sockets: tuple | None = None) -> HandleServer:
+    """A bound (not yet started) server; the site record names the port actually bound."""
+    service = HandleService(db, StoreDirectory(db, settings.handle_ttl), b"", site_serial=settings.handle_site_serial,
+                            limits=Limits(settings.handle_max_message_bytes), audit=audit,
+                            challenges=Challenges(db, settings.handle_max_message_bytes), limiter=FailureLimiter(settings.handle_auth_failures,
+                                                                            settings.handle_auth_window_seconds))
+    server = HandleServer(service, settings.handle_host, settings.handle_port if port is None else port,
+                          ServerLimits(max_connections=settings.handle_max_connections,
+                                       read_timeout=settings.handle_read_timeout,
+                                       idle_timeout=settings.handle_idle_timeout, workers=settings.handle_workers,
+                                       udp_threads=settings.handle_udp_threads), sockets=sockets)
+    service.site_record = site_record(settings, server.port).encode()
+    return server

@@ -1,0 +1,118 @@
+"""Where the protocol server finds handles: the agency's handle store, behind a small interface.
+
+Reads used by resolution take one session each; prefixes served here are
+cached for a few seconds (a new prefix is answered for within that time), so
+a resolution costs one query. Prefix records (``0.NA/<prefix>``) come from the
+store when they have been created there (``agency prefixes create``), else they
+are derived from the prefix's owner as the REST API shows them.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Sequence
+
+from sqlalchemy import BigInteger, Integer, bindparam, cast, extract, func, select
+from sqlalchemy.orm import Session
+
+from agency.db import Database
+from agency.handles.doi_syntax import doi_key
+from agency.handles.editing import PREFIX_NAMESPACE, handle_prefix
+from agency.handles.store import ADMIN_INDEX, DEFAULT_TTL, admin_value_data, handle_values, parse_refs
+from agency.handles.values import HandleValue
+from agency.models import Account, Handle, HandleValue as ValueRow, Prefix
+
+PREFIX_CACHE_SECONDS = 5.0
+
+
+class StoreDirectory:
+    def __init__(self, db: Database, ttl: int) -> None:
+        self.db = db
+        self.ttl = ttl
+        self._record = None
+        self._prefixes: frozenset[str] = frozenset()
+        self._loaded = 0.0
+        self._lock = threading.Lock()
+
+    def served_prefixes(self) -> frozenset[str]:
+        now = time.monotonic()
+        if now - self._loaded > PREFIX_CACHE_SECONDS:
+            with self._lock:
+                if now - self._loaded > PREFIX_CACHE_SECONDS:
+                    with self.db.sessions() as session:
+                        self._prefixes = frozenset(session.scalars(select(Prefix.prefix)))
+                    self._loaded = time.monotonic()
+        return self._prefixes
+
+    def forget_prefixes(self) -> None:
+        self._loaded = 0.0
+
+    def serves(self, handle: str) -> bool:
+        return handle_prefix(handle) in self.served_prefixes()
+
+    def values(self, handle: str) -> list[HandleValue] | None:
+        """Every value of ``handle`` (public or not), or None when it does not exist.
+
+        One prepared statement on a per-thread connection (``resolver.FastLookUp``): the
+        ORM path costs several times the query itself, and resolution is the hot path."""
+        if self._record is None:
+            from agency.handles.resolver import FastLookUp
+
+            self._record = FastLookUp(self.db.engine, record_statement(self.db.engine.dialect.name))
+        rows = self._record.rows(doi_key(handle))
+        if not rows:
+            with self.db.sessions() as session:  # prefix records derived from their owner
+                return self.values_in(session, handle)
+        return values_of_rows(rows)
+
+    def values_in(self, session: Session, handle: str) -> list[HandleValue] | None:
+        return record_values(session, handle, self.ttl)
+
+    def values_reader(self, session: Session):
+        """``handle -> values`` for admin group look-ups inside one transaction."""
+        def values_of(handle: str) -> Sequence[HandleValue]:
+            return self.values_in(session, handle) or []
+        return values_of
+
+
+def record_values(session: Session, handle: str, ttl: int) -> list[HandleValue] | None:
+    """Every value of ``handle`` (public or not); a prefix record not stored yet is derived from its owner."""
+    found = handle_values(session, handle)
+    if found:
+        return found
+    if not handle.upper().startswith(PREFIX_NAMESPACE):
+        return None
+    from agency.handles.resolver import prefix_record_values
+
+    prefix = handle_prefix(handle)
+    created = session.scalar(select(Account.created_at).join(Prefix, Prefix.account_id == Account.id)
+                             .where(Prefix.prefix == prefix))
+    return None if created is None else prefix_record_values(prefix, created, ttl)
+
+
+def _epoch(column, dialect_name: str):
+    if dialect_name == "sqlite":
+        return cast(func.strftime("%s", column), Integer)
+    return cast(func.floor(extract("epoch", column)), BigInteger)
+
+
+def record_statement(dialect_name: str):
+    """A handle's row and its stored values in one query (times as seconds since 1970)."""
+    return (select(Handle.prefix, _epoch(Handle.created_at, dialect_name), ValueRow.idx, ValueRow.type,
+                   ValueRow.data, ValueRow.ttl_type, ValueRow.ttl, _epoch(ValueRow.timestamp, dialect_name),
+                   ValueRow.refs, ValueRow.admin_read, ValueRow.admin_write, ValueRow.pub_read, ValueRow.pub_write)
+            .select_from(Handle).outerjoin(ValueRow, ValueRow.handle_key == Handle.key)
+            .where(Handle.key == bindparam("key")).order_by(ValueRow.idx))
+
+
+def values_of_rows(rows) -> list[HandleValue]:
+    """The same values ``store.handle_values`` gives, from ``record_statement``'s rows."""
+    values = [HandleValue(r[2], r[3], bytes(r[4]), r[6], r[5], r[7] or 0, parse_refs(r[8]) if r[8] else (),
+                          bool(r[9]), bool(r[10]), bool(r[11]), bool(r[12])) for r in rows if r[2] is not None]
+    if any(v.type == "HS_ADMIN" or v.index == ADMIN_INDEX for v in values):
+        return values
+    prefix, created = rows[0][0], rows[0][1] or 0
+    admin = HandleValue(ADMIN_INDEX, "HS_ADMIN", admin_value_data(prefix), values[0].ttl if values else DEFAULT_TTL,
+                        timestamp=created)
+    return sorted([*values, admin], key=lambda v: v.index)

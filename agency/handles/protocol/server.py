@@ -1,0 +1,246 @@
+"""The transports: HDL-TCP on an asyncio loop, HDL-UDP on a few blocking threads, both on one port.
+
+TCP: the loop reads whole messages (envelope, then exactly the length it
+announces, refused above the message limit) with a deadline per message and
+an idle limit between messages, so a slow or silent client costs a coroutine
+and a buffer, never a worker. Only complete messages go to the worker pool,
+whose size bounds the database work in flight; connections beyond the limit
+are closed at once.
+
+UDP: each thread receives a datagram, answers it and sends the response,
+split into 512-octet packets when longer (the multi-packet form CNRI's clients
+reassemble). Requests that arrive split are reassembled within bounds (size,
+count of partial messages, a few seconds). A flood can only fill the kernel's
+socket buffer; the threads answer what they can and the rest is dropped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import socket
+import threading
+import time
+from collections import OrderedDict
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+from agency.handles.protocol import messages as m
+from agency.handles.protocol.service import HandleService
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ServerLimits:
+    max_connections: int = 256
+    read_timeout: float = 10.0  # to receive one whole message once its first octet has arrived
+    idle_timeout: float = 30.0  # between messages on one connection
+    workers: int = 8
+    udp_threads: int = 4
+    max_partial_udp: int = 64  # split UDP requests being reassembled at once (each at most the message limit)
+
+
+class HandleServer:
+    """Serves ``service`` on ``host``:``port`` over TCP and UDP (port 0: a free port, the same for both)."""
+
+    def __init__(self, service: HandleService, host: str = "127.0.0.1", port: int = 2641,
+                 limits: ServerLimits = ServerLimits(), sockets: tuple | None = None) -> None:
+        self.service = service
+        self.host = host
+        self.limits = limits
+        self.max_bytes = service.limits.max_message_bytes
+        self._tcp, self._udp = sockets or bind_pair(host, port)
+        self.port = self._tcp.getsockname()[1]
+        self._pool = ThreadPoolExecutor(max_workers=limits.workers, thread_name_prefix="hdl-worker")
+        self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._connections = 0
+        self._ready = threading.Event()
+        self._partial: OrderedDict[tuple, tuple[float, dict[int, bytes], m.Envelope]] = OrderedDict()
+        self._partial_lock = threading.Lock()
+
+    # -- life cycle
+
+    def start(self) -> "HandleServer":
+        thread = threading.Thread(target=self._run_tcp, name="hdl-tcp", daemon=True)
+        thread.start()
+        self._threads.append(thread)
+        self._udp.settimeout(0.5)
+        for n in range(self.limits.udp_threads):
+            t = threading.Thread(target=self._run_udp, name=f"hdl-udp-{n}", daemon=True)
+            t.start()
+            self._threads.append(t)
+        self._ready.wait(10)
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._loop is not None:
+            self._loop.call_soon_threadsafe(self._loop.stop)
+        for thread in self._threads:
+            thread.join(timeout=5)
+        self._pool.shutdown(wait=True, cancel_futures=True)
+        for sock in (self._tcp, self._udp):
+            try:
+                sock.close()
+            except OSError:
+                pass
+
+    def serve_forever(self) -> None:
+        self.start()
+        try:
+            while not self._stop.wait(1.0):
+                pass
+        finally:
+            self.stop()
+
+    # -- TCP
+
+    def _run_tcp(self) -> None:
+        loop = asyncio.new_event_loop()
+        self._loop = loop
+        asyncio.set_event_loop(loop)
+        server = loop.run_until_complete(asyncio.start_server(self._connection, sock=self._tcp,
+                                                              limit=64 * 1024))
+        self._ready.set()
+        try:
+            loop.run_forever()
+        finally:
+            server.close()
+            loop.run_until_complete(server.wait_closed())
+            pending = asyncio.all_tasks(loop)
+            for task in pending:
+                task.cancel()
+            loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
+            loop.close()
+
+    async def _connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        if self._connections >= self.limits.max_connections:
+            writer.close()
+            return
+        self._connections += 1
+        peer = writer.get_extra_info("peername")
+        address = peer[0] if peer else "?"
+        loop = asyncio.get_running_loop()
+        try:
+            while True:
+                try:
+                    first = await asyncio.wait_for(reader.readexactly(1), self.limits.idle_timeout)
+                    rest = await asyncio.wait_for(self._read_rest(reader), self.limits.read_timeout)
+                except (asyncio.TimeoutError, asyncio.IncompleteReadError, ConnectionError):
+                    return
+                if rest is None:
+                    return
+                head, payload = first + rest[0], rest[1]
+                envelope = m.Envelope.decode(head)
+                if payload is None:  # announced length over the limit: say so, then hang up
+                    response = _too_long(envelope, self.max_bytes)
+                else:
+                    response = await loop.run_in_executor(self._pool, self.service.answer, envelope, payload,
+                                                          address)
+                if response:
+                    writer.write(response)
+                    await asyncio.wait_for(writer.drain(), self.limits.read_timeout)
+                if payload is None:
+                    return
+        except (asyncio.TimeoutError, ConnectionError, RuntimeError):
+            return
+        finally:
+            self._connections -= 1
+            writer.close()
+
+    async def _read_rest(self, reader: asyncio.StreamReader):
+        """The envelope's other 19 octets and the message it announces (None for the message if too long)."""
+        head = await reader.readexactly(m.ENVELOPE_SIZE - 1)
+        length = int.from_bytes(head[15:19], "big", signed=True)
+        if length < 0 or length > self.max_bytes:
+            return head, None
+        return head, await reader.readexactly(length)
+
+    # -- UDP
+
+    def _run_udp(self) -> None:
+        sock = self._udp
+        while not self._stop.is_set():
+            try:
+                datagram, peer = sock.recvfrom(65535)
+            except socket.timeout:
+                continue
+            except OSError:
+                return
+            try:
+                response = self._udp_answer(datagram, peer)
+                if response:
+                    for packet in m.udp_packets(response):
+                        sock.sendto(packet, peer)
+            except OSError:
+                continue
+            except Exception:  # one bad datagram must never stop the thread
+                log.exception("UDP datagram from %s", peer[0])
+
+    def _udp_answer(self, datagram: bytes, peer) -> bytes | None:
+        if len(datagram) < m.ENVELOPE_SIZE:
+            return None  # not even an envelope: nothing to answer to
+        envelope = m.Envelope.decode(datagram)
+        payload = datagram[m.ENVELOPE_SIZE:]
+        if envelope.length < 0 or envelope.length > self.max_bytes:
+            return _too_long(envelope, self.max_bytes)
+        if envelope.truncated or len(payload) < envelope.length:
+            whole = self._reassemble(envelope, payload, peer)
+            if whole is None:
+                return None
+            envelope, payload = whole
+        return self.service.answer(envelope, payload, peer[0])
+
+    def _reassemble(self, envelope: m.Envelope, payload: bytes, peer) -> tuple[m.Envelope, bytes] | None:
+        """Collect the packets of a split request; the whole message once every packet has arrived."""
+        count = -(-envelope.length // m.UDP_DATA_SIZE)
+        if envelope.sequence >= count or len(payload) > m.UDP_DATA_SIZE:
+            return None
+        key = (peer, envelope.request_id)
+        now = time.monotonic()
+        with self._partial_lock:
+            while self._partial and (len(self._partial) >= self.limits.max_partial_udp
+                                     or now - next(iter(self._partial.values()))[0] > self.limits.read_timeout):
+                self._partial.popitem(last=False)
+            started, parts, first = self._partial.get(key, (now, {}, envelope))
+            parts[envelope.sequence] = payload
+            if len(parts) < count:
+                self._partial[key] = (started, parts, first)
+                return None
+            self._partial.pop(key, None)
+        whole = b"".join(parts[i] for i in range(count))
+        return first, whole
+
+
+def _too_long(envelope: m.Envelope, limit: int) -> bytes:
+    """RC_PROTOCOL_ERROR for a message whose announced length is refused, without reading it."""
+    header = m.Header(0, 0, 0, 0, 0, 0, 0)
+    stub = m.Message(envelope, header, b"", b"", b"")
+    return m.response_bytes(stub, m.RC_PROTOCOL_ERROR,
+                            m.error_body(f"message length {envelope.length} is outside 0..{limit}"), with_digest=False,
+                            version=max(m.LOWEST_VERSION, min(m.HIGHEST_VERSION, envelope.version)))
+
+
+def bind_pair(host: str, port: int) -> tuple[socket.socket, socket.socket]:
+    """A listening TCP socket and a UDP socket on the same port (with port 0, a free one for both)."""
+    for _attempt in range(20):
+        tcp = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        tcp.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        tcp.bind((host, port))
+        chosen = tcp.getsockname()[1]
+        udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        try:
+            udp.bind((host, chosen))
+        except OSError:
+            tcp.close()
+            udp.close()
+            if port:
+                raise
+            continue
+        tcp.listen(128)
+        tcp.setblocking(False)
+        return tcp, udp
+    raise OSError("no port free for both TCP and UDP")

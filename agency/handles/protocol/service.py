@@ -1,0 +1,253 @@
+"""What the handle server answers, whatever the transport: one request message in, one response message out.
+
+Resolution and site information are answered at once. Administration is
+challenged first (HS_SECKEY challenge-response); the answer, checked against
+the key value it names, releases the guarded request, which is then allowed
+only if that key holds the permission through the handle's HS_ADMIN values
+(or, to create a handle, the prefix record's).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Callable
+
+from sqlalchemy.exc import SQLAlchemyError
+
+from agency.db import Database
+from agency.handles.admins import permission_for_value, permitted
+from agency.handles.editing import PREFIX_NAMESPACE, EditError, HandleEditor, handle_prefix
+from agency.handles.protocol import messages as m
+from agency.handles.protocol.authentication import (
+    AnswerError, ChallengeLimit, Challenges, FailureLimiter, answer_matches,
+)
+from agency.handles.protocol.directory import StoreDirectory
+from agency.handles.values import ADD_HANDLE, DELETE_HANDLE, SECKEY_TYPE, HandleValue, Reference, select_values
+
+log = logging.getLogger(__name__)
+SITE_HANDLE = "/"
+
+
+@dataclass(frozen=True)
+class Limits:
+    max_message_bytes: int = 256 * 1024
+
+
+class HandleService:
+    def __init__(self, db: Database, directory: StoreDirectory, site_record: bytes, *, site_serial: int = 1,
+                 limits: Limits = Limits(), audit: Callable | None = None,
+                 challenges: Challenges | None = None, limiter: FailureLimiter | None = None) -> None:
+        self.db = db
+        self.directory = directory
+        self.site_record = site_record
+        self.site_serial = site_serial
+        self.limits = limits
+        self.audit = audit
+        self.challenges = challenges or Challenges(db, limits.max_message_bytes)
+        self.limiter = limiter or FailureLimiter()
+
+    # -- entry point
+
+    def answer(self, envelope: m.Envelope, payload: bytes, peer: str) -> bytes | None:
+        """The response (envelope first) to one received message; None when nothing should be sent."""
+        try:
+            request = m.parse_message(envelope, payload, self.limits.max_message_bytes)
+        except m.ProtocolError as exc:
+            return self._bare_error(envelope, payload, exc)
+        try:
+            m.check_version(envelope)
+            if request.header.response_code != 0:
+                return None  # a response sent to us: never answer one (no loops between servers)
+            return self._dispatch(request, peer)
+        except m.ProtocolError as exc:
+            return self._error(request, exc.code, exc.message)
+        except SQLAlchemyError:
+            log.exception("handle store error answering op %s", request.header.op_code)
+            return self._error(request, m.RC_SERVER_BUSY, "the handle store could not be read; try again shortly")
+
+    def _dispatch(self, request: m.Message, peer: str) -> bytes:
+        op = request.header.op_code
+        if op == m.OC_RESOLUTION:
+            return self._resolve(request)
+        if op == m.OC_GET_SITEINFO:
+            return self._reply(request, m.RC_SUCCESS, self.site_record)
+        if op in m.ADMIN_OPERATIONS:
+            return self._challenge(request)
+        if op == m.OC_CHALLENGE_RESPONSE:
+            return self._answered(request, peer)
+        if op in (m.OC_SESSION_SETUP, m.OC_SESSION_TERMINATE, m.OC_SESSION_EXCHANGEKEY, m.OC_LIST_HANDLE,
+                  m.OC_LIST_NA, m.OC_VERIFY_RESPONSE):
+            return self._error(request, m.RC_OPERATION_DENIED, f"operation {op} is not offered by this server")
+        return self._error(request, m.RC_OPERATION_DENIED, f"unknown operation code {op}")
+
+    # -- resolution
+
+    def _resolve(self, request: m.Message) -> bytes:
+        query = m.resolution_request(request)
+        if query.handle == SITE_HANDLE:
+            return self._reply(request, m.RC_SUCCESS, self.site_record, op_code=m.OC_GET_SITEINFO)
+        if "/" not in query.handle:
+            return self._error(request, m.RC_INVALID_HANDLE, "a handle has the form prefix/suffix")
+        if not self.directory.serves(query.handle):
+            return self._error(request, m.RC_SERVER_NOT_RESP,
+                               f"prefix {handle_prefix(query.handle)} is not served here")
+        values = self.directory.values(query.handle)
+        if values is None:
+            return self._error(request, m.RC_HANDLE_NOT_FOUND, "handle not found")
+        readable = [v for v in values if v.public_read]  # no authenticated resolution: public values only
+        chosen = select_values(readable, query.indexes, query.types)
+        if not chosen:
+            return self._error(request, m.RC_VALUES_NOT_FOUND, "no values of the requested types or indexes")
+        return self._reply(request, m.RC_SUCCESS, m.resolution_body(query.handle, chosen))
+
+    # -- administration
+
+    def _challenge(self, request: m.Message) -> bytes:
+        handle = _target_handle(request)  # parse now: a malformed request is refused before any challenge
+        if not self.directory.serves(handle):
+            return self._error(request, m.RC_SERVER_NOT_RESP, f"prefix {handle_prefix(handle)} is not served here")
+        try:
+            challenge = self.challenges.issue(request)
+        except ChallengeLimit:
+            return self._error(request, m.RC_SERVER_BUSY, "too many open challenges; try again shortly")
+        return m.response_bytes(request, m.RC_AUTHEN_NEEDED, m.challenge_body(challenge.nonce),
+                                session_id=challenge.session_id, with_digest=True, site_serial=self.site_serial)
+
+    def _answered(self, answer_message: m.Message, peer: str) -> bytes:
+        answer = m.challenge_answer(answer_message)
+        challenge = self.challenges.take(answer_message.envelope.session_id)
+        if challenge is None:
+            return self._error(answer_message, m.RC_AUTHEN_TIMEOUT,
+                               "no challenge is open for this session (it expired, was answered, or never existed)")
+        request = challenge.request
+        wait = self.limiter.retry_after(peer)
+        if wait:
+            return self._error(answer_message, m.RC_AUTHEN_FAILED, f"too many failed authentications from "
+                               f"this address; try again in {int(wait) + 1} s", op_code=request.header.op_code)
+        if answer.auth_type != SECKEY_TYPE:
+            return self._error(answer_message, m.RC_AUTHEN_FAILED, f"authentication type {answer.auth_type[:40]!r}"
+                               " is not supported here: use HS_SECKEY", op_code=request.header.op_code)
+        key = self._secret_key(answer.handle, answer.index)
+        try:
+            good = key is not None and answer_matches(key, challenge.nonce, challenge.request_digest, answer.answer)
+        except AnswerError as exc:
+            good = False
+            log.info("refused challenge answer from %s: %s", peer, exc)
+        if not good:
+            self.limiter.failed(peer)
+            return self._error(answer_message, m.RC_AUTHEN_FAILED, "authentication failed",
+                               op_code=request.header.op_code)
+        self.limiter.succeeded(peer)
+        identity = Reference(answer.handle, answer.index)
+        code, message = self._perform(request, identity)
+        if code == m.RC_SUCCESS:
+            return self._reply(answer_message, m.RC_SUCCESS, b"", op_code=request.header.op_code)
+        return self._error(answer_message, code, message, op_code=request.header.op_code)
+
+    def _secret_key(self, handle: str, index: int) -> bytes | None:
+        if not self.directory.serves(handle):
+            return None  # keys of handles served elsewhere would need a verification request: not offered
+        for value in self.directory.values(handle) or []:
+            if value.index == index and value.type == SECKEY_TYPE:
+                return value.data
+        return None
+
+    def _perform(self, request: m.Message, identity: Reference) -> tuple[int, str]:
+        op = request.header.op_code
+        actor = f"handle-admin:{identity.index}:{identity.handle}"
+        try:
+            with self.db.transaction() as session:
+                values_of = self.directory.values_reader(session)
+                editor = HandleEditor(session, actor, self.audit)
+                if op == m.OC_CREATE_HANDLE:
+                    body = m.values_request(request)
+                    if body.handle.upper().startswith(PREFIX_NAMESPACE):
+                        return m.RC_NOT_AUTHORIZED, "prefix records are created by the RA (agency prefixes create)"
+                    prefix_record = values_of(PREFIX_NAMESPACE + handle_prefix(body.handle))
+                    if not permitted(identity, prefix_record, ADD_HANDLE, values_of):
+                        return m.RC_NOT_AUTHORIZED, "this key may not create handles under that prefix"
+                    editor.create(body.handle, body.values, overwrite=request.flag(m.OF_OVERWRITE))
+                    return m.RC_SUCCESS, ""
+                handle = _target_handle(request)
+                current = values_of(handle)
+                if not current:
+                    return m.RC_HANDLE_NOT_FOUND, "handle not found"
+                if op == m.OC_DELETE_HANDLE:
+                    if not permitted(identity, current, DELETE_HANDLE, values_of):
+                        return m.RC_NOT_AUTHORIZED, "this key may not delete that handle"
+                    editor.delete(handle)
+                    return m.RC_SUCCESS, ""
+                if op == m.OC_REMOVE_VALUE:
+                    body = m.remove_request(request)
+                    by_index = {v.index: v for v in current}
+                    for index in body.indexes:
+                        if index in by_index and not self._may_change(identity, current, "remove", by_index[index],
+                                                                      values_of):
+                            return m.RC_NOT_AUTHORIZED, f"this key may not remove the value at index {index}"
+                    editor.remove(handle, body.indexes)
+                    return m.RC_SUCCESS, ""
+                body = m.values_request(request)
+                action = "add" if op == m.OC_ADD_VALUE else "modify"
+                by_index = {v.index: v for v in current}
+                for value in body.values:
+                    old = by_index.get(value.index)
+                    if not self._may_change(identity, current, action, old or value, values_of, new=value):
+                        return m.RC_NOT_AUTHORIZED, f"this key may not {action} the value at index {value.index}"
+                if action == "add":
+                    editor.add(handle, body.values, overwrite=request.flag(m.OF_OVERWRITE))
+                else:
+                    editor.modify(handle, body.values)
+                return m.RC_SUCCESS, ""
+        except EditError as exc:
+            return exc.code, exc.message
+
+    @staticmethod
+    def _may_change(identity: Reference, current: list[HandleValue], action: str, value: HandleValue,
+                    values_of, new: HandleValue | None = None) -> bool:
+        if action != "add" and not value.admin_write:
+            return False
+        needed = permission_for_value(action, value.type)
+        if new is not None and new.type != value.type:
+            needed |= permission_for_value(action, new.type)
+        return all(permitted(identity, current, bit, values_of) for bit in _bits(needed))
+
+    # -- replies
+
+    def _reply(self, request: m.Message, code: int, body: bytes, op_code: int | None = None) -> bytes:
+        return m.response_bytes(request, code, body, op_code=op_code, site_serial=self.site_serial)
+
+    def _error(self, request: m.Message, code: int, message: str, op_code: int | None = None) -> bytes:
+        return m.response_bytes(request, code, m.error_body(message), op_code=op_code, site_serial=self.site_serial)
+
+    def _bare_error(self, envelope: m.Envelope, payload: bytes, exc: m.ProtocolError) -> bytes | None:
+        """An error for a message that did not parse (dropped when it claims to be a response itself)."""
+        header = m.Header.decode(payload) if len(payload) >= m.HEADER_SIZE else m.Header(0, 0, 0, 0, 0, 0, 0)
+        if header.response_code != 0:
+            return None
+        stub = m.Message(envelope, header, b"", b"", b"")
+        return m.response_bytes(stub, exc.code, m.error_body(exc.message), with_digest=False,
+                                site_serial=self.site_serial,
+                                version=max(m.LOWEST_VERSION, min(m.HIGHEST_VERSION, envelope.version)))
+
+
+def _bits(mask: int):
+    return [1 << i for i in range(12) if mask & (1 << i)]
+
+
+def _target_handle(request: m.Message) -> str:
+    """The handle an administrative request acts on (its body starts with it)."""
+    return m.handle_only(request) if request.header.op_code == m.OC_DELETE_HANDLE else _first_handle(request)
+
+
+def _first_handle(request: m.Message) -> str:
+    from agency.handles.values import Reader
+
+    reader = Reader(request.body)
+    handle = m.read_handle(reader)
+    # Check the rest of the body now too, so a malformed request is refused before it is challenged.
+    if request.header.op_code == m.OC_REMOVE_VALUE:
+        m.remove_request(request)
+    else:
+        m.values_request(request)
+    return handle
