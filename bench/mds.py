@@ -70,7 +70,7 @@ def floor(count: int, url: str) -> float:
         handles.append({"key": key, "name": r.doi, "prefix": PREFIX, "version": version_of("20240101000000"),
                         "revision": 1, "account_id": 1, "submission_id": 0, "interface": "datacite",
                         "created_at": now, "updated_at": now})
-        values.append({"handle_key": key, "idx": 1, "type": "URL", "data": url, "ttl": 86400, "timestamp": now})
+        values.append({"handle_key": key, "idx": 1, "type": "URL", "data": url.encode(), "ttl": 86400, "timestamp": now})
         rows.append({"key": key, "doi": r.doi, "prefix": PREFIX, "account_id": 1, "state": "findable",
                      "xml": r.xml, "url": url, "media": "[]", "created_at": now, "updated_at": now})
     with engine.begin() as conn:
