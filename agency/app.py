@@ -39,7 +39,7 @@ def create_app(settings: Settings | None = None, agency: Agency | None = None,
     app.register_blueprint(handles_api.bp)
     app.register_blueprint(handles_api.prefixes_bp)
     app.register_blueprint(queries.bp)
-    from agency.web import operations
+    from agency.web import mds, operations
 
     app.register_blueprint(operations.bp)
     from agency.web import records_admin
@@ -51,6 +51,9 @@ def create_app(settings: Settings | None = None, agency: Agency | None = None,
     from agency.web import ui
 
     ui.register(app)  # /, /ui/, /staff/: before the catch-all resolver
+    app.register_blueprint(mds.bp)
+    if settings.mds_host_names:
+        app.wsgi_app = mds.MdsHostRouting(app.wsgi_app, settings.mds_host_names)
     # Keep last: the catch-all /{doi} route (it never matches /v1, /servlet, /api, /static).
     app.register_blueprint(resolve.bp)
     _register_error_pages(app)
@@ -102,6 +105,10 @@ def _register_error_pages(app: Flask) -> None:
     def http_error(exc: HTTPException) -> Response:
         if request.path.startswith("/v1") or request.path.startswith("/api"):
             return json_error(exc.code or 500, exc.description or exc.name)
+        if request.path.startswith("/mds/"):
+            from agency.web.mds import text
+
+            return text(exc.code or 500, exc.description or exc.name)
         from agency.web.ui.errors import is_page_path, page_error
 
         if is_page_path(request.path):

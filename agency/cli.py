@@ -570,6 +570,22 @@ def cmd_callbacks_list(args) -> int:
     return 0
 
 
+def cmd_datacite_convert(args) -> int:
+    """Move a registered DOI between the Crossref and DataCite (MDS) interfaces, with an audit event."""
+    from agency.admin.audit import Actor
+    from agency.datacite.states import convert
+
+    svc = build_agency(load_settings())
+    try:
+        with svc.db.transaction() as session:
+            convert(session, args.doi, args.to, Actor.operator(args.operator), reason=args.reason)
+    except (LookupError, ValueError) as exc:
+        print(f"agency: {exc}", file=sys.stderr)
+        return 1
+    print(f"{args.doi} is now managed through {args.to}")
+    return 0
+
+
 def cmd_db(args) -> int:
     """Schema migrations: upgrade, current, history (and revision, for developers)."""
     from agency import migrations
@@ -829,6 +845,14 @@ def build_parser() -> argparse.ArgumentParser:
     listed.add_argument("--status", action="append", choices=["pending", "dead", "sent"])
     listed.add_argument("--limit", type=int, default=100)
     listed.set_defaults(func=cmd_callbacks_list)
+
+    datacite = sub.add_parser("datacite", help="DataCite MDS DOIs").add_subparsers(dest="action", required=True)
+    converting = datacite.add_parser("convert", help="let the other interface (crossref or datacite) manage a DOI")
+    converting.add_argument("doi")
+    converting.add_argument("--to", required=True, choices=["crossref", "datacite"])
+    converting.add_argument("--reason", help="why (kept in the audit trail)")
+    converting.add_argument("--operator", help="who (default: AGENCY_OPERATOR or the login)")
+    converting.set_defaults(func=cmd_datacite_convert)
 
     from agency.upload.command import add_parser as add_upload_parser
 

@@ -157,6 +157,9 @@ class Settings:
     ui_sign_in_attempts: int = setting(5, "failed web sign-ins per login, and per address, before a pause ...")
     ui_sign_in_window_seconds: int = setting(900, "... of this many seconds (counted in memory, per process)")
     ui_page_rows: int = setting(50, "rows per page of a web table (records, DOIs, submissions); ?rows= up to 500")
+    # DataCite's MDS API (/mds).
+    mds_hosts: str = setting("", "comma-separated host names (e.g. mds.example.org) whose requests are the MDS API "
+                                 "at / as well as at /mds")
     # Password hashing cost (argon2 time_cost); lower only in tests.
     password_time_cost: int = setting(3, "argon2 time cost of password hashes")
     # Schema migrations (issue 15).
@@ -181,6 +184,10 @@ class Settings:
     @property
     def maildir(self) -> Path:
         return self.data_dir / "maildir"
+
+    @property
+    def mds_host_names(self) -> frozenset[str]:
+        return frozenset(h.strip().lower() for h in self.mds_hosts.split(",") if h.strip())
 
     def replace(self, **changes: Any) -> "Settings":
         return dataclasses.replace(self, **changes)

@@ -47,6 +47,7 @@ class Agency:
     _stop: threading.Event = field(default_factory=threading.Event)
     _threads: list[threading.Thread] = field(default_factory=list)
     _mddb: object | None = None
+    _mds: object | None = None
     _scheduler: object | None = None
     _handle_server: object | None = None
     _handle_rest_limiter: object | None = None
@@ -59,6 +60,16 @@ class Agency:
 
             self._mddb = MddbLoader(self.settings, self.db, self.templates)
         return self._mddb
+
+    @property
+    def mds(self):
+        """DataCite's MDS operations (agency.datacite.states.MdsDois), built on first use."""
+        if self._mds is None:
+            from agency.datacite.kernel4 import Kernel4Schema
+            from agency.datacite.states import MdsDois
+
+            self._mds = MdsDois(Kernel4Schema(self.settings.schema_dir), self.settings.handle_ttl)
+        return self._mds
 
     def start_background(self) -> None:
         """Start the in-process worker thread (and, where configured, the scheduler, which runs its jobs

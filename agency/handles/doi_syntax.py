@@ -65,8 +65,8 @@ def doi_problem(doi: str) -> str | None:
     return None
 
 
-def url_problem(url: str) -> str | None:
-    """Why ``url`` cannot be a DOI's resolution URL, or None when it can."""
+def url_problem(url: str, schemes: tuple[str, ...] = ("http", "https")) -> str | None:
+    """Why ``url`` cannot be a DOI's resolution URL, or None when it can (``schemes``: DataCite adds ftp)."""
     if not url:
         return "URL is empty"
     if len(url) > MAX_URL_LENGTH:
@@ -79,8 +79,9 @@ def url_problem(url: str) -> str | None:
         parts = urlsplit(url)
     except ValueError as exc:
         return f"URL cannot be parsed: {exc}"
-    if parts.scheme.lower() not in ("http", "https"):
-        return "URL must be absolute and start with http:// or https://"
+    if parts.scheme.lower() not in schemes:
+        listed = [f"{scheme}://" for scheme in schemes]
+        return f"URL must be absolute and start with {', '.join(listed[:-1])} or {listed[-1]}"
     if not parts.hostname:
         return "URL has no host name"
     return None

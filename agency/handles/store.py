@@ -43,6 +43,7 @@ URL_INDEX, ADMIN_INDEX = 1, 100
 ADMIN_HANDLE_INDEX = 200
 DEFAULT_TTL = 86400
 VERSION_DIGITS = 19
+CROSSREF, DATACITE = "crossref", "datacite"  # the interface that manages a DOI (Handle.interface)
 _TIMESTAMP = re.compile(r"^[0-9]{1,19}$")
 
 
@@ -54,7 +55,7 @@ class RecordDiagnostic:
     doi: str
     status: str
     message: str
-    outcome: str  # added | updated | stale | prefix | invalid | duplicate
+    outcome: str  # added | updated | stale | prefix | invalid | duplicate | interface
 
 
 HandleValueView = Value  # what the read functions return: the codec's value (agency.handles.values)
@@ -174,8 +175,9 @@ class BatchRegistration:
                 for key, r in sorted(by_key.items())]  # one lock order for every writer: no deadlocks
         written = _conditional_upsert(session, rows, self.registrant.id, self.submission_id)
         stale_keys = [k for k in by_key if k not in written]
-        stored = {key: (version, owner) for key, version, owner in session.execute(
-            select(Handle.key, Handle.version, Handle.account_id).where(Handle.key.in_(stale_keys)))} \
+        stored = {key: (version, owner, interface) for key, version, owner, interface in session.execute(
+            select(Handle.key, Handle.version, Handle.account_id, Handle.interface)
+            .where(Handle.key.in_(stale_keys)))} \
             if stale_keys else {}
         _write_values(session, [(key, by_key[key]) for key in sorted(written)], self.ttl)
         resets = note_version_resets(session, [k for k in written if written[k] > 1], self.submission_id)
@@ -185,21 +187,33 @@ class BatchRegistration:
                 added = written[key] == 1
                 message = ("Successfully added" if added else "Successfully updated") + resets.get(key, "")
                 out.append(RecordDiagnostic(record.seq, record.doi, SUCCESS, message, "added" if added else "updated"))
+            elif key in stored and stored[key][2] != CROSSREF:
+                out.append(RecordDiagnostic(record.seq, record.doi, FAILURE, other_interface_message(
+                    record.doi, stored[key][2]), "interface"))
             elif key in stored and stored[key][1] != self.registrant.id:
                 out.append(RecordDiagnostic(record.seq, record.doi, FAILURE,
                                             f"User not allowed to update {record.doi}: it was transferred to another "
                                             "account, which alone may update it now", "owner"))
             else:
-                version = stored.get(key, ("0", None))[0]
+                version = stored.get(key, ("0", None, None))[0]
                 out.append(RecordDiagnostic(record.seq, record.doi, FAILURE,
                                             stale_message(record.timestamp or "", version), "stale"))
         return out
 
 
+def other_interface_message(doi: str, interface: str) -> str:
+    """Why a write through one interface may not change a DOI the other one manages."""
+    if interface == DATACITE:
+        return (f"DOI {doi} is managed through the DataCite MDS API (last write wins there), not Crossref "
+                "deposits; update it through the MDS API, or ask the operator to convert it to Crossref.")
+    return (f"DOI {doi} was deposited through the Crossref interface (newer timestamp wins there); "
+            "update it with a Crossref deposit, or ask the operator to convert it to DataCite.")
+
+
 def _newer_wins(statement):
-    """ON CONFLICT: the stored name is replaced only by a strictly newer version from its owning account
-    (a transfer changes the owner; deciding it here is what makes a deposit racing a transfer land whole
-    before it, or fail after it)."""
+    """ON CONFLICT: the stored name is replaced only by a strictly newer version of a Crossref-managed DOI from
+    its owning account (a transfer changes the owner; deciding it here is what makes a deposit racing a transfer
+    land whole before it, or fail after it)."""
     table = Handle.__table__
     excluded = statement.excluded
     return statement.on_conflict_do_update(
@@ -209,7 +223,8 @@ def _newer_wins(statement):
             "account_id": excluded.account_id, "submission_id": excluded.submission_id,
             "updated_at": excluded.updated_at,
         },
-        where=and_(table.c.version < excluded.version, table.c.account_id == excluded.account_id),
+        where=and_(table.c.version < excluded.version, table.c.account_id == excluded.account_id,
+                   table.c.interface == CROSSREF),
     )
 
 
@@ -248,6 +263,42 @@ def _write_values(session: Session, records: list[tuple[str, Registration]], ttl
     bulk_insert(connection, HandleValue.__table__, urls,
                 constants={"idx": URL_INDEX, "type": "URL", "ttl": ttl, "timestamp": func.current_timestamp()},
                 on_conflict=_replace_value)
+
+
+def register_latest(session: Session, doi: str, url: str, account_id: int, ttl: int) -> bool:
+    """Register (or re-point) a DataCite-managed DOI: the last write wins.
+
+    False when the DOI exists under the Crossref interface: it is left as it is.
+    """
+    table = Handle.__table__
+    now = func.current_timestamp()
+    key = doi_key(doi)
+    # The write's time in the form Crossref timestamps usually take, so that after an operator
+    # converts the DOI to Crossref a deposit must be newer than the last MDS write.
+    version = version_of(datetime.now(timezone.utc).strftime("%Y%m%d%H%M%S"))
+
+    def last_write_wins(statement):
+        excluded = statement.excluded
+        return statement.on_conflict_do_update(
+            index_elements=[table.c.key],
+            set_={"name": excluded.name, "version": excluded.version, "revision": table.c.revision + 1,
+                  "account_id": excluded.account_id, "updated_at": excluded.updated_at},
+            where=table.c.interface == DATACITE)
+
+    written = bulk_insert(session.connection(), table,
+                          [{"key": key, "name": doi, "prefix": doi_prefix(doi), "version": version}],
+                          constants={"revision": 1, "account_id": account_id, "submission_id": 0,
+                                     "interface": DATACITE, "created_at": now, "updated_at": now},
+                          on_conflict=last_write_wins, returning=(table.c.key,))
+    if not written:
+        return False
+    _write_values(session, [(key, _UrlOnly(url))], ttl)
+    return True
+
+
+@dataclass(frozen=True)
+class _UrlOnly:
+    url: str
 
 
 def find_handle(session: Session, name: str) -> Handle | None:

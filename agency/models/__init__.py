@@ -4,6 +4,7 @@ from agency.models.base import Base
 from agency.models.accounts import Account, Prefix
 from agency.models.audit import AuditEvent
 from agency.models.callbacks import CallbackDelivery, CallbackTarget
+from agency.models.datacite import DataciteDoi, MetadataRelation
 from agency.models.handles import Handle, HandleChallenge, HandleValue
 from agency.models.metadata import (
     JobLock, JobRun, MddbLoad, MetadataContributor, MetadataIdentifier, MetadataLocator, MetadataRecord,
@@ -23,6 +24,7 @@ __all__ = [
     "AuditEvent",
     "CallbackDelivery",
     "CallbackTarget",
+    "DataciteDoi",
     "Prefix",
     "Handle",
     "HandleChallenge",
@@ -34,6 +36,7 @@ __all__ = [
     "MetadataIdentifier",
     "MetadataJournalTitle",
     "MetadataLocator",
+    "MetadataRelation",
     "MetadataRecord",
     "MetadataResource",
     "Operator",

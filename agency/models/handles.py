@@ -17,7 +17,9 @@ class Handle(Base):
     ``key`` is the case-folded name that uniqueness and look-ups use; ``name``
     keeps the registrant's spelling. ``version`` is the deposit timestamp,
     zero-padded to 19 digits so that text order is numeric order in every
-    database (19 digits do not fit a signed 64-bit integer).
+    database (19 digits do not fit a signed 64-bit integer). ``interface`` says
+    which interface manages the DOI (``crossref`` deposits, newer timestamp wins;
+    ``datacite``, the MDS API, last write wins); the other one may not change it.
     """
 
     __tablename__ = "handles"
@@ -29,6 +31,7 @@ class Handle(Base):
     revision: Mapped[int] = mapped_column(Integer, default=1)
     account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"))
     submission_id: Mapped[int] = mapped_column(Integer)
+    interface: Mapped[str] = mapped_column(String(16), default="crossref", server_default="crossref")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
 

@@ -324,6 +324,8 @@ def _metadata(conn, found: resolver.Registered, choice: formats.Choice) -> Respo
     media_type = choice.media_type
     if media_type == formats.UNIXREF:
         body = _unixref(conn, found)
+    elif media_type == formats.DATACITE_XML:
+        body = _datacite_xml(conn, found)
     else:
         record = resolver.citation_metadata(conn, found.doi)
         if record is None:
@@ -348,8 +350,17 @@ def _metadata(conn, found: resolver.Registered, choice: formats.Choice) -> Respo
         # doi.org's 204: the DOI exists, but there is no metadata for it (here: not indexed yet).
         return _public(Response(status=204), found)
     etag = '"m' + hashlib.sha1(body).hexdigest()[:20] + '"'
-    content_type = media_type if media_type in (formats.RDF_XML, formats.UNIXREF) else f"{media_type}; charset=utf-8"
+    content_type = media_type if media_type in (formats.RDF_XML, formats.UNIXREF, formats.DATACITE_XML) \
+        else f"{media_type}; charset=utf-8"
     return _cached(found, etag, lambda headers: Response(body, headers=[("Content-Type", content_type), *headers]))
+
+
+def _datacite_xml(conn, found: resolver.Registered) -> bytes | None:
+    """The latest kernel-4 record of a findable DOI registered through the MDS API (None otherwise)."""
+    from agency.models import DataciteDoi
+
+    return conn.execute(select(DataciteDoi.xml).where(DataciteDoi.key == doi_key(found.doi),
+                                                      DataciteDoi.state == "findable")).scalar()
 
 
 def _unixref(conn, found: resolver.Registered) -> bytes | None:

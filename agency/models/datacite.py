@@ -1,0 +1,48 @@
+"""DOIs registered through DataCite's MDS API: their state, latest kernel-4 record, URL and media."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import ForeignKey, Integer, LargeBinary, String, Text
+from sqlalchemy.orm import Mapped, mapped_column
+
+from agency.models.base import Base
+from agency.models.types import UTCDateTime
+
+
+class DataciteDoi(Base):
+    """One DOI managed through the MDS API.
+
+    ``state`` is DataCite's: ``draft`` (metadata only, not in the handle store),
+    ``registered`` (resolves, metadata not public) or ``findable`` (resolves and
+    is public). ``xml`` is the latest record as received (None after an operator
+    converted a Crossref DOI and before any metadata was sent). ``media`` is a
+    JSON list of ``[mime type, url]`` pairs.
+    """
+
+    __tablename__ = "datacite_dois"
+
+    key: Mapped[str] = mapped_column(String(2048), primary_key=True)
+    doi: Mapped[str] = mapped_column(String(2048))
+    prefix: Mapped[str] = mapped_column(String(64), index=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"), index=True)
+    state: Mapped[str] = mapped_column(String(16))
+    xml: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
+    url: Mapped[str | None] = mapped_column(Text, nullable=True)
+    media: Mapped[str] = mapped_column(Text, default="[]")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class MetadataRelation(Base):
+    """A related identifier of an indexed record (DataCite's relatedIdentifier), in record order."""
+
+    __tablename__ = "metadata_relations"
+
+    doi_key: Mapped[str] = mapped_column(
+        String(2048), ForeignKey("metadata_records.doi_key", ondelete="CASCADE"), primary_key=True)
+    position: Mapped[int] = mapped_column(Integer, primary_key=True)
+    identifier: Mapped[str] = mapped_column(Text)
+    identifier_type: Mapped[str] = mapped_column(String(32))
+    relation_type: Mapped[str] = mapped_column(String(64))
