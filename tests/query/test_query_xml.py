@@ -122,20 +122,20 @@ def test_hostile_broken_invalid_and_oversized_batches_are_refused(client, svc, a
     hostile = ('<?xml version="1.0"?><!DOCTYPE query_batch [<!ENTITY a "aaaaaaaaaa"><!ENTITY b "&a;&a;&a;&a;">]>'
                + batch(journal("k", title="&b;", author="Smith")).split("?>", 1)[1])
     response = post_xml(client, hostile)
-    assert response.status_code == 400 and "DOCTYPE" in response.get_json()["error"]
+    assert response.status_code == 400 and "DOCTYPE" in response.get_json()["error"]["message"]
     external = ('<?xml version="1.0"?><!DOCTYPE query_batch SYSTEM "http://127.0.0.1:9/x.dtd">'
                 + batch(journal("k", title="J", author="Smith")).split("?>", 1)[1])
     assert post_xml(client, external).status_code == 400
     broken = post_xml(client, batch(journal("k", title="J", author="Smith"))[:-10])
-    assert broken.status_code == 400 and "well-formed" in broken.get_json()["error"]
+    assert broken.status_code == 400 and "well-formed" in broken.get_json()["error"]["message"]
     invalid = post_xml(client, batch('<query key="k"><colour>blue</colour></query>'))
-    assert invalid.status_code == 422 and "colour" in invalid.get_json()["error"]
+    assert invalid.status_code == 422 and "colour" in invalid.get_json()["error"]["message"]
     wrong_root = post_xml(client, '<doi_batch xmlns="http://www.crossref.org/schema/5.3.1"/>')
-    assert wrong_root.status_code == 422 and "query_batch" in wrong_root.get_json()["error"]
+    assert wrong_root.status_code == 422 and "query_batch" in wrong_root.get_json()["error"]["message"]
     svc.settings = svc.settings.replace(query_xml_max_queries=3, query_xml_max_bytes=2000)
     svc.queries.settings = svc.settings
     too_many = post_xml(client, batch(*[journal(f"k{n}", title="J", author="Smith") for n in range(4)]))
-    assert too_many.status_code == 413 and "at most 3" in too_many.get_json()["error"]
+    assert too_many.status_code == 413 and "at most 3" in too_many.get_json()["error"]["message"]
     too_big = post_xml(client, batch(journal("k", title="J" * 2100, author="Smith")))
-    assert too_big.status_code == 413 and "2000" in too_big.get_json()["error"]
+    assert too_big.status_code == 413 and "2000" in too_big.get_json()["error"]["message"]
     assert post_xml(client, batch(journal("k", title="J", author="Smith"))).status_code == 200
