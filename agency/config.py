@@ -265,9 +265,7 @@ RANGES: dict[str, tuple[float | None, float | None]] = {
 CHOICES: dict[str, tuple[str, ...]] = {"log_format": ("text", "json"),
                                       "log_level": ("DEBUG", "INFO", "WARNING", "ERROR")}
 DATABASE_SCHEMES = ("sqlite", "postgresql")
-# AGENCY_ variables that are not settings of the service (the test suite's and benchmarks' own).
-# AGENCY_ variables that are not server settings: test and bench databases, test screenshots, the upload client's
-# password.
+# AGENCY_ variables that are not settings of the service (the test suite's, benchmarks' and upload client's own).
 NOT_SETTINGS = frozenset({"AGENCY_TEST_DATABASE_URL", "AGENCY_BENCH_DATABASE_URL", "AGENCY_TEST_ARTIFACTS",
                           "AGENCY_PASSWORD"})
 
