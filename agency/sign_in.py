@@ -11,6 +11,10 @@ every other request (resolution included) waits behind them. So:
 - ``failed`` / ``succeeded`` after the check record the outcome (a success lets
   that address past the login's limit for a window, so a registrant is not locked
   out by someone else guessing at their login);
+- ``attempt(login, address)`` does all three around one password check and counts
+  the checks in flight against the limits as if they had failed: many clients
+  guessing at once cannot all pass ``check`` before the first failure is recorded,
+  so at most the limit of passwords is ever tried (hashed) per window;
 - ``HashingSlots`` bounds the password hashes in progress: a check that cannot get
   a slot within ``wait_seconds`` raises ``HashingBusy`` (503 + ``Retry-After``),
   so hashing can never occupy more than ``slots`` threads.
@@ -70,6 +74,9 @@ class SignInLimits:
     tracked_keys: int = 100_000
 
 
+IN_FLIGHT_RETRY_SECONDS = 1.0
+
+
 class _FailureWindows:
     """Recent failure times per key, oldest keys dropped beyond ``tracked_keys`` (memory is bounded)."""
 
@@ -77,8 +84,10 @@ class _FailureWindows:
         self._times: OrderedDict[str, deque[float]] = OrderedDict()
         self._tracked_keys = tracked_keys
 
-    def blocked_for(self, key: str, limit: int, window: float, now: float) -> float:
-        """Seconds until ``key`` may try again (0: it may now)."""
+    def blocked_for(self, key: str, limit: int, window: float, now: float, in_flight: int = 0) -> float:
+        """Seconds until ``key`` may try again (0: it may now); ``in_flight`` checks count as failures."""
+        if in_flight >= limit:
+            return IN_FLIGHT_RETRY_SECONDS  # their outcomes are due within a password check
         times = self._times.get(key)
         if times is None:
             return 0.0
@@ -87,9 +96,9 @@ class _FailureWindows:
         if not times:
             del self._times[key]
             return 0.0
-        if len(times) < limit:
+        if len(times) + in_flight < limit:
             return 0.0
-        return times[-limit] + window - now
+        return times[-(limit - in_flight)] + window - now
 
     def add(self, key: str, limit: int, now: float) -> None:
         times = self._times.get(key)
@@ -102,6 +111,13 @@ class _FailureWindows:
         times.append(now)
 
 
+@dataclass
+class SignInOutcome:
+    """What the password check found: set ``succeeded`` inside ``SignInGuard.attempt``."""
+
+    succeeded: bool | None = None
+
+
 class SignInGuard:
     """Throttles failed sign-ins per login and per client address (see the module docstring)."""
 
@@ -110,18 +126,47 @@ class SignInGuard:
         self._clock = clock
         self._failures = _FailureWindows(limits.tracked_keys)
         self._trusted: OrderedDict[tuple[str, str], float] = OrderedDict()  # (login, address) -> until
+        # Password checks running now, per "l:login" and "a:address": at most one per request thread.
+        self._in_flight: dict[str, int] = {}
         self._lock = threading.Lock()
 
     def check(self, login: str, address: str) -> None:
         """Raise ``TooManyFailures`` if this sign-in must not even be tried now."""
-        limits, now = self.limits, self._clock()
-        login_key = _login_key(login)
         with self._lock:
-            wait = self._failures.blocked_for("a:" + address, limits.failures_per_address,
-                                              limits.window_seconds, now)
-            if wait <= 0 and not self._is_trusted(login_key, address, now):
-                wait = self._failures.blocked_for("l:" + login_key, limits.failures_per_login,
-                                                  limits.window_seconds, now)
+            self._refuse_if_blocked(_login_key(login), address, self._clock())
+
+    @contextmanager
+    def attempt(self, login: str, address: str) -> Iterator[SignInOutcome]:
+        """One password check, counted against the limits while it runs (see the module docstring).
+
+        Raises ``TooManyFailures`` before the check; the caller sets ``outcome.succeeded``. An
+        attempt left without an outcome (the check itself refused, say 503) counts as nothing."""
+        keys = ("l:" + _login_key(login), "a:" + address)
+        with self._lock:
+            self._refuse_if_blocked(keys[0][2:], address, self._clock())
+            for key in keys:
+                self._in_flight[key] = self._in_flight.get(key, 0) + 1
+        outcome = SignInOutcome()
+        try:
+            yield outcome
+        finally:
+            with self._lock:  # the reservation becomes the outcome at once: no window in between
+                for key in keys:
+                    left = self._in_flight.pop(key) - 1
+                    if left:
+                        self._in_flight[key] = left
+                if outcome.succeeded is False:
+                    self._record_failure(login, address)
+                elif outcome.succeeded:
+                    self._trust(login, address)
+
+    def _refuse_if_blocked(self, login_key: str, address: str, now: float) -> None:
+        limits = self.limits
+        wait = self._failures.blocked_for("a:" + address, limits.failures_per_address, limits.window_seconds,
+                                          now, self._in_flight.get("a:" + address, 0))
+        if wait <= 0 and not self._is_trusted(login_key, address, now):
+            wait = self._failures.blocked_for("l:" + login_key, limits.failures_per_login, limits.window_seconds,
+                                              now, self._in_flight.get("l:" + login_key, 0))
         if wait > 0:
             raise TooManyFailures(
                 f"Too many failed sign-ins for this login or from this address (at most "
@@ -129,22 +174,28 @@ class SignInGuard:
                 f"{limits.window_seconds:.0f} s); try again in {math.ceil(wait)} s.", math.ceil(wait))
 
     def failed(self, login: str, address: str) -> None:
-        limits, now = self.limits, self._clock()
         with self._lock:
-            self._failures.add("l:" + _login_key(login), limits.failures_per_login, now)
-            self._failures.add("a:" + address, limits.failures_per_address, now)
+            self._record_failure(login, address)
+
+    def _record_failure(self, login: str, address: str) -> None:
+        limits, now = self.limits, self._clock()
+        self._failures.add("l:" + _login_key(login), limits.failures_per_login, now)
+        self._failures.add("a:" + address, limits.failures_per_address, now)
 
     def succeeded(self, login: str, address: str) -> None:
         """This address may sign in to this login despite others' guesses at it, for a window.
 
         The login's failures are not cleared: a registrant polling every few seconds would
         otherwise reset the count for whoever is guessing at their password elsewhere."""
-        login_key, now = _login_key(login), self._clock()
         with self._lock:
-            self._trusted[(login_key, address)] = now + self.limits.window_seconds
-            self._trusted.move_to_end((login_key, address))
-            while len(self._trusted) > self.limits.tracked_keys:
-                self._trusted.popitem(last=False)
+            self._trust(login, address)
+
+    def _trust(self, login: str, address: str) -> None:
+        login_key, now = _login_key(login), self._clock()
+        self._trusted[(login_key, address)] = now + self.limits.window_seconds
+        self._trusted.move_to_end((login_key, address))
+        while len(self._trusted) > self.limits.tracked_keys:
+            self._trusted.popitem(last=False)
 
     def _is_trusted(self, login_key: str, address: str, now: float) -> bool:
         until = self._trusted.get((login_key, address))

@@ -32,13 +32,10 @@ def check_credentials(login: str | None, password: str | None) -> Registrant | N
 
     svc = agency()
     address = request.remote_addr or "unknown"
-    svc.sign_in.check(login, address)
-    with svc.db.sessions() as session:
-        registrant = authenticate(session, svc.passwords, login, password)
-    if registrant is None:
-        svc.sign_in.failed(login, address)
-    else:
-        svc.sign_in.succeeded(login, address)
+    with svc.sign_in.attempt(login, address) as outcome:
+        with svc.db.sessions() as session:
+            registrant = authenticate(session, svc.passwords, login, password)
+        outcome.succeeded = registrant is not None
     note_sign_in(login, registrant is not None)
     return registrant
 

@@ -40,16 +40,7 @@ def _resolve_times(url: str, seconds: float) -> list[float]:
     return times
 
 
-# Known regression found when issues 10, 12, 14 and 15 were merged together (session 3): with default
-# throttling, 19 wrong passwords were answered 401 before throttling, where the limit is 10 (the other
-# 1,380 got 503). It passes on issue 10's branch alone; the cause is not found yet. Kept visible, not
-# hidden: it reports XPASS once mended, and the closing note lists it first.
-_DEFAULT_THROTTLING_REGRESSION = pytest.mark.xfail(
-    strict=False, reason="more than 10 wrong passwords answered 401 after the session-3 merges (see note)")
-
-
-@pytest.mark.parametrize("throttling", [pytest.param("default", marks=_DEFAULT_THROTTLING_REGRESSION),
-                                        "out-of-reach"])
+@pytest.mark.parametrize("throttling", ["default", "out-of-reach"])
 def test_resolution_stays_fast_while_16_clients_guess_passwords(tmp_path, database_url, throttling):
     extra = {"AGENCY_PASSWORD_TIME_COST": "3"}  # the production cost: this is what the guessers make us pay
     if throttling == "out-of-reach":

@@ -67,6 +67,47 @@ def test_an_address_that_signed_in_is_not_locked_out_by_guesses_elsewhere(clock)
         g.check("alice", "192.0.2.7")  # trust expired with the window
 
 
+def test_checks_in_flight_count_so_concurrent_guessers_try_at_most_the_limit():
+    """16 threads guessing at once, each check slow: no more than the limit are ever tried, however
+    they interleave (without the in-flight count, all 16 pass ``check`` before any failure is recorded)."""
+    g = SignInGuard(SignInLimits(failures_per_login=10, failures_per_address=1000, window_seconds=60))
+    tried, refused, lock, start = [0], [0], threading.Lock(), threading.Barrier(16)
+
+    def guess(n: int) -> None:
+        start.wait()
+        for _ in range(20):
+            try:
+                with g.attempt("alice", f"10.0.0.{n}") as outcome:
+                    with lock:
+                        tried[0] += 1
+                    time.sleep(0.01)  # the password hash
+                    outcome.succeeded = False
+            except TooManyFailures as exc:
+                assert exc.retry_after >= 1
+                with lock:
+                    refused[0] += 1
+
+    threads = [threading.Thread(target=guess, args=(n,)) for n in range(16)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert tried[0] == 10 and refused[0] == 16 * 20 - 10
+    assert g._in_flight == {}  # every reservation was turned into its outcome
+
+
+def test_an_attempt_without_an_outcome_counts_as_nothing(clock):
+    g = guard(clock)
+    for _ in range(10):  # e.g. every hashing slot was busy (503): no password was tried
+        with g.attempt("alice", "10.0.0.1"):
+            pass
+    with g.attempt("alice", "10.0.0.1") as outcome:
+        outcome.succeeded = True
+    with g.attempt("alice", "10.0.0.1") as outcome:  # failures after a success from this address
+        outcome.succeeded = False
+    g.check("alice", "10.0.0.1")
+
+
 def test_tracked_keys_are_bounded(clock):
     g = guard(clock, tracked_keys=100)
     for n in range(10_000):

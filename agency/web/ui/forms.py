@@ -8,7 +8,8 @@ from typing import Callable
 
 from flask import Response, redirect, render_template, request, url_for
 
-from agency.web.ui.sessions import safe_next, start_session, throttle
+from agency.sign_in import SignInRefused
+from agency.web.ui.sessions import safe_next, sign_in_guard, start_session
 
 MAX_ROWS = 500
 SIGN_IN_FIELD_CHARS = 1024
@@ -32,22 +33,33 @@ def requested_page(default_rows: int) -> Page:
     return Page(number, rows)
 
 
-def sign_in_attempt(check: Callable[[str, str], object | None]) -> tuple[object | None, str | None, int]:
-    """Run one throttled sign-in from the posted form: (who, error message, Retry-After seconds)."""
+@dataclass(frozen=True)
+class SignInAnswer:
+    """One sign-in from the form: who signed in, or the error to show with its status and Retry-After."""
+
+    who: object | None
+    error: str | None = None
+    status: int = 200
+    retry_after: int = 0
+
+
+def sign_in_attempt(check: Callable[[str, str], object | None]) -> SignInAnswer:
+    """Run one throttled sign-in from the posted form (the API's guard, the pages' limits)."""
     login = (request.form.get("login") or "")[:SIGN_IN_FIELD_CHARS].strip()
     password = (request.form.get("password") or "")[:SIGN_IN_FIELD_CHARS]
-    login_key, address_key = f"login:{login.lower()}", f"addr:{request.remote_addr}"
-    wait = throttle().retry_after(login_key, address_key)
-    if wait:
-        return None, f"Too many failed sign-ins. Try again in {wait} seconds.", wait
     if not login or not password:
-        return None, "Give your login and password.", 0
-    who = check(login, password)
+        return SignInAnswer(None, "Give your login and password.", 401)
+    try:
+        with sign_in_guard().attempt(login, request.remote_addr or "unknown") as outcome:
+            who = check(login, password)
+            outcome.succeeded = who is not None
+    except SignInRefused as refused:
+        reason = "Too many failed sign-ins." if refused.status == 429 else "The service is busy."
+        return SignInAnswer(None, f"{reason} Try again in {refused.retry_after} seconds.", refused.status,
+                            refused.retry_after)
     if who is None:
-        throttle().failed(login_key, address_key)
-        return None, "The login or password is wrong.", 0
-    throttle().succeeded(login_key)
-    return who, None, 0
+        return SignInAnswer(None, "The login or password is wrong.", 401)
+    return SignInAnswer(who)
 
 
 def sign_in_page(role: str, check: Callable[[str, str], object | None], password_hash: Callable[[object], str],
@@ -55,19 +67,18 @@ def sign_in_page(role: str, check: Callable[[str, str], object | None], password
     """The sign-in form of either role (GET), or one throttled attempt (POST): a fresh session, then
     the page asked for; else the form again with 401 (wrong) or 429 and Retry-After (throttled)."""
     blueprint = "staff" if staff else "ui"
-    error, status, wait = None, 200, 0
+    answer = SignInAnswer(None)
     if request.method == "POST":
-        who, error, wait = sign_in_attempt(check)
-        if who is not None:
-            start_session(role, who.id, password_hash(who))
+        answer = sign_in_attempt(check)
+        if answer.who is not None:
+            start_session(role, answer.who.id, password_hash(answer.who))
             home = url_for("staff.overview" if staff else "ui.dashboard")
             return redirect(safe_next(request.form.get("next"), home))
-        status = 429 if wait else 401
-    html = render_template("pages/ui/sign_in.html.j2", title=title, error=error, staff=staff,
+    html = render_template("pages/ui/sign_in.html.j2", title=title, error=answer.error, staff=staff,
                            action=url_for(f"{blueprint}.sign_in"), next=request.values.get("next", ""))
-    response = Response(html, status=status)
-    if wait:
-        response.headers["Retry-After"] = str(wait)
+    response = Response(html, status=answer.status)
+    if answer.retry_after:
+        response.headers["Retry-After"] = str(answer.retry_after)
     return response
 
 

@@ -23,7 +23,7 @@ from agency.accounts import registrant_by_id
 from agency.admin.operators import operator_by_id
 from agency.models import Account
 from agency.web.common import agency
-from agency.web.ui.throttle import SignInThrottle
+from agency.sign_in import SignInGuard, SignInLimits
 
 REGISTRANT, STAFF = "registrant", "staff"
 csrf = CSRFProtect()
@@ -63,7 +63,10 @@ def configure(app: Flask) -> None:
                       # Only the page blueprints check tokens (see protect_forms): the APIs use HTTP Basic.
                       WTF_CSRF_CHECK_DEFAULT=False, WTF_CSRF_TIME_LIMIT=None)
     csrf.init_app(app)
-    app.extensions["ui_throttle"] = SignInThrottle(settings.ui_sign_in_attempts, settings.ui_sign_in_window_seconds)
+    # The API's guard (agency.sign_in), with the pages' own, stricter limits: a person types slower than a script.
+    app.extensions["ui_sign_in"] = SignInGuard(SignInLimits(failures_per_login=settings.ui_sign_in_attempts,
+                                                            failures_per_address=settings.ui_sign_in_attempts,
+                                                            window_seconds=settings.ui_sign_in_window_seconds))
 
 
 def agency_settings(app: Flask):
@@ -76,8 +79,8 @@ def protect_forms() -> None:
         csrf.protect()
 
 
-def throttle() -> SignInThrottle:
-    return current_app.extensions["ui_throttle"]
+def sign_in_guard() -> SignInGuard:
+    return current_app.extensions["ui_sign_in"]
 
 
 def fingerprint(password_hash: str) -> str:
