@@ -68,6 +68,8 @@ class Settings:
     smtp_url: str = setting("", "smtp://host:25, smtp://user:pass@host:587?starttls=1, smtps://host:465; "
                                 "empty: .eml files in the maildir")
     mail_from: str = setting("agency@localhost", "sender address")
+    operator_email: str = setting("", "the RA staff's address: told of every submission that stopped as failed "
+                                      "(empty: only the depositor is told)")
     mail_max_attempts: int = setting(12, "delivery attempts before a message is marked dead")
     mail_retry_base_seconds: int = setting(60, "first retry after this, then doubling ...")
     mail_retry_max_seconds: int = setting(6 * 3600, "... up to this delay between attempts")

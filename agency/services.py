@@ -20,7 +20,7 @@ from agency.deposit.logs import BatchLogs
 from agency.deposit.intake import DepositIntake
 from agency.notify.callbacks import CallbackSender, deposit_log_ready
 from agency.notify.outbox import MailSender
-from agency.notify.notices import RefusalNotices
+from agency.notify.notices import FailureNotices, RefusalNotices
 from agency.query.matcher import QueryMatcher
 from agency.query.jobs import QueryIntake, QueryRunner
 from agency.templating import make_environment
@@ -168,7 +168,7 @@ def build_agency(settings: Settings) -> Agency:
     templates = make_environment(settings.template_dir)
     catalog = SchemaCatalog(settings.schema_dir)
     logs = BatchLogs(templates)
-    worker = Worker(settings, db, runners={})
+    worker = Worker(settings, db, runners={}, on_failed=FailureNotices(settings, templates).on_failed)
     mail = MailSender(settings, db)
     limits = MarkupLimits(max_attributes_per_element=settings.max_attributes_per_element,
                           max_children_per_element=settings.max_children_per_element)

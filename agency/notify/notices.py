@@ -1,4 +1,5 @@
-"""Emails that tell a depositor their batch was refused, with the errors and the log attached.
+"""Emails that tell a depositor their batch was refused, with the errors and the log attached,
+or that a submission stopped as failed (the operator too), with the reason and what happens next.
 
 Only deposits that came in through the asynchronous, Crossref-compatible path
 (``/servlet/deposit``, i.e. ``submission.operation != "api"``) are mailed: those
@@ -20,12 +21,14 @@ from agency.deposit.batch_files import LOG_FILE, submission_path
 from agency.config import Settings
 from agency.deposit.logs import Refusal
 from agency.notify.outbox import clean_address, enqueue_mail, recipients_for
-from agency.models import OutboxMessage, Submission
+from agency.models import Account, OutboxMessage, Submission
 from agency.deposit.validation import HOSTILE, MAX_REPORTED_ERRORS, hardened_parser_options, local_name
 
 API_OPERATION = "api"
 REFUSED_TEXT = "mail/refused.txt.j2"
 REFUSED_HTML = "mail/refused.html.j2"
+FAILED_TEXT = "mail/failed.txt.j2"
+STATUS_PATHS = {"deposit": "/v1/deposits/{id}", "query": "/v1/queries/{id}", "url-update": "/v1/url-updates/{id}"}
 HEAD_SCAN_EVENTS = 10_000  # the head comes first; never read further into a refused file
 
 
@@ -70,6 +73,36 @@ class RefusalNotices:
             received=f"{submission.received_at:%Y-%m-%d %H:%M:%S} UTC",
             status_url=f"{base}/v1/deposits/{submission.id}", log_url=f"{base}/v1/deposits/{submission.id}/log",
         )
+
+
+class FailureNotices:
+    """The worker's ``on_failed`` hook: one email per submission that stopped as failed.
+
+    Every kind and every path is mailed, the plain API included: its caller was told
+    "accepted" and may never poll again. The operator (``AGENCY_OPERATOR_EMAIL``) is
+    copied, since only a retry by staff (``agency submissions retry``) moves it on."""
+
+    def __init__(self, settings: Settings, templates: Environment) -> None:
+        self.settings = settings
+        self.template = templates.get_template(FAILED_TEXT)
+
+    def on_failed(self, session: Session, submission: Submission) -> OutboxMessage | None:
+        account = session.get(Account, submission.account_id)
+        recipients = recipients_for(submission.depositor_email, account.email if account else None)
+        operator = clean_address(self.settings.operator_email)
+        if operator and operator not in recipients:
+            recipients.append(operator)
+        base = self.settings.base_url.rstrip("/")
+        status_path = STATUS_PATHS.get(submission.kind, "/v1/deposits/{id}").format(id=submission.id)
+        batch = f" (batch {submission.doi_batch_id})" if submission.doi_batch_id else ""
+        stopped = submission.completed_at or submission.last_slice_at
+        return enqueue_mail(
+            session, key=f"failed-{submission.id}-{int(stopped.timestamp()) if stopped else 0}",
+            recipients=recipients, subject=f"Submission failed: {submission.file_name}{batch}, submission "
+                                           f"{submission.id}",
+            text=self.template.render(submission=submission, login=account.login if account else "?",
+                                      received=f"{submission.received_at:%Y-%m-%d %H:%M:%S} UTC",
+                                      status_url=base + status_path))
 
 
 def _subject(submission: Submission) -> str:

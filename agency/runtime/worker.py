@@ -101,11 +101,16 @@ def retry_delay(settings: Settings, attempts: int) -> float:
                settings.worker_retry_base_seconds * 2 ** max(0, min(attempts, 32) - 1))
 
 
+FailedHook = Callable[[Session, Submission], None]
+
+
 def record_failure(db: Database, settings: Settings, submission_id: int, owner: str,
-                   exc: BaseException) -> str:
+                   exc: BaseException, on_failed: FailedHook | None = None) -> str:
     """Note a failed slice: back off, or stop the submission as failed once attempts run out.
 
-    Returns the submission's status afterwards. Only the lease holder may write it."""
+    Returns the submission's status afterwards. Only the lease holder may write it.
+    ``on_failed`` runs in the same transaction when the submission stops as failed (the
+    notice to the depositor and the operator exists iff the failure is recorded)."""
     reason = describe_failure(exc)
     out_of_space = is_out_of_space(exc)
     with db.transaction() as session:
@@ -123,6 +128,9 @@ def record_failure(db: Database, settings: Settings, submission_id: int, owner: 
             submission.retry_at = None
             submission.completed_at = utcnow()
             log.error("submission %s failed after %s attempts: %s", submission_id, attempts, reason)
+            if on_failed is not None:
+                session.flush()
+                on_failed(session, submission)
         else:
             submission.retry_at = utcnow() + timedelta(seconds=delay)
             log.warning("submission %s: slice failed (%s); attempt %s of %s, next in %.0f s", submission_id,
@@ -134,10 +142,11 @@ class Worker:
     """Claims runnable submissions of the kinds it has runners for and runs one slice at a time."""
 
     def __init__(self, settings: Settings, db: Database, runners: dict[str, SliceRunner],
-                 worker_id: str | None = None) -> None:
+                 worker_id: str | None = None, on_failed: FailedHook | None = None) -> None:
         self.settings = settings
         self.db = db
         self.runners = runners
+        self.on_failed = on_failed
         self.worker_id = worker_id or default_worker_id()
         self.wakeup = threading.Event()
         # Notified after every slice, so in-process waiters learn of completion at once.
@@ -184,7 +193,7 @@ class Worker:
             return True
         except Exception as exc:
             log.exception("submission %s failed in this slice", submission_id)
-            record_failure(self.db, self.settings, submission_id, self.worker_id, exc)
+            record_failure(self.db, self.settings, submission_id, self.worker_id, exc, self.on_failed)
             with self.progress:
                 self.progress.notify_all()
             return True

@@ -19,7 +19,7 @@ from sqlalchemy.exc import OperationalError
 from agency.admin.audit import Actor, events
 from agency.admin.submissions import RetryRefused, list_submissions, retry_failed
 from agency.deposit import extraction, runner
-from agency.models import Handle, RecordResult, Submission
+from agency.models import Handle, OutboxMessage, RecordResult, Submission
 from agency.services import build_agency
 from batchgen import Article, deposit_xml
 from conftest import basic_headers
@@ -32,7 +32,8 @@ RECORDS = 50
 def fast_retry(settings):
     """Small chunks and slices; retries at once (the back-off itself is checked on its own)."""
     return settings.replace(chunk_records=10, worker_slice_records=20, worker_max_attempts=3,
-                            worker_retry_base_seconds=0.0, worker_retry_max_seconds=0.0)
+                            worker_retry_base_seconds=0.0, worker_retry_max_seconds=0.0,
+                            operator_email="ra-staff@example.org")
 
 
 @pytest.fixture
@@ -91,6 +92,11 @@ def test_a_removed_file_fails_the_submission_with_its_reason_and_a_retry_finishe
     operator_view = list_submissions(worker_agency.db, ["failed"])
     assert [line.id for line in operator_view] == [accepted.id]
     assert "missing" in operator_view[0].describe()
+    # The depositor (the batch head's address) and the operator are told, once, with the reason.
+    (notice,) = _failure_mails(worker_agency)
+    assert notice.recipients.split(",") == ["depositor@example.org", "ra-staff@example.org"]
+    assert f"submission {accepted.id}" in notice.subject and "lost-batch" in notice.subject
+    assert row.failure_reason in notice.text_body and f"/v1/deposits/{accepted.id}" in notice.text_body
 
     path.write_bytes(kept)
     retry_failed(worker_agency.db, accepted.id, Actor.operator("ops"), reason="file restored from backup")
@@ -100,6 +106,12 @@ def test_a_removed_file_fails_the_submission_with_its_reason_and_a_retry_finishe
     row = _run_checking(worker_agency, accepted.id)
     assert (row.status, row.record_count, row.success_count, row.attempts) == ("completed", RECORDS, RECORDS, 0)
     assert _registered(worker_agency) == RECORDS
+    assert len(_failure_mails(worker_agency)) == 1  # the retry that finished sent no second notice
+
+
+def _failure_mails(agency) -> list[OutboxMessage]:
+    with agency.db.sessions() as session:
+        return list(session.scalars(select(OutboxMessage).where(OutboxMessage.key.like("failed-%"))))
 
 
 def test_a_file_unreadable_for_a_while_is_retried_and_never_completes_short(worker_agency, accepted, monkeypatch):
