@@ -50,6 +50,8 @@ class Settings:
     max_attributes_per_element: int = setting(256, "attributes on one element of a deposit (413 above)")
     max_children_per_element: int = setting(100_000, "child elements of one element of a deposit, counted in "
                                                      "files with densely packed markup (413 above)")
+    max_body_item_bytes: int = setting(8 * 1024 * 1024, "bytes of one element inside <body> (a journal, a book...):"
+                                                         " validation holds one whole, ~9x its size (413 above)")
     max_form_parts: int = setting(100, "parts of one multipart upload (fields and files; 413 \"too many parts\" above)")
     # Worker.
     run_worker: bool = setting(True, "run the deposit/query worker inside `agency serve`")
@@ -254,7 +256,7 @@ def documented_variables() -> list[tuple[str, Any, str]]:
 # -- Checks beyond the type (issue 15): out-of-range values stop start-up, naming the variable. --------
 # (minimum, maximum) of numeric settings; None: no bound on that side.
 RANGES: dict[str, tuple[float | None, float | None]] = {
-    "max_batch_bytes": (1, None), "max_pending_per_account": (1, None), "max_wait_seconds": (0, None),
+    "max_batch_bytes": (1, None), "max_body_item_bytes": (1024, None), "max_pending_per_account": (1, None), "max_wait_seconds": (0, None),
     "worker_poll_seconds": (0.01, None), "worker_slice_records": (1, None), "chunk_records": (1, None),
     "lease_seconds": (1, None), "handle_ttl": (0, None), "mail_max_attempts": (1, None),
     "mail_retry_base_seconds": (1, None), "mail_retry_max_seconds": (1, None), "mail_lease_seconds": (1, None),

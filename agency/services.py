@@ -171,7 +171,8 @@ def build_agency(settings: Settings) -> Agency:
     worker = Worker(settings, db, runners={}, on_failed=FailureNotices(settings, templates).on_failed)
     mail = MailSender(settings, db)
     limits = MarkupLimits(max_attributes_per_element=settings.max_attributes_per_element,
-                          max_children_per_element=settings.max_children_per_element)
+                          max_children_per_element=settings.max_children_per_element,
+                          max_body_item_bytes=settings.max_body_item_bytes)
     log_ready = deposit_log_ready(settings)
     intake = DepositIntake(settings, db, DepositValidator(catalog, limits), logs,
                            on_refused=_both(RefusalNotices(settings, templates).on_refused, log_ready),

@@ -25,7 +25,10 @@ class Article:
 
 def deposit_xml(articles: list[Article], timestamp: str = "20240101000000", version: str = "5.3.0",
                 batch_id: str = "batch-1", email: str = "depositor@example.org",
-                issn: str | None = None, journal: str = "Journal of Tests") -> bytes:
+                issn: str | None = None, journal: str = "Journal of Tests",
+                articles_per_journal: int = 5_000) -> bytes:
+    """A Crossref 5.x deposit of ``articles``, in one ``<journal>`` body item per ``articles_per_journal``
+    (each well under AGENCY_MAX_BODY_ITEM_BYTES, as a registrant puts one issue in each)."""
     issn = issn or issn_of_prefix(articles[0].doi.split("/", 1)[0] if articles else "10.5555")
     items = []
     for a in articles:
@@ -42,7 +45,13 @@ def deposit_xml(articles: list[Article], timestamp: str = "20240101000000", vers
           <resource>{escape(a.url)}</resource>
         </doi_data>
       </journal_article>""")
-    body = "\n".join(items)
+    containers = [f"""    <journal>
+      <journal_metadata language="en"><full_title>{escape(journal)}</full_title><issn media_type="electronic">{issn}</issn></journal_metadata>
+      <journal_issue><publication_date media_type="online"><year>2024</year></publication_date><journal_volume><volume>1</volume></journal_volume><issue>1</issue></journal_issue>
+{chunk}
+    </journal>""" for chunk in ("\n".join(items[n:n + articles_per_journal])
+                              for n in range(0, max(1, len(items)), articles_per_journal))]
+    body = "\n".join(containers)
     return f"""<?xml version="1.0" encoding="UTF-8"?>
 <doi_batch xmlns="http://www.crossref.org/schema/{version}" version="{version}">
   <head>
@@ -52,11 +61,7 @@ def deposit_xml(articles: list[Article], timestamp: str = "20240101000000", vers
     <registrant>Test Press</registrant>
   </head>
   <body>
-    <journal>
-      <journal_metadata language="en"><full_title>{escape(journal)}</full_title><issn media_type="electronic">{issn}</issn></journal_metadata>
-      <journal_issue><publication_date media_type="online"><year>2024</year></publication_date><journal_volume><volume>1</volume></journal_volume><issue>1</issue></journal_issue>
 {body}
-    </journal>
   </body>
 </doi_batch>
 """.encode()

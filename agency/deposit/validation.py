@@ -12,7 +12,7 @@ import re
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import IO, Callable
 from lxml import etree
 
 from agency.deposit.schema_rules import ContributorRoleRules
@@ -267,6 +267,9 @@ class MarkupLimits:
 
     max_attributes_per_element: int = 256
     max_children_per_element: int = 100_000
+    # The streaming validation holds one body item (a <journal> with all its articles) as a tree:
+    # about 9 bytes of memory per byte of ordinary markup (measured), so this bounds it near 75 MB.
+    max_body_item_bytes: int = 8 * 1024 * 1024
     dense_fraction: float = 0.1
     window_bytes: int = 1024 * 1024
 
@@ -351,6 +354,37 @@ def check_markup_limits(path: Path, limits: MarkupLimits) -> None:
         return  # not well-formed: the validation proper says where
 
 
+class _BodyItemBytes:
+    """The deposit file as the streaming parser reads it, counting bytes since the last body item
+    ended: past ``limit`` the read ends the file early, and ``over`` holds the refusal to raise.
+
+    libxml2 builds each body item whole before Python sees it, so this is where its size is
+    bounded; the counter is reset by the caller at each item's end."""
+
+    def __init__(self, raw: IO[bytes], limit: int) -> None:
+        self._raw, self._limit = raw, limit
+        self._since_item = self._offset = 0
+        self.over: RefusedFile | None = None
+
+    def read(self, size: int = -1) -> bytes:
+        if self.over is not None:
+            return b""
+        data = self._raw.read(size)
+        self._since_item += len(data)
+        self._offset += len(data)
+        if self._since_item > self._limit:
+            self.over = RefusedFile(OVER_LIMITS, [XmlIssue(
+                f"One element inside <body> (a <journal>, <book>, <conference>... with everything in it) is "
+                f"larger than {self._limit} bytes, the most accepted in one body item "
+                f"(AGENCY_MAX_BODY_ITEM_BYTES); it was still open at byte {self._offset} of the file. "
+                "Split it into several elements of the same kind (one per issue, say), or several files.")])
+            return b""
+        return data
+
+    def item_ended(self) -> None:
+        self._since_item = 0
+
+
 class DepositValidator:
     """Validates deposit files against our schemas, streaming when files are large."""
 
@@ -425,10 +459,11 @@ class DepositValidator:
         ns_head, ns_body = f"{{{namespace}}}head", f"{{{namespace}}}body"
         ns_root = f"{{{namespace}}}doi_batch"
         tags = [ns_root, ns_head, *(f"{{{namespace}}}{name}" for name in BODY_ITEMS)]
-        complete = False
+        complete, fh = False, None
         etree.clear_error_log()  # the thread's log would otherwise leak earlier files' errors in here
         try:
-            with open(path, "rb") as fh:
+            with open(path, "rb") as raw:
+                fh = _BodyItemBytes(raw, self.limits.max_body_item_bytes)
                 # libxml2 validates every element; only head and body items reach Python.
                 for _event, element in etree.iterparse(fh, events=("end",), tag=tags, schema=schema,
                                                        **hardened_parser_options()):
@@ -437,13 +472,19 @@ class DepositValidator:
                         complete = True
                     elif element.tag == ns_head:
                         head = _head_from(parent, namespace)
+                        fh.item_ended()
                     elif parent is not None and parent.tag == ns_body:
                         if body_items is not None and head is not None:
                             body_items(element, head)
                         element.clear()  # keep memory flat
                         while element.getprevious() is not None:
                             del parent[0]
+                        fh.item_ended()
+            if fh.over is not None:
+                raise fh.over
         except etree.XMLSyntaxError as exc:
+            if fh is not None and fh.over is not None:  # the read was cut short at the limit
+                raise fh.over from None
             _check_well_formed(path)  # raises MALFORMED when the parser, not the schema, failed
             schema_entries = [e for e in exc.error_log if e.domain_name == "SCHEMASV"]
             issues = list(dict.fromkeys(_schema_issues(schema_entries))) or [XmlIssue(str(exc))]

@@ -55,3 +55,31 @@ def test_a_long_text_without_markup_is_not_mistaken_for_attributes(tmp_path):
     path.write_bytes(deposit_xml([Article("10.5555/long.1", title="T")]).replace(b"<title>T</title>",
                                                                               b"<title>" + text + b"</title>"))
     check_markup_limits(path, MarkupLimits())
+
+
+def one_journal(articles: int) -> bytes:
+    """Ordinary markup, all in one body item: a <journal> holding every article."""
+    return deposit_xml([Article(f"10.5555/one-journal.{n}") for n in range(articles)], articles_per_journal=articles)
+
+
+def test_a_body_item_over_its_byte_limit_is_413_naming_the_limit(settings, alice):
+    from agency.app import create_app
+    from agency.services import build_agency
+
+    limited = build_agency(settings.replace(max_body_item_bytes=256 * 1024))
+    try:
+        client = create_app(agency=limited).test_client()
+        headers = basic_headers("alice", "alice-password")
+        big = one_journal(1_000)  # about 570 KB in one <journal>
+        response = client.post("/v1/deposits", data=big, headers=headers)
+        assert response.status_code == 413, response.get_json()
+        message = response.get_json()["refusal"]["errors"][0]["message"]
+        assert "AGENCY_MAX_BODY_ITEM_BYTES" in message and "262144 bytes" in message and "Split it" in message
+        # The same articles split one per journal element: every body item is small, the file is accepted.
+        split = deposit_xml([Article(f"10.5555/one-journal.{n}") for n in range(1_000)], articles_per_journal=100)
+        accepted = client.post("/v1/deposits?wait=30", data=split, headers=headers)
+        assert accepted.status_code in (200, 202), accepted.get_json()
+        assert accepted.get_json()["status"] != "refused"
+        assert len(split) > 256 * 1024  # more than one item's limit in all
+    finally:
+        limited.db.engine.dispose()

@@ -8,7 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from agency.deposit.validation import HOSTILE, INVALID, MALFORMED, UNSUPPORTED, DepositValidator, SchemaCatalog
+from agency.deposit.validation import (
+    HOSTILE, INVALID, MALFORMED, OVER_LIMITS, UNSUPPORTED, DepositValidator, MarkupLimits, SchemaCatalog,
+)
 from batchgen import Article, deposit_xml
 
 SCHEMAS = Path(__file__).resolve().parents[2] / "schemas"
@@ -99,8 +101,15 @@ def test_excessive_depth_is_refused(check):
     assert "depth" in verdict.issues[0].message.lower()
 
 
-def test_huge_text_node_is_refused(check):
-    verdict = check(valid_text().replace("A study of things", "a" * 11_000_000))
+def test_huge_text_node_is_refused(tmp_path):
+    """libxml2 refuses a text node over 10,000,000 bytes; with the default limits the body item
+    holding it passes AGENCY_MAX_BODY_ITEM_BYTES (8 MiB) first, which is refused as over the limits."""
+    path = tmp_path / "batch.xml"
+    path.write_text(valid_text().replace("A study of things", "a" * 11_000_000))
+    catalog = SchemaCatalog(SCHEMAS)
+    by_default = DepositValidator(catalog).check(path)
+    assert by_default.kind == OVER_LIMITS and "AGENCY_MAX_BODY_ITEM_BYTES" in by_default.issues[0].message
+    verdict = DepositValidator(catalog, MarkupLimits(max_body_item_bytes=64 * 1024 * 1024)).check(path)
     assert verdict.kind == MALFORMED
     assert verdict.issues[0].line == 14
 
