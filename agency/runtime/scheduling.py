@@ -268,8 +268,13 @@ class SchedulerElection:
             return won
 
     def resign(self) -> None:
-        if self.elected:
-            self._valid_until = 0.0
+        """Give the lease up at shutdown, so a standby takes over at once.
+
+        Released whether or not this process still counts itself elected: a shutdown that
+        waited for a long job outlives the 2/3-lease window, yet the row may still name this
+        process (the release only clears a row this process owns)."""
+        self._valid_until = 0.0
+        with self._campaigning:  # not while a campaign of ours is renewing it
             self.lease.release()
 
     def guard(self, job):

@@ -62,3 +62,16 @@ def test_readyz_names_the_elected_scheduler(settings, client, svc):
     finally:
         running.stop_background()
         running.db.engine.dispose()
+
+
+def test_a_shutdown_that_outlived_the_election_window_still_hands_over(svc):
+    """Shutting down waits for running jobs; by then this process may no longer count itself
+    elected (2/3 of the lease), but the lease row still names it: resigning must free it."""
+    leaving, standby = SchedulerElection(svc.db, 30), SchedulerElection(svc.db, 30)
+    assert leaving.campaign()
+    leaving._valid_until = 0.0  # the window lapsed while a long job finished
+    assert not leaving.elected and not standby.campaign()
+    leaving.resign()
+    assert standby.campaign()
+    leaving.resign()  # a process that does not hold the lease releases nothing of another's
+    assert standby.campaign() and not leaving.campaign()
