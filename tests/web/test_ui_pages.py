@@ -166,7 +166,7 @@ def test_upload_refusals_say_what_the_api_says(signed_in, svc):
     empty = upload(signed_in, b"")
     assert empty.status_code == 400 and "The uploaded file is empty." in empty.get_data(as_text=True)
     none = post_form(signed_in, "/ui/upload", {}, content_type="multipart/form-data")
-    assert none.status_code == 400 and "Choose a deposit file" in none.get_data(as_text=True)
+    assert none.status_code == 400 and "Choose a file to upload" in none.get_data(as_text=True)
 
 
 def test_doi_search_and_doi_page(signed_in, svc):

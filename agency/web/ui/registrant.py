@@ -11,6 +11,8 @@ from sqlalchemy import func, select, tuple_
 
 from agency.accounts import AccountError, Registrant, authenticate
 from agency.admin.account_changes import change_email, change_password
+from agency.admin.url_updates import URL_FILE, URL_UPDATE_KIND
+from agency.deposit.batch_files import BATCH_FILE, QUERY_RESULT_FILE
 from agency.deposit.intake import IntakeError
 from agency.handles import resolver
 from agency.handles.doi_syntax import doi_key
@@ -18,7 +20,8 @@ from agency.handles.store import handle_values, value_text
 from agency.metadata.identifiers import parse_issn
 from agency.models import Account, Handle, MetadataIdentifier, MetadataRecord, RecordResult, Submission
 from agency.models.submissions import COMPLETED, PROCESSING, QUEUED, REFUSED
-from agency.query.piped_format import QueryTextError, iter_query_lines
+from agency.query.jobs import QUERY_FILE, QUERY_KIND
+from agency.query.piped_format import AMBIGUOUS, MALFORMED, NO_MATCH, REJECTED, QueryTextError, iter_query_lines
 from agency.web import submissions as subs
 from agency.web.common import agency
 from agency.web.ui.forms import hint_for, requested_page, sign_in_page
@@ -30,6 +33,14 @@ registrant_page = signed_in(REGISTRANT)
 
 DASHBOARD_ROWS = 20
 RECORD_STATUSES = ("Success", "Warning", "Failure")
+QUERY_STATUSES = ("found", AMBIGUOUS, NO_MATCH, MALFORMED, REJECTED)
+WEB_OPERATION = "web"  # the operation recorded for files uploaded through these pages
+# What the upload form takes, each through the intake its API uses: (label, file kept, its media type).
+UPLOAD_KINDS = {
+    "deposit": ("Deposit or resource-only file (doi_batch or doi_resources XML)", BATCH_FILE, "application/xml"),
+    URL_UPDATE_KIND: ("URL update file (DOI<TAB>URL lines)", URL_FILE, "text/plain"),
+    QUERY_KIND: ("Query file (piped query lines)", QUERY_FILE, "text/plain"),
+}
 QUERY_TEXT_CHARS = 200_000
 REGISTRANT_PAGE = "a registrant web page (signed-cookie session and CSRF token), not part of the API"
 OPENAPI_EXCLUDED = {route: REGISTRANT_PAGE for route in (
@@ -47,6 +58,7 @@ OPENAPI_EXCLUDED = {route: REGISTRANT_PAGE for route in (
     "GET /ui/submissions/{submission_id}",
     "GET /ui/submissions/{submission_id}/file",
     "GET /ui/submissions/{submission_id}/log.xml",
+    "GET /ui/submissions/{submission_id}/result.txt",
     "GET /ui/upload",
     "POST /ui/upload",
 )}
@@ -80,7 +92,7 @@ def sign_out() -> Response:
 @registrant_page
 def dashboard(me: Registrant) -> str:
     with agency().db.sessions() as db:
-        own = select(Submission).where(Submission.account_id == me.id, Submission.kind == "deposit")
+        own = select(Submission).where(Submission.account_id == me.id, Submission.kind.in_(UPLOAD_KINDS))
         processing = list(db.scalars(own.where(Submission.status == PROCESSING)
                                      .order_by(Submission.received_at).limit(DASHBOARD_ROWS)))
         queued = list(db.scalars(own.where(Submission.status == QUEUED)
@@ -106,28 +118,48 @@ def queue_position(db, submission: Submission) -> int:
 @bp.route("/upload", methods=["GET", "POST"])
 @registrant_page
 def upload(me: Registrant):
-    error, status = None, 200
+    """One file of any kind the API takes, received by that API's intake (same checks, same messages)."""
+    error, status, retry_after = None, 200, None
+    kind = request.form.get("kind") or "deposit"
     if request.method == "POST":
         part = request.files.get("file")
-        if part is None or not part.filename:
-            error, status = "Choose a deposit file to upload.", 400
+        if kind not in UPLOAD_KINDS:
+            error, status = "Choose what the file is: a deposit, a URL update or a query file.", 400
+        elif part is None or not part.filename:
+            error, status = "Choose a file to upload.", 400
         else:
             try:
-                submission, _verdict = agency().intake.receive(me, part.stream, part.filename, operation="web")
-            except IntakeError as exc:
-                error, status = exc.message, exc.status
+                submission = receive_upload(me, kind, part.stream, part.filename)
+            except (IntakeError, QueryTextError) as exc:
+                error, status, retry_after = exc.message, exc.status, getattr(exc, "retry_after", None)
             else:
                 return redirect(url_for("ui.submission", submission_id=submission.id), code=303)
-    return render_template("pages/ui/upload.html.j2", title="Upload a deposit", me=me, error=error), status
+    response = Response(render_template("pages/ui/upload.html.j2", title="Upload a file", me=me, error=error,
+                                        kinds={k: v[0] for k, v in UPLOAD_KINDS.items()}, kind=kind), status)
+    if retry_after:
+        response.headers["Retry-After"] = str(retry_after)
+    return response
+
+
+def receive_upload(me: Registrant, kind: str, stream, file_name: str) -> Submission:
+    """Hand the file to the intake of its kind; raises IntakeError or QueryTextError as the API's would."""
+    svc = agency()
+    if kind == URL_UPDATE_KIND:
+        return svc.url_updates.receive(me, stream, file_name, operation=WEB_OPERATION)
+    if kind == QUERY_KIND:  # always a job here, so the file has a page of its own
+        return svc.queries.receive(me, stream, file_name, operation=WEB_OPERATION, always_job=True)
+    submission, _verdict = svc.intake.receive(me, stream, file_name, operation=WEB_OPERATION)
+    return submission
 
 
 # -- one submission ------------------------------------------------------------------------
 def _own(me: Registrant, submission_id: int) -> Submission:
+    """The account's submission of a kind these pages take (as the API: another's is as good as absent)."""
     with agency().db.sessions() as db:
-        submission = subs.own_submission(db, me.id, submission_id, kind="deposit")
-    if submission is None:
+        found = [s for kind in UPLOAD_KINDS if (s := subs.own_submission(db, me.id, submission_id, kind))]
+    if not found:
         abort(404, f"You have no submission {submission_id}.")
-    return submission
+    return found[0]
 
 
 @bp.get("/submissions/<int:submission_id>")
@@ -135,7 +167,8 @@ def _own(me: Registrant, submission_id: int) -> Submission:
 def submission(me: Registrant, submission_id: int) -> str:
     found = _own(me, submission_id)
     page = requested_page(agency().settings.ui_page_rows)
-    status = request.args.get("status") if request.args.get("status") in RECORD_STATUSES else None
+    statuses = QUERY_STATUSES if found.kind == QUERY_KIND else RECORD_STATUSES
+    status = request.args.get("status") if request.args.get("status") in statuses else None
     doi = (request.args.get("doi") or "").strip()[:2048]
     query = select(RecordResult).where(RecordResult.submission_id == found.id)
     if status:
@@ -147,9 +180,10 @@ def submission(me: Registrant, submission_id: int) -> str:
     refusal = json.loads(found.refusal or "{}") if found.status == REFUSED else None
     errors = [dict(issue, hint=hint_for(issue.get("message", ""))) for issue in (refusal or {}).get("issues", [])]
     return render_template("pages/ui/submission.html.j2", title=f"Submission {found.id}", me=me, s=found,
-                           rows=rows[:page.rows], more=len(rows) > page.rows, page=page, status=status, doi=doi,
-                           statuses=RECORD_STATUSES, refusal=refusal, errors=errors,
-                           refresh=not found.is_finished)
+                           kind_label=UPLOAD_KINDS[found.kind][0], rows=rows[:page.rows],
+                           more=len(rows) > page.rows, page=page, status=status, doi=doi, statuses=statuses,
+                           refusal=refusal, errors=errors, refresh=not found.is_finished,
+                           has_result=found.kind != "deposit" and found.status == COMPLETED)
 
 
 @bp.get("/submissions/<int:submission_id>/log.xml")
@@ -164,8 +198,23 @@ def submission_log(me: Registrant, submission_id: int) -> Response:
 @registrant_page
 def submission_file(me: Registrant, submission_id: int) -> Response:
     found = _own(me, submission_id)
-    return send_file(subs.submission_file(agency(), found), mimetype="application/xml",
-                     download_name=found.file_name or f"submission-{found.id}.xml", as_attachment=True)
+    _label, kept, mimetype = UPLOAD_KINDS[found.kind]
+    return send_file(subs.submission_file(agency(), found, kept), mimetype=mimetype,
+                     download_name=found.file_name or f"submission-{found.id}-{kept}", as_attachment=True)
+
+
+@bp.get("/submissions/<int:submission_id>/result.txt")
+@registrant_page
+def submission_result(me: Registrant, submission_id: int) -> Response:
+    """A URL update's or query job's result lines, once it has completed."""
+    found = _own(me, submission_id)
+    if found.kind == "deposit" or found.status != COMPLETED:
+        abort(404, f"Submission {submission_id} has no result file" + ("." if found.kind == "deposit"
+                                                                       else f" yet: it is {found.status}."))
+    response = send_file(subs.submission_file(agency(), found, QUERY_RESULT_FILE), mimetype="text/plain",
+                         download_name=f"submission-{found.id}-result.txt", as_attachment=True)
+    response.charset = "utf-8"
+    return response
 
 
 # -- DOIs ----------------------------------------------------------------------------------
