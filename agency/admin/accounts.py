@@ -1,7 +1,9 @@
-"""What an operator changes about registrant accounts: e-mail, password, disabled or not.
+"""Changes to registrant accounts: created, e-mail, password, disabled or not.
 
 Each change is written with its audit event in the caller's transaction, and
-returns a ``Change`` saying what it did, which the CLI prints.
+returns a ``Change`` saying what it did, which the CLI prints. The ``agency``
+command, the staff console and the registrant's own account page all call these,
+so every path leaves the same events.
 """
 
 from __future__ import annotations
@@ -13,13 +15,14 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, selectinload
 
-from agency.accounts import EMAIL_PATTERN, AccountError, PasswordCheck
+from agency.accounts import EMAIL_PATTERN, AccountError, PasswordCheck, Registrant, create_account
 from agency.admin.audit import Actor, record_event
-from agency.models import Account, Handle, Submission
+from agency.models import Account, Handle, Prefix, Submission
 from agency.models.submissions import PROCESSING, QUEUED
 from agency.models.types import utcnow
 
 MIN_PASSWORD_CHARS = 8
+MAX_EMAIL_CHARS = 320
 
 
 @dataclass(frozen=True)
@@ -90,8 +93,29 @@ def show_account(session: Session, login: str) -> AccountSummary:
     return summary
 
 
+def create(session: Session, passwords: PasswordCheck, actor: Actor, login: str, email: str, password: str,
+           prefixes: list[str], reason: str | None = None) -> Registrant:
+    """A new account with its prefixes (AccountError when the login or a prefix is taken)."""
+    registrant = create_account(session, passwords, login, email, password, prefixes)
+    record_event(session, actor, "account.create", f"account:{registrant.login}", account_id=registrant.id,
+                 after={"login": registrant.login, "email": registrant.email,
+                        "prefixes": sorted(registrant.prefixes)}, reason=reason)
+    return registrant
+
+
+def search_accounts(session: Session, text: str = "", limit: int = 100) -> list[Account]:
+    """Accounts whose login or email contains the text, or that own a prefix starting with it."""
+    query = select(Account).order_by(Account.login).limit(limit).options(selectinload(Account.prefixes))
+    if text:
+        pattern = f"%{text.lower()}%"
+        owning = select(Prefix.account_id).where(Prefix.prefix.startswith(text.lower(), autoescape=True))
+        query = query.where(Account.login.ilike(pattern) | Account.email.ilike(pattern) | Account.id.in_(owning))
+    return list(session.scalars(query))
+
+
 def set_email(session: Session, actor: Actor, login: str, email: str, reason: str | None = None) -> Change:
-    if not EMAIL_PATTERN.match(email):
+    email = email.strip()
+    if not EMAIL_PATTERN.match(email) or len(email) > MAX_EMAIL_CHARS:
         raise AccountError(f"email {email!r} is not an email address")
     account = account_by_login(session, login, for_update=True)
     before = account.email
@@ -109,6 +133,14 @@ def set_password(session: Session, passwords: PasswordCheck, actor: Actor, login
     account.password_hash = passwords.hash(password)
     return audited_change(session, actor, "account.passwd", f"account:{login}", account_id=account.id,
                           before=None, after={"password": "changed"}, reason=reason)
+
+
+def change_own_password(session: Session, passwords: PasswordCheck, login: str, old: str, new: str) -> Change:
+    """The registrant's own change (from the account page): the current password must be given and right."""
+    account = account_by_login(session, login)
+    if not passwords.verify(account.password_hash, old):
+        raise AccountError("The current password is wrong.")
+    return set_password(session, passwords, Actor.account(login), login, new)
 
 
 def disable(session: Session, actor: Actor, login: str, reason: str | None = None) -> Change:

@@ -224,7 +224,7 @@ def test_change_password_needs_the_old_one_and_ends_other_sessions(app, svc, sig
     assert email.status_code == 303
     with svc.db.sessions() as session:
         actions = [e.action for e in events(session, subject="account:alice")]
-    assert actions == ["account.password", "account.email"]
+    assert actions == ["account.passwd", "account.set-email"]  # the events `agency accounts` leaves
 
 
 # -- staff console -----------------------------------------------------------------------------

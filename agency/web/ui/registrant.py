@@ -10,7 +10,8 @@ from flask import (Blueprint, Response, abort, flash, redirect, render_template,
 from sqlalchemy import func, select, tuple_
 
 from agency.accounts import AccountError, Registrant, authenticate
-from agency.admin.account_changes import change_email, change_password
+from agency.admin.accounts import MAX_EMAIL_CHARS, change_own_password, set_email
+from agency.admin.audit import Actor
 from agency.admin.url_updates import URL_FILE, URL_UPDATE_KIND
 from agency.deposit.batch_files import BATCH_FILE, QUERY_RESULT_FILE
 from agency.deposit.intake import IntakeError
@@ -19,7 +20,7 @@ from agency.handles.doi_syntax import doi_key
 from agency.handles.store import handle_values, value_text
 from agency.metadata.identifiers import parse_issn
 from agency.models import Account, Handle, MetadataIdentifier, MetadataRecord, RecordResult, Submission
-from agency.models.submissions import COMPLETED, PROCESSING, QUEUED, REFUSED
+from agency.models.submissions import COMPLETED, FAILED, PAUSED, PROCESSING, QUEUED, REFUSED
 from agency.query.jobs import QUERY_FILE, QUERY_KIND
 from agency.query.piped_format import AMBIGUOUS, MALFORMED, NO_MATCH, REJECTED, QueryTextError, iter_query_lines
 from agency.web import submissions as subs
@@ -98,7 +99,7 @@ def dashboard(me: Registrant) -> str:
         queued = list(db.scalars(own.where(Submission.status == QUEUED)
                                  .order_by(Submission.received_at, Submission.id).limit(DASHBOARD_ROWS)))
         positions = {s.id: queue_position(db, s) for s in queued}
-        recent = list(db.scalars(own.where(Submission.status.in_((COMPLETED, REFUSED)))
+        recent = list(db.scalars(own.where(Submission.status.in_((COMPLETED, REFUSED, PAUSED, FAILED)))
                                  .order_by(Submission.received_at.desc(), Submission.id.desc())
                                  .limit(DASHBOARD_ROWS)))
     return render_template("pages/ui/dashboard.html.j2", title="Your submissions", me=me, processing=processing,
@@ -315,10 +316,10 @@ def account(me: Registrant):
                     new = request.form.get("new_password") or ""
                     if new != (request.form.get("repeat_password") or ""):
                         raise AccountError("The new password and its repetition differ.")
-                    change_password(db, svc.passwords, me.id, request.form.get("old_password") or "", new)
+                    change_own_password(db, svc.passwords, me.login, request.form.get("old_password") or "", new)
                     password_hash = db.get(Account, me.id).password_hash
                 else:
-                    change_email(db, me.id, (request.form.get("email") or "")[:320])
+                    set_email(db, Actor.account(me.login), me.login, (request.form.get("email") or "")[:MAX_EMAIL_CHARS])
                     password_hash = None
         except AccountError as exc:
             error, status = str(exc), 400
