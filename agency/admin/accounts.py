@@ -20,6 +20,7 @@ from agency.admin.audit import Actor, record_event
 from agency.models import Account, Handle, Prefix, Submission
 from agency.models.submissions import PROCESSING, QUEUED
 from agency.models.types import utcnow
+from agency.notify import callbacks
 
 MIN_PASSWORD_CHARS = 8
 MAX_EMAIL_CHARS = 320
@@ -160,3 +161,25 @@ def enable(session: Session, actor: Actor, login: str, reason: str | None = None
     account.disabled_at = None
     return audited_change(session, actor, "account.enable", f"account:{login}", account_id=account.id,
                           before={"state": "disabled"}, after={"state": "enabled"}, reason=reason)
+
+
+def set_callback(session: Session, actor: Actor, login: str, url: str, endpoint: str, allow_private: bool):
+    """Register or replace the account's notification callback (checked first; raises CallbackUrlError).
+
+    Returns the target, whose secret the caller shows once when it is new."""
+    url, endpoint = callbacks.check_callback(url, endpoint, allow_private)
+    account = account_by_login(session, login)
+    target, before = callbacks.set_target(session, account.id, url, endpoint)
+    record_event(session, actor, "callback.set", f"account:{login}", account_id=account.id, before=before,
+                 after=callbacks.describe_target(target))
+    return target
+
+
+def remove_callback(session: Session, actor: Actor, login: str) -> bool:
+    """Remove the account's callback (pending notices are still delivered); False when there was none."""
+    account = account_by_login(session, login)
+    before = callbacks.remove_target(session, account.id)
+    if before is None:
+        return False
+    record_event(session, actor, "callback.remove", f"account:{login}", account_id=account.id, before=before)
+    return True

@@ -10,7 +10,8 @@ from flask import (Blueprint, Response, abort, flash, redirect, render_template,
 from sqlalchemy import func, select, tuple_
 
 from agency.accounts import AccountError, Registrant, authenticate
-from agency.admin.accounts import MAX_EMAIL_CHARS, change_own_password, set_email
+from agency.admin import transfers
+from agency.admin.accounts import MAX_EMAIL_CHARS, change_own_password, remove_callback, set_callback, set_email
 from agency.admin.audit import Actor
 from agency.admin.url_updates import URL_FILE, URL_UPDATE_KIND
 from agency.deposit.batch_files import BATCH_FILE, QUERY_RESULT_FILE
@@ -19,8 +20,10 @@ from agency.handles import resolver
 from agency.handles.doi_syntax import doi_key
 from agency.handles.store import handle_values, value_text
 from agency.metadata.identifiers import parse_issn
-from agency.models import Account, Handle, MetadataIdentifier, MetadataRecord, RecordResult, Submission
+from agency.models import Account, CallbackTarget, Handle, MetadataIdentifier, MetadataRecord, RecordResult, Submission
 from agency.models.submissions import COMPLETED, FAILED, PAUSED, PROCESSING, QUEUED, REFUSED
+from agency.models.transfers import OPEN
+from agency.notify.callbacks import CallbackUrlError, describe_target, recent_deliveries
 from agency.query.jobs import QUERY_FILE, QUERY_KIND
 from agency.query.piped_format import AMBIGUOUS, MALFORMED, NO_MATCH, REJECTED, QueryTextError, iter_query_lines
 from agency.web import submissions as subs
@@ -304,33 +307,79 @@ def query(me: Registrant):
 
 
 # -- account -------------------------------------------------------------------------------
+DELIVERIES_SHOWN = 10
+
+
 @bp.route("/account", methods=["GET", "POST"])
 @registrant_page
 def account(me: Registrant):
     svc = agency()
-    error, status = None, 200
+    error, status, new_secret = None, 200, None
     if request.method == "POST":
+        form = request.form.get("form")
+        actor = Actor.account(me.login)
         try:
             with svc.db.transaction() as db:
-                if request.form.get("form") == "password":
+                if form == "password":
                     new = request.form.get("new_password") or ""
                     if new != (request.form.get("repeat_password") or ""):
                         raise AccountError("The new password and its repetition differ.")
                     change_own_password(db, svc.passwords, me.login, request.form.get("old_password") or "", new)
-                    password_hash = db.get(Account, me.id).password_hash
+                    done = "Your password is changed."
+                elif form == "email":
+                    set_email(db, actor, me.login, (request.form.get("email") or "")[:MAX_EMAIL_CHARS])
+                    done = "Your contact email is changed."
+                elif form == "callback":
+                    had = db.get(CallbackTarget, me.id) is not None
+                    target = set_callback(db, actor, me.login, (request.form.get("url") or "")[:4096],
+                                          (request.form.get("endpoint") or "")[:512], svc.settings.callback_allow_private)
+                    new_secret = None if had else target.secret
+                    done = "Your notification callback is saved."
+                elif form == "callback-remove":
+                    done = ("Your notification callback is removed." if remove_callback(db, actor, me.login)
+                            else "There was no notification callback.")
+                elif form in ("consent", "decline"):
+                    done = _transfer_step(db, me, form)
                 else:
-                    set_email(db, Actor.account(me.login), me.login, (request.form.get("email") or "")[:MAX_EMAIL_CHARS])
-                    password_hash = None
-        except AccountError as exc:
-            error, status = str(exc), 400
+                    abort(400, "Unknown form.")
+                password_hash = db.get(Account, me.id).password_hash
+        except (AccountError, CallbackUrlError, transfers.TransferError) as exc:
+            error, status, new_secret = str(exc), 400, None
+            if isinstance(exc, CallbackUrlError):
+                error = f"This callback cannot be used: {exc}."
         else:
-            if password_hash:
+            if form == "password":
                 start_session(REGISTRANT, me.id, password_hash)  # other sessions of this account end
-                flash("Your password is changed.")
-            else:
-                flash("Your contact email is changed.")
-            return redirect(url_for("ui.account"), code=303)
+            if not new_secret:
+                flash(done)
+                return redirect(url_for("ui.account"), code=303)
     with svc.db.sessions() as db:
         email = db.get(Account, me.id).email
-    return render_template("pages/ui/account.html.j2", title="Your account", me=me, email=email, error=error,
-                           session_minutes=svc.settings.ui_idle_minutes), status
+        target = db.get(CallbackTarget, me.id)
+        callback = describe_target(target) if target else None
+        deliveries = recent_deliveries(db, me.id, DELIVERIES_SHOWN)
+        waiting = transfers.list_transfers(db, me, status=OPEN)
+    response = Response(render_template(
+        "pages/ui/account.html.j2", title="Your account", me=me, email=email, error=error,
+        session_minutes=svc.settings.ui_idle_minutes, callback=callback, deliveries=deliveries,
+        waiting=waiting, new_secret=new_secret), status)
+    if new_secret:
+        response.headers["Cache-Control"] = "no-store"  # the signing secret is shown once
+    return response
+
+
+def _transfer_step(db, me: Registrant, form: str) -> str:
+    """This account's consent to a transfer, or its refusal (a withdrawal by a party, as the API's)."""
+    transfer_id = request.form.get("transfer", type=int) or 0
+    if not 0 < transfer_id < 2**31:
+        raise transfers.TransferError("Choose a transfer.", 400)
+    shown = transfers.view(db, transfer_id)
+    if me.login not in (shown.from_login, shown.to_login):
+        raise transfers.TransferError(f"No transfer {transfer_id} concerns your account.", 404)
+    actor = Actor.account(me.login)
+    if form == "consent":
+        done = transfers.consent(db, actor, transfer_id, me.login, auto_complete=agency().settings.transfers_auto)
+        return f"You consented to transfer {transfer_id}; it is {done.status}."
+    reason = (request.form.get("reason") or "").strip()[:2000]
+    transfers.withdraw(db, actor, transfer_id, reason=f"declined by {me.login}" + (f": {reason}" if reason else ""))
+    return f"You declined transfer {transfer_id}: nothing moves."
