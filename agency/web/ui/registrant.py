@@ -20,7 +20,7 @@ from agency.handles import resolver
 from agency.handles.doi_syntax import doi_key
 from agency.handles.store import handle_values, value_text
 from agency.metadata.identifiers import parse_issn
-from agency.models import Account, CallbackTarget, Handle, MetadataIdentifier, MetadataRecord, RecordResult, Submission
+from agency.models import Account, AuditEvent, CallbackTarget, Handle, VersionReset, MetadataIdentifier, MetadataRecord, RecordResult, Submission
 from agency.models.submissions import COMPLETED, FAILED, PAUSED, PROCESSING, QUEUED, REFUSED
 from agency.models.transfers import OPEN
 from agency.notify.callbacks import CallbackUrlError, describe_target, recent_deliveries
@@ -254,6 +254,10 @@ def _own_handle(db, me: Registrant, doi: str) -> Handle:
     return handle
 
 
+HISTORY_SUBMISSIONS = 500  # the account's latest submissions searched for a DOI's writes
+HISTORY_ROWS = 50
+
+
 @bp.get("/dois/<path:doi>")
 @registrant_page
 def doi_page(me: Registrant, doi: str) -> str:
@@ -261,9 +265,35 @@ def doi_page(me: Registrant, doi: str) -> str:
         handle = _own_handle(db, me, doi)
         values = handle_values(db, handle.name)
         record = db.get(MetadataRecord, handle.key)
+        writes, resets, trail = doi_history(db, me, handle)
+        own_setter = any(subs.own_submission(db, me.id, handle.submission_id, kind) for kind in UPLOAD_KINDS)
     urls = [value_text(v.data) for v in values if v.type == "URL"]  # values are bytes, as the protocol has them
     return render_template("pages/ui/doi.html.j2", title=f"DOI {handle.name}", me=me, handle=handle,
-                           values=values, urls=urls, record=record, value_data=resolver.value_data)
+                           values=values, urls=urls, record=record, value_data=resolver.value_data,
+                           writes=writes, resets=resets, trail=trail, searched=HISTORY_SUBMISSIONS, own_setter=own_setter,
+                           shown=HISTORY_ROWS)
+
+
+def doi_history(db, me: Registrant, handle: Handle) -> tuple[list, list, list]:
+    """What the stored data says about a DOI's past, newest first (there is no per-DOI version table):
+
+    the records of the account's latest submissions that named it (each deposit's version is its batch
+    timestamp; the outcome says whether it was taken), version resets, and audit events about it."""
+    latest = (select(Submission.id).where(Submission.account_id == me.id,
+                                          Submission.kind.in_(("deposit", URL_UPDATE_KIND)))
+              .order_by(Submission.id.desc()).limit(HISTORY_SUBMISSIONS)).scalar_subquery()
+    writes = list(db.execute(
+        select(Submission.id, Submission.kind, Submission.batch_timestamp, Submission.received_at,
+               RecordResult.status, RecordResult.outcome, RecordResult.message)
+        .join(RecordResult, RecordResult.submission_id == Submission.id)
+        .where(Submission.id.in_(latest), func.upper(RecordResult.doi) == func.upper(handle.name))
+        .order_by(Submission.id.desc(), RecordResult.seq.desc()).limit(HISTORY_ROWS)))
+    resets = list(db.scalars(select(VersionReset).where(VersionReset.handle_key == handle.key)
+                             .order_by(VersionReset.id.desc()).limit(HISTORY_ROWS)))
+    trail = list(db.scalars(select(AuditEvent).where(AuditEvent.subject.in_((f"doi:{handle.name}",
+                                                                             f"handle:{handle.name}")))
+                            .order_by(AuditEvent.at.desc(), AuditEvent.id.desc()).limit(HISTORY_ROWS)))
+    return writes, resets, trail
 
 
 @bp.get("/csl/<path:doi>")
