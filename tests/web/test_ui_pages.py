@@ -321,3 +321,16 @@ def test_staff_releases_a_stuck_submission_and_a_worker_finishes_it(staff, app, 
         event = list(events(session, subject=f"submission:{submission_id}"))[0]
     assert (event.actor, event.action, event.before["lease_owner"]) == ("operator:olga", "submission.release",
                                                                          "hung-worker")
+
+
+def test_table_filter_script_is_an_enhancement_only(signed_in, svc):
+    deposit_through_page(signed_in, svc, [Article("10.5555/f.1"), Article("10.5555/f.2")])
+    script = signed_in.get("/static/tables.js")
+    assert script.status_code == 200 and script.mimetype == "text/javascript"
+    assert "table.filterable" in script.get_data(as_text=True)
+    page = signed_in.get("/ui/").get_data(as_text=True)
+    assert '<script src="/static/tables.js" defer></script>' in page and "<script>" not in page  # no inline code
+    assert 'id="recent" class="filterable"' in page
+    submission = signed_in.get("/ui/").get_data(as_text=True).split('href="/ui/submissions/')[1].split('"')[0]
+    server_side = signed_in.get(f"/ui/submissions/{submission}?doi=F.2").get_data(as_text=True)
+    assert "10.5555/f.2" in server_side and "10.5555/f.1" not in server_side  # without JavaScript too
