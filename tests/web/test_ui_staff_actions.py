@@ -144,3 +144,30 @@ def test_cli_pauses_and_resumes_with_the_same_events(svc, alice, monkeypatch, ca
     assert [a for _, a in audit_of(svc, f"submission:{submission.id}")] == ["submission.pause", "submission.resume"]
     with svc.db.sessions() as session:
         assert session.scalar(select(Submission.status).where(Submission.id == submission.id)) == "queued"
+
+
+def test_pausing_a_submission_in_process_takes_its_lease_and_resume_goes_on(staff, app, svc, alice):
+    from datetime import datetime, timedelta, timezone
+
+    from sqlalchemy import update
+
+    registrant = app.test_client()
+    sign_in(registrant)
+    submission_id = int(upload(registrant, deposit_xml([Article("10.5555/mid")])).headers["Location"].rsplit("/", 1)[1])
+    far = datetime.now(timezone.utc) + timedelta(hours=1)
+    with svc.db.transaction() as session:
+        session.execute(update(Submission).where(Submission.id == submission_id)
+                        .values(status="processing", lease_owner="busy-worker", lease_expires_at=far,
+                                started_at=datetime.now(timezone.utc)))
+    post_form(staff, f"/staff/queue/{submission_id}/pause", {}, form_page="/staff/queue")
+    with svc.db.sessions() as session:
+        paused = session.get(Submission, submission_id)
+        assert (paused.status, paused.lease_owner) == ("paused", None)  # the busy worker's next write fails
+    post_form(staff, f"/staff/queue/{submission_id}/resume", {}, form_page="/staff/queue")
+    with svc.db.sessions() as session:
+        assert session.get(Submission, submission_id).status == "processing"  # without a lease: claimable
+    svc.worker.run_until_idle()
+    assert "1 success" in registrant.get(f"/ui/submissions/{submission_id}").get_data(as_text=True)
+    with svc.db.sessions() as session:
+        assert list(events(session, subject=f"submission:{submission_id}"))[0].before == {
+            "status": "processing", "lease_owner": "busy-worker"}
