@@ -19,8 +19,8 @@ from agency.models import Account, AuditEvent, Submission
 from agency.models.outbox import DEAD
 from agency.models.submissions import FAILED, PAUSED, PROCESSING, QUEUED
 from agency.models.transfers import OPEN
-from agency.services import handle_audit
 from agency.notify.outbox import list_messages, outbox_counts, retry_dead
+from agency.services import handle_audit
 from agency.web.common import agency
 from agency.web.ui.forms import requested_page, sign_in_page
 from agency.web.ui.sessions import STAFF, end_session, protect_forms, signed_in
@@ -143,8 +143,7 @@ def account(operator: StaffMember, account_id: int):
                                                           from_login=login, prefix=prefix)
                 elif action == "secret":
                     new_secret = request.form.get("secret") or secrets.token_urlsafe(GENERATED_SECRET_BYTES)
-                    _rotate_secret(db, operator, login, prefix, new_secret,
-                                   generated=not request.form.get("secret"))
+                    _rotate_secret(db, operator, login, prefix, new_secret)
                 else:
                     abort(400, "Unknown action.")
         except (AccountError, admin_transfers.TransferError, PrefixRecordError) as exc:
@@ -170,7 +169,7 @@ def account(operator: StaffMember, account_id: int):
     return response
 
 
-def _rotate_secret(db, operator: StaffMember, login: str, prefix: str, secret: str, generated: bool) -> None:
+def _rotate_secret(db, operator: StaffMember, login: str, prefix: str, secret: str) -> None:
     """``agency prefixes secret``: the prefix administrator's HS_SECKEY, stored hashed (audited)."""
     owned = {p.prefix for p in admin_accounts.account_by_login(db, login).prefixes}
     if prefix.strip().lower() not in owned:
