@@ -20,7 +20,8 @@ from agency.handles import resolver
 from agency.handles.doi_syntax import doi_key
 from agency.handles.store import handle_values, value_text
 from agency.metadata.identifiers import parse_issn
-from agency.models import Account, AuditEvent, CallbackTarget, Handle, VersionReset, MetadataIdentifier, MetadataRecord, RecordResult, Submission
+from agency.models import (Account, AuditEvent, CallbackTarget, Handle, MetadataIdentifier, MetadataRecord,
+                           RecordResult, Submission, VersionReset)
 from agency.models.submissions import COMPLETED, FAILED, PAUSED, PROCESSING, QUEUED, REFUSED
 from agency.models.transfers import OPEN
 from agency.notify.callbacks import CallbackUrlError, describe_target, recent_deliveries
@@ -270,7 +271,8 @@ def doi_page(me: Registrant, doi: str) -> str:
     urls = [value_text(v.data) for v in values if v.type == "URL"]  # values are bytes, as the protocol has them
     return render_template("pages/ui/doi.html.j2", title=f"DOI {handle.name}", me=me, handle=handle,
                            values=values, urls=urls, record=record, value_data=resolver.value_data,
-                           writes=writes, resets=resets, trail=trail, searched=HISTORY_SUBMISSIONS, own_setter=own_setter,
+                           writes=writes, resets=resets, trail=trail, searched=HISTORY_SUBMISSIONS,
+                           own_setter=own_setter,
                            shown=HISTORY_ROWS)
 
 
@@ -362,7 +364,8 @@ def account(me: Registrant):
                 elif form == "callback":
                     had = db.get(CallbackTarget, me.id) is not None
                     target = set_callback(db, actor, me.login, (request.form.get("url") or "")[:4096],
-                                          (request.form.get("endpoint") or "")[:512], svc.settings.callback_allow_private)
+                                          (request.form.get("endpoint") or "")[:512],
+                                          svc.settings.callback_allow_private)
                     new_secret = None if had else target.secret
                     done = "Your notification callback is saved."
                 elif form == "callback-remove":
