@@ -11,7 +11,6 @@ from pathlib import Path
 from sqlalchemy import select
 
 from agency.accounts import AccountError, create_account
-from agency.admin.audit import record_event
 from agency.config import SettingError, load_settings
 from agency.models import Account
 from agency.services import build_agency, settle_startup_heap
@@ -27,14 +26,14 @@ def _read_password() -> str:
 
 
 def cmd_accounts_create(args) -> int:
+    from agency.admin.accounts import create
+
     svc = build_agency(load_settings())
     password = _read_password()
     try:
         with svc.db.transaction() as session:
-            registrant = create_account(session, svc.passwords, args.login, args.email, password, args.prefix)
-            record_event(session, _operator(args), "account.create", f"account:{registrant.login}",
-                         account_id=registrant.id, after={"email": registrant.email,
-                                                          "prefixes": sorted(registrant.prefixes)})
+            registrant = create(session, svc.passwords, _operator(args), args.login, args.email, password,
+                                args.prefix)
     except AccountError as exc:
         print(f"agency: {exc}", file=sys.stderr)
         return 2
@@ -256,13 +255,35 @@ def cmd_submissions_retry(args) -> int:
     return 2 if failed else 0
 
 
+def cmd_submissions_hold(args) -> int:
+    """`agency submissions pause|resume ID...` (admin.queue_control, audited)."""
+    from agency.admin.audit import Actor
+    from agency.admin.queue_control import QueueError, pause, resume
+
+    svc = build_agency(load_settings())
+    failed = 0
+    for submission_id in args.ids:
+        try:
+            with svc.db.transaction() as session:
+                if args.action == "pause":
+                    pause(session, Actor.operator(), submission_id, reason=args.reason)
+                    print(f"submission {submission_id} paused")
+                else:
+                    status = resume(session, Actor.operator(), submission_id, reason=args.reason)
+                    print(f"submission {submission_id} resumed ({status})")
+        except QueueError as exc:
+            print(f"agency: {exc}", file=sys.stderr)
+            failed += 1
+    return 2 if failed else 0
+
+
 def add_submission_commands(sub) -> None:
-    """`agency submissions list|retry`: the operator's view of failed (or any) submissions."""
+    """`agency submissions list|retry|pause|resume`: the operator's view of failed (or any) submissions."""
     subs = sub.add_parser("submissions", help="list submissions by state; retry failed ones").add_subparsers(
         dest="action", required=True)
     listing = subs.add_parser("list", help="list submissions (default: the failed ones, with their reasons)")
     listing.add_argument("--status", action="append",
-                         choices=["queued", "processing", "completed", "refused", "failed"],
+                         choices=["queued", "processing", "paused", "completed", "refused", "failed"],
                          help="only these states (repeatable; default failed)")
     listing.add_argument("--limit", type=int, default=100)
     listing.set_defaults(func=cmd_submissions_list)
@@ -270,6 +291,12 @@ def add_submission_commands(sub) -> None:
     retry.add_argument("ids", nargs="+", type=int)
     retry.add_argument("--reason", help="why (kept in the audit trail)")
     retry.set_defaults(func=cmd_submissions_retry)
+    for action, text in (("pause", "hold queued or processing submissions: no worker takes them until resumed"),
+                         ("resume", "put paused submissions back in the queue, where they stopped")):
+        held = subs.add_parser(action, help=text)
+        held.add_argument("ids", nargs="+", type=int)
+        held.add_argument("--reason", help="why (kept in the audit trail)")
+        held.set_defaults(func=cmd_submissions_hold)
 
 
 def cmd_handles_rekey(_args) -> int:

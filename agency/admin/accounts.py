@@ -1,7 +1,9 @@
-"""What an operator changes about registrant accounts: e-mail, password, disabled or not.
+"""Changes to registrant accounts: created, e-mail, password, disabled or not.
 
 Each change is written with its audit event in the caller's transaction, and
-returns a ``Change`` saying what it did, which the CLI prints.
+returns a ``Change`` saying what it did, which the CLI prints. The ``agency``
+command, the staff console and the registrant's own account page all call these,
+so every path leaves the same events.
 """
 
 from __future__ import annotations
@@ -13,13 +15,15 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, selectinload
 
-from agency.accounts import EMAIL_PATTERN, AccountError, PasswordCheck
+from agency.accounts import EMAIL_PATTERN, AccountError, PasswordCheck, Registrant, create_account
 from agency.admin.audit import Actor, record_event
-from agency.models import Account, Handle, Submission
+from agency.models import Account, Handle, Prefix, Submission
 from agency.models.submissions import PROCESSING, QUEUED
 from agency.models.types import utcnow
+from agency.notify import callbacks
 
 MIN_PASSWORD_CHARS = 8
+MAX_EMAIL_CHARS = 320
 
 
 @dataclass(frozen=True)
@@ -90,8 +94,29 @@ def show_account(session: Session, login: str) -> AccountSummary:
     return summary
 
 
+def create(session: Session, passwords: PasswordCheck, actor: Actor, login: str, email: str, password: str,
+           prefixes: list[str], reason: str | None = None) -> Registrant:
+    """A new account with its prefixes (AccountError when the login or a prefix is taken)."""
+    registrant = create_account(session, passwords, login, email, password, prefixes)
+    record_event(session, actor, "account.create", f"account:{registrant.login}", account_id=registrant.id,
+                 after={"login": registrant.login, "email": registrant.email,
+                        "prefixes": sorted(registrant.prefixes)}, reason=reason)
+    return registrant
+
+
+def search_accounts(session: Session, text: str = "", limit: int = 100) -> list[Account]:
+    """Accounts whose login or email contains the text, or that own a prefix starting with it."""
+    query = select(Account).order_by(Account.login).limit(limit).options(selectinload(Account.prefixes))
+    if text:
+        pattern = f"%{text.lower()}%"
+        owning = select(Prefix.account_id).where(Prefix.prefix.startswith(text.lower(), autoescape=True))
+        query = query.where(Account.login.ilike(pattern) | Account.email.ilike(pattern) | Account.id.in_(owning))
+    return list(session.scalars(query))
+
+
 def set_email(session: Session, actor: Actor, login: str, email: str, reason: str | None = None) -> Change:
-    if not EMAIL_PATTERN.match(email):
+    email = email.strip()
+    if not EMAIL_PATTERN.match(email) or len(email) > MAX_EMAIL_CHARS:
         raise AccountError(f"email {email!r} is not an email address")
     account = account_by_login(session, login, for_update=True)
     before = account.email
@@ -111,6 +136,14 @@ def set_password(session: Session, passwords: PasswordCheck, actor: Actor, login
                           before=None, after={"password": "changed"}, reason=reason)
 
 
+def change_own_password(session: Session, passwords: PasswordCheck, login: str, old: str, new: str) -> Change:
+    """The registrant's own change (from the account page): the current password must be given and right."""
+    account = account_by_login(session, login)
+    if not passwords.verify(account.password_hash, old):
+        raise AccountError("The current password is wrong.")
+    return set_password(session, passwords, Actor.account(login), login, new)
+
+
 def disable(session: Session, actor: Actor, login: str, reason: str | None = None) -> Change:
     """From now on the account authenticates nowhere; its queued submissions wait, they are not lost."""
     account = account_by_login(session, login, for_update=True)
@@ -128,3 +161,25 @@ def enable(session: Session, actor: Actor, login: str, reason: str | None = None
     account.disabled_at = None
     return audited_change(session, actor, "account.enable", f"account:{login}", account_id=account.id,
                           before={"state": "disabled"}, after={"state": "enabled"}, reason=reason)
+
+
+def set_callback(session: Session, actor: Actor, login: str, url: str, endpoint: str, allow_private: bool):
+    """Register or replace the account's notification callback (checked first; raises CallbackUrlError).
+
+    Returns the target, whose secret the caller shows once when it is new."""
+    url, endpoint = callbacks.check_callback(url, endpoint, allow_private)
+    account = account_by_login(session, login)
+    target, before = callbacks.set_target(session, account.id, url, endpoint)
+    record_event(session, actor, "callback.set", f"account:{login}", account_id=account.id, before=before,
+                 after=callbacks.describe_target(target))
+    return target
+
+
+def remove_callback(session: Session, actor: Actor, login: str) -> bool:
+    """Remove the account's callback (pending notices are still delivered); False when there was none."""
+    account = account_by_login(session, login)
+    before = callbacks.remove_target(session, account.id)
+    if before is None:
+        return False
+    record_event(session, actor, "callback.remove", f"account:{login}", account_id=account.id, before=before)
+    return True

@@ -14,6 +14,8 @@ QUEUED, PROCESSING, COMPLETED, REFUSED = "queued", "processing", "completed", "r
 # Accepted, but processing kept failing (unreadable file, ...): stopped with its reason until
 # the operator retries it (`agency submissions retry ID`). Never reported as completed.
 FAILED = "failed"
+# Held by the operator (`agency submissions pause ID`): no worker takes it until it is resumed.
+PAUSED = "paused"
 
 
 class Submission(Base):

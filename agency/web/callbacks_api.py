@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from flask import Blueprint, Response, jsonify, request
 
-from agency.admin.audit import Actor, record_event
+from agency.admin.accounts import remove_callback, set_callback
+from agency.admin.audit import Actor
 from agency.models import CallbackTarget
 from agency.notify import callbacks
 from agency.web import openapi
@@ -79,16 +80,13 @@ def register(registrant: Registrant) -> Response:
         return json_error(400, 'The body is not a JSON object like {"url": "https://…", "endpoint": "a name"}.')
     svc = agency()
     try:
-        url, endpoint = callbacks.check_callback(body.get("url"), body.get("endpoint"),
-                                                 svc.settings.callback_allow_private)
+        with svc.db.transaction() as session:
+            target = set_callback(session, Actor.account(registrant.login), registrant.login, body.get("url"),
+                                  body.get("endpoint"), svc.settings.callback_allow_private)
+            session.flush()
+            session.expunge(target)
     except callbacks.CallbackUrlError as exc:
         return json_error(422, f"This callback cannot be used: {exc}.", code="invalid_callback")
-    with svc.db.transaction() as session:
-        target, before = callbacks.set_target(session, registrant.id, url, endpoint)
-        record_event(session, Actor.account(registrant.login), "callback.set", f"account:{registrant.login}",
-                     account_id=registrant.id, before=before, after=callbacks.describe_target(target))
-        session.flush()
-        session.expunge(target)
     return _answer(registrant, target, secret=True)
 
 
@@ -96,9 +94,6 @@ def register(registrant: Registrant) -> Response:
 @account_required
 def remove(registrant: Registrant) -> Response:
     with agency().db.transaction() as session:
-        before = callbacks.remove_target(session, registrant.id)
-        if before is None:
+        if not remove_callback(session, Actor.account(registrant.login), registrant.login):
             return json_error(404, "This account has no callback registered.")
-        record_event(session, Actor.account(registrant.login), "callback.remove", f"account:{registrant.login}",
-                     account_id=registrant.id, before=before)
     return Response(status=204)

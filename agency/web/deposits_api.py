@@ -22,7 +22,7 @@ OPENAPI_SCHEMAS = {
         "type": "object", "required": ["submission_id", "status", "kind", "links"],
         "properties": {
             "submission_id": {"type": "integer"},
-            "status": {"type": "string", "enum": ["queued", "processing", "completed", "refused"]},
+            "status": {"type": "string", "enum": ["queued", "processing", "paused", "completed", "refused", "failed"]},
             "kind": {"type": "string"}, "file_name": {"type": ["string", "null"]},
             "doi_batch_id": {"type": ["string", "null"]}, "received_at": {"type": "string"},
             "completed_at": {"type": ["string", "null"]}, "counts": {"type": "object"},

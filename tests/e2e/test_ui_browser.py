@@ -142,7 +142,7 @@ def test_a_registrants_day_in_the_browser(live, artifacts):
 
         for label in ("first", "again"):  # the second upload's records are older-or-equal: they fail
             browser.click("nav a[href='/ui/upload']")
-            assert browser.page(f"upload-{label}") == "Upload a deposit"
+            assert browser.page(f"upload-{label}") == "Upload a file"
             browser.find("#file").send_keys(str(CORPUS_FILE))
             browser.submit("#upload")
             browser.wait_for(lambda: browser.text("#status") == "completed")
@@ -154,6 +154,13 @@ def test_a_registrants_day_in_the_browser(live, artifacts):
         browser.page("failed-records")
         failed = browser.text("#records")
         assert "Failure" in failed and "less or equal to previously submitted version" in failed
+        rows = browser.driver.find_elements("css selector", "#records tr")[1:]
+        browser.find("input.table-filter").send_keys(rows[0].find_elements("css selector", "td")[1].text)
+        assert rows[0].is_displayed() and 1 <= sum(row.is_displayed() for row in rows) <= len(rows)
+        browser.find("input.table-filter").send_keys("-no-such-row")
+        assert not any(row.is_displayed() for row in rows)
+        assert browser.text(".table-filter-count") == f"0 of {len(rows)} rows"
+        browser.page("filtered-on-the-page")
 
         browser.click("nav a[href='/ui/dois']")
         browser.fill({"q": "10.32013"})

@@ -72,3 +72,27 @@ def test_error_pages_escape_the_requested_path(client, alice):
     assert "<script>alert(6)" not in page
     staff_login = post_form(client, "/staff/sign-in", {"login": SCRIPT, "password": "x"})
     assert "<script>" not in staff_login.get_data(as_text=True).lower()
+
+
+def test_payloads_in_callbacks_transfers_and_text_files_are_escaped(app, client, svc, alice, bob, monkeypatch):
+    from agency.admin import transfers
+    from agency.admin.audit import Actor
+
+    add_operator(svc)
+    sign_in(client)
+    monkeypatch.setattr(svc, "settings", svc.settings.replace(callback_allow_private=True))
+    post_form(client, "/ui/account", {"form": "callback", "url": "http://127.0.0.1:9/" + "a?b=%22%3E", "endpoint": SCRIPT})
+    upload(client, deposit_xml([Article(DOI, url=URL, title=SCRIPT)], batch_id=BATCH), FILE_NAME)
+    svc.worker.run_until_idle()
+    text = upload(client, f"{DOI}\t{URL}\n{SCRIPT}\n".encode(), FILE_NAME, kind="url-update")
+    assert text.status_code == 303
+    svc.worker.run_until_idle()
+    assert_escaped(client.get(text.headers["Location"]).get_data(as_text=True), DOI, SCRIPT)
+    with svc.db.transaction() as session:
+        transfers.open_transfer(session, Actor.operator("olga"), "bob", from_login="alice", dois=[DOI])
+    assert_escaped(client.get("/ui/account").get_data(as_text=True), SCRIPT)
+    assert_escaped(client.get("/ui/dois/" + DOI).get_data(as_text=True), DOI)  # with its versions table
+    staff = app.test_client()
+    sign_in(staff, "olga", "olga-password", staff=True)
+    for path in ("/staff/transfers", "/staff/queue", "/staff/audit"):
+        assert_escaped(staff.get(path).get_data(as_text=True))

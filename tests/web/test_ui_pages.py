@@ -166,7 +166,7 @@ def test_upload_refusals_say_what_the_api_says(signed_in, svc):
     empty = upload(signed_in, b"")
     assert empty.status_code == 400 and "The uploaded file is empty." in empty.get_data(as_text=True)
     none = post_form(signed_in, "/ui/upload", {}, content_type="multipart/form-data")
-    assert none.status_code == 400 and "Choose a deposit file" in none.get_data(as_text=True)
+    assert none.status_code == 400 and "Choose a file to upload" in none.get_data(as_text=True)
 
 
 def test_doi_search_and_doi_page(signed_in, svc):
@@ -224,7 +224,7 @@ def test_change_password_needs_the_old_one_and_ends_other_sessions(app, svc, sig
     assert email.status_code == 303
     with svc.db.sessions() as session:
         actions = [e.action for e in events(session, subject="account:alice")]
-    assert actions == ["account.password", "account.email"]
+    assert actions == ["account.passwd", "account.set-email"]  # the events `agency accounts` leaves
 
 
 # -- staff console -----------------------------------------------------------------------------
@@ -321,3 +321,16 @@ def test_staff_releases_a_stuck_submission_and_a_worker_finishes_it(staff, app, 
         event = list(events(session, subject=f"submission:{submission_id}"))[0]
     assert (event.actor, event.action, event.before["lease_owner"]) == ("operator:olga", "submission.release",
                                                                          "hung-worker")
+
+
+def test_table_filter_script_is_an_enhancement_only(signed_in, svc):
+    deposit_through_page(signed_in, svc, [Article("10.5555/f.1"), Article("10.5555/f.2")])
+    script = signed_in.get("/static/tables.js")
+    assert script.status_code == 200 and script.mimetype == "text/javascript"
+    assert "table.filterable" in script.get_data(as_text=True)
+    page = signed_in.get("/ui/").get_data(as_text=True)
+    assert '<script src="/static/tables.js" defer></script>' in page and "<script>" not in page  # no inline code
+    assert 'id="recent" class="filterable"' in page
+    submission = signed_in.get("/ui/").get_data(as_text=True).split('href="/ui/submissions/')[1].split('"')[0]
+    server_side = signed_in.get(f"/ui/submissions/{submission}?doi=F.2").get_data(as_text=True)
+    assert "10.5555/f.2" in server_side and "10.5555/f.1" not in server_side  # without JavaScript too

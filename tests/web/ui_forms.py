@@ -27,9 +27,9 @@ def sign_in(client, login: str = "alice", password: str = "alice-password", staf
     return post_form(client, path, {"login": login, "password": password})
 
 
-def upload(client, xml: bytes, name: str = "batch.xml"):
-    return post_form(client, "/ui/upload", {"file": (io.BytesIO(xml), name)},
-                     content_type="multipart/form-data")
+def upload(client, xml: bytes, name: str = "batch.xml", kind: str | None = None):
+    data = {"file": (io.BytesIO(xml), name), **({"kind": kind} if kind else {})}
+    return post_form(client, "/ui/upload", data, content_type="multipart/form-data")
 
 
 def add_operator(svc, name: str = "olga", password: str = "olga-password") -> None:
