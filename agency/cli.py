@@ -613,6 +613,15 @@ def cmd_datacite_convert(args) -> int:
     return 0
 
 
+def cmd_datacite_reindex(args) -> int:
+    """Index the findable MDS DOIs again from the bodies kept under batches/."""
+    svc = build_agency(load_settings())
+    with svc.db.transaction() as session:
+        count = svc.mds.reindex(session, args.prefix)
+    print(f"{count} findable DataCite DOI(s) indexed again from their files under batches/")
+    return 0
+
+
 def cmd_db(args) -> int:
     """Schema migrations: upgrade, current, history (and revision, for developers)."""
     from agency import migrations
@@ -880,6 +889,9 @@ def build_parser() -> argparse.ArgumentParser:
     converting.add_argument("--reason", help="why (kept in the audit trail)")
     converting.add_argument("--operator", help="who (default: AGENCY_OPERATOR or the login)")
     converting.set_defaults(func=cmd_datacite_convert)
+    reindexing = datacite.add_parser("reindex", help="index the findable DOIs again from their kept MDS bodies")
+    reindexing.add_argument("--prefix", help="only this prefix's DOIs")
+    reindexing.set_defaults(func=cmd_datacite_reindex)
 
     from agency.upload.command import add_parser as add_upload_parser
 

@@ -68,7 +68,8 @@ class Agency:
             from agency.datacite.kernel4 import Kernel4Schema
             from agency.datacite.states import MdsDois
 
-            self._mds = MdsDois(Kernel4Schema(self.settings.schema_dir), self.settings.handle_ttl)
+            self._mds = MdsDois(Kernel4Schema(self.settings.schema_dir), self.settings.handle_ttl,
+                                self.settings.batch_dir)
         return self._mds
 
     def start_background(self) -> None:

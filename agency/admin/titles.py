@@ -4,9 +4,11 @@ The first deposit of a journal, book, series or proceedings creates its title
 record (title, ISSNs / ISBNs, owning account). A later deposit by another
 account using one of those identifiers fails those records, saying who owns the
 title and how to ask for a transfer; the owner depositing a different title text
-gets a Warning. Ownership is decided by the database: each identifier is a
-primary key, inserted ``ON CONFLICT DO NOTHING`` and read back, so two accounts
-racing on a new ISSN end with one owner.
+gets a Warning. A DOI that a completed transfer moved to the depositor while its
+title stayed with the other account (a partial transfer) is the exception: its
+update is accepted with a Warning naming the title's owner. Ownership is decided
+by the database: each identifier is a primary key, inserted ``ON CONFLICT DO
+NOTHING`` and read back, so two accounts racing on a new ISSN end with one owner.
 
 Registered journal articles leave their ``ISSN|volume|issue|first page|year``
 in ``citation_keys``; another DOI arriving with the same key is "Added with
@@ -52,6 +54,9 @@ class Owner:
 class Verdict:
     status: str  # FAILURE or WARNING
     message: str
+    # For a Failure because another account owns the title: the Warning a DOI transferred to the
+    # depositor gets instead (its update is accepted; the title record stays its owner's).
+    transferred: str | None = None
 
 
 @lru_cache(maxsize=4096)
@@ -104,9 +109,14 @@ class TitleGuard:
         if not contexts:
             return {}
         verdicts = self._decide(session, registrant, list(contexts.values()))
+        failing = [r for r in records if any(verdicts.get(id(c)) is not None and verdicts[id(c)].status == FAILURE
+                                             for c in getattr(r, "titles", ()))]
+        received = transferred_to(session, registrant.id, [doi_key(r.doi) for r in failing]) if failing else set()
         out: dict[int, RecordDiagnostic] = {}
         for record in records:
             found = [verdicts[id(c)] for c in getattr(record, "titles", ()) if id(c) in verdicts]
+            if doi_key(record.doi) in received and all(v.transferred for v in found if v.status == FAILURE):
+                found = [Verdict(WARNING, v.transferred) if v.status == FAILURE else v for v in found]
             failure = next((v for v in found if v.status == FAILURE), None)
             chosen = failure or (found[0] if found else None)
             if chosen is not None:
@@ -137,7 +147,10 @@ class TitleGuard:
         for kind, value in identifiers:
             owner = known.get((kind, value))
             if owner is not None and owner.account_id != registrant.id:
-                return Verdict(FAILURE, refusal(kind, value, owner, registrant.login))
+                return Verdict(FAILURE, refusal(kind, value, owner, registrant.login), transferred=(
+                    f'{kind.upper()} "{value}" belongs to the title record "{owner.title}" of {owner.login}; '
+                    "this DOI was transferred to you, so its update is accepted and the title record stays "
+                    f"{owner.login}'s (a transfer of the whole title moves it)"))
         for kind, value in identifiers:
             owner = known.get((kind, value))
             if owner is not None and context.title and not _same_title(owner.title, context.title):
@@ -208,6 +221,19 @@ class TitleGuard:
                 notes[record.seq] = ("with conflict: another DOI has the same ISSN, volume, issue, first page and "
                                      f"year (dois_in_conflict: {shown}{f' and {more} more' if more > 0 else ''})")
         return notes
+
+
+def transferred_to(session: Session, account_id: int, keys: Sequence[str]) -> set[str]:
+    """Which of ``keys`` a completed transfer moved to the account (one primary-key probe per transfer)."""
+    from agency.models import Transfer, TransferItem
+    from agency.models.transfers import COMPLETED
+
+    if not keys:
+        return set()
+    return set(session.scalars(
+        select(TransferItem.doi_key).join(Transfer, Transfer.id == TransferItem.transfer_id)
+        .where(Transfer.to_account_id == account_id, Transfer.status == COMPLETED,
+               TransferItem.doi_key.in_(sorted(set(keys))))))
 
 
 def _replace_citation(statement):

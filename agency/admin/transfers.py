@@ -10,7 +10,15 @@ Completion is one transaction: every DOI's owner becomes B only where A still
 owns it (all or nothing), so B may update them from then on (timestamp
 precedence continues from the stored versions), A no longer may, and HS_ADMIN
 follows (``handles.store.admin_prefix``); both parties are mailed through the
-outbox and every step is audited. While a transfer is open its DOIs are held
+outbox and every step is audited.
+
+The title records involved move with the DOIs: a title transfer's own title
+record, and for a list or a prefix every title record of A's that one of the
+moved DOIs carries (by ISSN/ISBN, in the metadata index or the citation keys)
+once A keeps no DOI of that title. A title A still has DOIs of stays A's (a
+title has one owner) and the completion's audit event names it; B's updates
+of the DOIs it received under that title are accepted with a Warning
+(``admin.titles.TitleGuard``). Each title that moves has its own audit event. While a transfer is open its DOIs are held
 by a unique index (``transfer_items.open_key``): two open transfers never share one.
 """
 
@@ -20,7 +28,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Iterable
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -269,26 +277,87 @@ def complete(session: Session, actor: Actor, transfer_id: int, reason: str | Non
         raise TransferError(f"{len(keys) - moved} of the transfer's DOIs are no longer owned by {source.login}: "
                             "nothing was moved; withdraw this transfer and open another")
     if transfer.scope == "prefix":
-        moved += _move_prefix(session, transfer.scope_value, source, target)
-    if transfer.scope == "title":
-        session.execute(update(TitleRecord).where(TitleRecord.id == _title_record(
-            session, source, transfer.scope_value).id).values(account_id=target.id, updated_at=utcnow()))
+        later = _move_prefix(session, transfer.scope_value, source, target)
+        moved += len(later)
+        keys = sorted(set(keys) | set(later))
+    named = _title_record(session, source, transfer.scope_value).id if transfer.scope == "title" else None
+    titles_moved, titles_kept = _move_titles(session, actor, transfer, source, target, keys, named)
     session.execute(update(TransferItem).where(TransferItem.transfer_id == transfer.id).values(open_key=None))
     transfer.status, transfer.closed_at, transfer.closed_by = COMPLETED, utcnow(), str(actor)
-    _audit_both(session, actor, "transfer.complete", transfer, reason=reason,
-                after={"from": source.login, "to": target.login, "dois": moved})
+    after = {"from": source.login, "to": target.login, "dois": moved, "titles_moved": titles_moved}
+    if titles_kept:
+        after["titles_kept"] = titles_kept
+    _audit_both(session, actor, "transfer.complete", transfer, reason=reason, after=after)
     done = view(session, transfer_id)
-    _mail_parties(session, done, [source, target])
+    _mail_parties(session, done, [source, target], titles_moved, titles_kept)
     return done
 
 
-def _move_prefix(session: Session, prefix: str, source: Account, target: Account) -> int:
-    """The prefix and DOIs under it deposited since the transfer opened."""
-    later = session.execute(update(Handle).where(Handle.prefix == prefix, Handle.account_id == source.id)
-                            .values(account_id=target.id).execution_options(synchronize_session=False)).rowcount
+def _move_prefix(session: Session, prefix: str, source: Account, target: Account) -> list[str]:
+    """The prefix and DOIs under it deposited since the transfer opened; returns those DOIs' keys."""
+    later = list(session.scalars(update(Handle).where(Handle.prefix == prefix, Handle.account_id == source.id)
+                                 .values(account_id=target.id).returning(Handle.key)
+                                 .execution_options(synchronize_session=False)))
     session.execute(update(Prefix).where(Prefix.prefix == prefix, Prefix.account_id == source.id)
                     .values(account_id=target.id))
     return later
+
+
+def _identifiers_of_dois(session: Session, keys: list[str]) -> set[str]:
+    """The ISSNs/ISBNs the DOIs carry: in the metadata index, or (journal articles not loaded yet) as
+    the ISSN of their citation key."""
+    values: set[str] = set()
+    for chunk in _chunks(keys):
+        values.update(session.scalars(select(MetadataIdentifier.value).where(MetadataIdentifier.doi_key.in_(chunk))))
+        values.update(key.split("|", 1)[0] for key in session.scalars(
+            select(CitationKey.key).where(CitationKey.doi_key.in_(chunk))))
+    return values
+
+
+def _dois_left_under_title(session: Session, source: Account, title_id: int) -> int:
+    """How many DOIs ``source`` still owns that carry one of the title's identifiers (0 or more; the
+    database counts, whatever the size of the journal)."""
+    values = list(session.scalars(select(TitleIdentifier.value).where(TitleIdentifier.title_id == title_id)))
+    if not values:
+        return 0
+    indexed = select(MetadataIdentifier.doi_key).join(Handle, Handle.key == MetadataIdentifier.doi_key).where(
+        MetadataIdentifier.value.in_(values), Handle.account_id == source.id)
+    cited = select(CitationKey.doi_key).join(Handle, Handle.key == CitationKey.doi_key).where(
+        or_(*(CitationKey.key.startswith(value + "|") for value in values)), Handle.account_id == source.id)
+    return session.scalar(select(func.count()).select_from(indexed.union(cited).subquery())) or 0
+
+
+def _move_titles(session: Session, actor: Actor, transfer: Transfer, source: Account, target: Account,
+                 keys: list[str], named: int | None) -> tuple[list[dict], list[dict]]:
+    """Move the title records involved in the transfer from A to B (see the module's docstring); returns
+    the titles moved and those kept by A (with the count of DOIs A still has under them)."""
+    values = _identifiers_of_dois(session, keys)
+    candidates: dict[int, TitleRecord] = {}
+    for chunk in _chunks(sorted(values)):
+        for record in session.scalars(select(TitleRecord).join(TitleIdentifier, TitleIdentifier.title_id ==
+                                                               TitleRecord.id)
+                                      .where(TitleIdentifier.value.in_(chunk), TitleRecord.account_id == source.id)):
+            candidates[record.id] = record
+    if named is not None and named not in candidates:
+        candidates[named] = session.get(TitleRecord, named)
+    moved, kept = [], []
+    for title_id in sorted(candidates):
+        record = candidates[title_id]
+        identifiers = sorted(session.scalars(select(TitleIdentifier.value)
+                                             .where(TitleIdentifier.title_id == title_id)))
+        shown = {"title_id": title_id, "title": record.title, "identifiers": identifiers}
+        left = 0 if title_id == named else _dois_left_under_title(session, source, title_id)
+        if left:
+            kept.append({**shown, "dois_left": left})
+            continue
+        session.execute(update(TitleRecord).where(TitleRecord.id == title_id)
+                        .values(account_id=target.id, updated_at=utcnow()))
+        for account_id in (source.id, target.id):
+            audited_change(session, actor, "title.transfer", f"title:{title_id}", account_id=account_id,
+                           before={"owner": source.login}, after={**shown, "owner": target.login,
+                                                                  "transfer_id": transfer.id}, reason=None)
+        moved.append(shown)
+    return moved, kept
 
 
 def withdraw(session: Session, actor: Actor, transfer_id: int, reason: str | None = None) -> TransferView:
@@ -329,10 +398,20 @@ def list_transfers(session: Session, registrant: Registrant | None = None, statu
     return [view(session, tid) for tid in session.scalars(query)]
 
 
-def _mail_parties(session: Session, done: TransferView, accounts: list[Account]) -> None:
+def _title_line(title: dict) -> str:
+    return f"{title['title']} ({', '.join(title['identifiers'])})"
+
+
+def _mail_parties(session: Session, done: TransferView, accounts: list[Account], titles_moved: list[dict],
+                  titles_kept: list[dict]) -> None:
     text = (f"Transfer {done.id} is complete: {done.dois} DOI(s) ({done.scope}"
             f"{' ' + done.scope_value if done.scope_value else ''}) moved from {done.from_login} to {done.to_login}.\n"
             f"From now on only {done.to_login} may update them; the DOI names do not change.\n")
+    for title in titles_moved:
+        text += f"Title record moved to {done.to_login}: {_title_line(title)}.\n"
+    for title in titles_kept:
+        text += (f"Title record kept by {done.from_login}, who still has {title['dois_left']} DOI(s) of it: "
+                 f"{_title_line(title)}.\n")
     for account in accounts:
         enqueue_mail(session, key=f"transfer-{done.id}-{account.login}", recipients=[account.email],
                      subject=f"DOI transfer {done.id} completed: {done.from_login} -> {done.to_login}", text=text)

@@ -4,7 +4,8 @@ A submission of kind ``url-update``: the file is spooled and checked as text
 (UTF-8, a BOM and CRLF allowed, line count and length bounded) before anything
 is acknowledged, then kept as ``urls.txt`` in its folder under batches/. The
 worker applies it chunk by chunk; each line's result (Success, or Failure with
-the reason) is committed with the URL writes it caused, fenced by the lease,
+the reason) is committed with the URL writes it caused (the handle's URL value
+and the metadata index's URL), fenced by the lease,
 so a restarted worker resumes after the last chunk. A bad line fails alone: no
 tab, a bad DOI or URL, a DOI that is unknown, another account's, an alias,
 withdrawn, or given twice in the file. At the end the log (the deposit log's
@@ -34,6 +35,7 @@ from agency.deposit.intake import DepositIntake
 from agency.deposit.logs import BatchCounts, BatchLogs
 from agency.handles.doi_syntax import MAX_DOI_LENGTH, doi_key, doi_problem, url_problem
 from agency.handles.store import FAILURE, SUCCESS, RecordDiagnostic, handle_states, replace_urls
+from agency.metadata.index import index_urls
 from agency.models import RecordResult, Submission
 from agency.models.submissions import COMPLETED
 from agency.models.types import utcnow
@@ -189,6 +191,7 @@ class UrlUpdateRunner:
             out.append(RecordDiagnostic(line.seq, doi, SUCCESS, f"URL updated to {url}", "updated"))
         if writes:
             replace_urls(session, list(writes.items()), self.settings.handle_ttl)
+            index_urls(session, list(writes.items()))  # piped queries and metadata pages answer the new URL
         return out
 
     def _finish(self, submission_id: int, owner: str) -> None:

@@ -3,7 +3,8 @@
 DOIs are never deleted (the DOI Handbook and Crossref both require it). A
 withdrawn DOI keeps its handle and its metadata; its URL value points at
 ``{base_url}/withdrawn/{doi}``, a page naming the DOI, its title, the reason
-and the date. Reinstating restores the URL it had. Both are audited in the
+and the date; the metadata index's URL follows, so metadata pages and piped
+queries answer the tombstone too. Reinstating restores the URL it had, in both. Both are audited in the
 transaction that makes them; while withdrawn, deposits, resource deposits and
 URL updates for the DOI are refused.
 """
@@ -20,6 +21,7 @@ from sqlalchemy.orm import Session
 from agency.admin.audit import MAX_REASON_CHARS, Actor, record_event
 from agency.handles.doi_syntax import doi_key
 from agency.handles.store import clear_url, current_url, handle_states, replace_urls
+from agency.metadata.index import index_urls
 from agency.models import MetadataRecord, Withdrawal
 from agency.models.types import utcnow
 
@@ -67,6 +69,7 @@ def withdraw(session: Session, actor: Actor, doi: str, reason: str | None, base_
     row.previous_url, row.withdrawn_at, row.reinstated_at = previous, utcnow(), None
     session.add(row)
     replace_urls(session, [(key, tombstone_url(base_url, state.name))], ttl)
+    index_urls(session, [(key, tombstone_url(base_url, state.name))])
     record_event(session, actor, "doi.withdraw", f"doi:{state.name}", account_id=state.account_id,
                  before={"url": previous}, after={"url": tombstone_url(base_url, state.name)}, reason=reason)
     return Tombstone(state.name, title, reason, row.withdrawn_at)
@@ -83,6 +86,7 @@ def reinstate(session: Session, actor: Actor, doi: str, reason: str | None, ttl:
         clear_url(session, key)
     else:
         replace_urls(session, [(key, row.previous_url)], ttl)
+    index_urls(session, [(key, row.previous_url)])
     row.active, row.reinstated_at = False, utcnow()
     account_id = handle_states(session, [key])[key].account_id
     record_event(session, actor, "doi.reinstate", f"doi:{row.doi}", account_id=account_id,

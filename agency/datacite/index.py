@@ -14,7 +14,7 @@ from agency.handles.doi_syntax import doi_key, doi_prefix
 from agency.metadata.text_keys import name_key, text_key, title_key
 from agency.models import Handle, MetadataContributor, MetadataRecord, MetadataRelation
 
-MDS_FOLDER = "(mds)"  # batch_folder of records that came through the MDS API, not a batch
+MDS_FOLDER = "(mds)"  # batch_folder of an MDS record with no body kept (a DOI converted from Crossref)
 KEY_CHARS = 512
 
 # resourceTypeGeneral → the content type whose citation type fits it (agency.handles.resolver's CSL types).
@@ -36,8 +36,10 @@ def unindex(session: Session, doi: str) -> None:
     session.execute(delete(MetadataRecord).where(MetadataRecord.doi_key == key))
 
 
-def index_record(session: Session, record: DataciteRecord, url: str | None, login: str) -> None:
-    """Replace the DOI's indexed metadata with this record's."""
+def index_record(session: Session, record: DataciteRecord, url: str | None, login: str,
+                 submission_id: int | None = None, folder: str | None = None) -> None:
+    """Replace the DOI's indexed metadata with this record's, naming the submission (and its folder
+    under batches/) that received it."""
     unindex(session, record.doi)
     key = doi_key(record.doi)
     handle = session.get(Handle, key)
@@ -52,7 +54,8 @@ def index_record(session: Session, record: DataciteRecord, url: str | None, logi
         title=title, title_key=_cut(title_key(title)), year=record.publication_year or None,
         publisher=record.publisher, registrant=record.publisher, depositor_login=login,
         first_author_surname=first_surname, first_author_key=_cut(name_key(first_surname)),
-        version=handle.version if handle is not None else "0", submission_id=None, batch_folder=MDS_FOLDER,
+        version=handle.version if handle is not None else "0", submission_id=submission_id,
+        batch_folder=folder or MDS_FOLDER,
     ))
     session.flush()
     for position, creator in enumerate(record.creators, start=1):

@@ -10,14 +10,23 @@ interface, where the last write wins (``handles.store.register_latest``).
 A DOI deposited through the Crossref interface is refused here, and the MDS
 DOIs are refused by Crossref deposits, until an operator converts it
 (``convert``, recorded in the audit trail).
+
+Nothing received is lost: each accepted metadata body is a submission of kind
+``mds-metadata`` (completed, one record result) whose folder under batches/
+(``<login>/<yyyy>/<mm>/<id>/``, as for deposits) keeps the body as
+``datacite.xml``, written durably in the transaction that stores the record.
+The DOI's row and its indexed record name that submission, so the index can be
+rebuilt from the files (``reindex``) and every version audited.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 from dataclasses import dataclass
 from datetime import datetime, timezone
+from pathlib import Path
 from typing import Iterator
 
 from sqlalchemy import delete, select
@@ -26,10 +35,15 @@ from sqlalchemy.orm import Session
 from agency.accounts import Registrant
 from agency.admin.audit import Actor, record_event
 from agency.datacite.index import index_record, unindex
-from agency.datacite.kernel4 import Kernel4Schema, read_record
+from agency.datacite.kernel4 import DataciteRecord, Kernel4Schema, read_record
+from agency.deposit.batch_files import DATACITE_FILE, store_received_bytes, submission_folder, submission_path
 from agency.handles.doi_syntax import doi_key, doi_prefix, doi_problem, url_problem
-from agency.handles.store import CROSSREF, DATACITE, other_interface_message, register_latest, resolve_url
-from agency.models import DataciteDoi, Handle
+from agency.handles.store import CROSSREF, DATACITE, SUCCESS, other_interface_message, register_latest, resolve_url
+from agency.models import DataciteDoi, Handle, RecordResult, Submission
+from agency.models.submissions import COMPLETED
+
+MDS_METADATA_KIND = "mds-metadata"
+KERNEL4_NAMESPACE = "http://datacite.org/schema/kernel-4"
 
 DRAFT, REGISTERED, FINDABLE = "draft", "registered", "findable"
 URL_SCHEMES = ("http", "https", "ftp")
@@ -65,9 +79,10 @@ def mds_url_problem(url: str) -> str | None:
 class MdsDois:
     """The MDS operations of one agency: each takes the caller's session and the authenticated registrant."""
 
-    def __init__(self, schema: Kernel4Schema, ttl: int) -> None:
+    def __init__(self, schema: Kernel4Schema, ttl: int, batch_dir: Path) -> None:
         self.schema = schema
         self.ttl = ttl
+        self.batch_dir = batch_dir
 
     # -- metadata ---------------------------------------------------------------------------
     def store_metadata(self, session: Session, registrant: Registrant, body: bytes,
@@ -80,19 +95,64 @@ class MdsDois:
         _refuse_crossref_doi(session, record.doi)
         row = session.get(DataciteDoi, doi_key(record.doi))
         moment = now()
-        if row is None:
+        created = row is None
+        if created:
             row = DataciteDoi(key=doi_key(record.doi), doi=record.doi, prefix=doi_prefix(record.doi),
                               account_id=registrant.id, state=DRAFT, xml=record.xml, media="[]",
                               created_at=moment, updated_at=moment)
             session.add(row)
-            session.flush()
-            return StoredMetadata(record.doi, DRAFT, True)
-        row.xml, row.updated_at = record.xml, moment
-        if row.state == REGISTERED:
-            row.state = FINDABLE
+        else:
+            row.xml, row.updated_at = record.xml, moment
+            if row.state == REGISTERED:
+                row.state = FINDABLE
+        received = self._keep_body(session, registrant, body, record, moment,
+                                   "mds-metadata-post" if path_doi is None else "mds-metadata-put", row.state)
+        row.submission_id = received.id
+        session.flush()
         if row.state == FINDABLE:
-            index_record(session, record, row.url, registrant.login)
-        return StoredMetadata(row.doi, row.state, False)
+            index_record(session, record, row.url, registrant.login, received.id, received.storage_path)
+        return StoredMetadata(row.doi, row.state, created)
+
+    def _keep_body(self, session: Session, registrant: Registrant, body: bytes, record: DataciteRecord,
+                   moment: datetime, operation: str, state: str) -> Submission:
+        """The body as received, in its own submission folder, and the submission that says so."""
+        submission = Submission(account_id=registrant.id, kind=MDS_METADATA_KIND, operation=operation,
+                                status=COMPLETED, file_name=DATACITE_FILE, namespace=KERNEL4_NAMESPACE,
+                                byte_size=len(body), sha256=hashlib.sha256(body).hexdigest(), received_at=moment,
+                                started_at=moment, completed_at=moment, record_count=1, success_count=1,
+                                records_done=1)
+        session.add(submission)
+        session.flush()
+        submission.storage_path = submission_folder(registrant.login, moment, submission.id)
+        session.add(RecordResult(submission_id=submission.id, seq=1, doi=record.doi, status=SUCCESS,
+                                 message=f"DataCite metadata stored ({state})", outcome="mds-metadata"))
+        store_received_bytes(body, self.batch_dir, submission.storage_path, DATACITE_FILE)
+        return submission
+
+    def stored_body(self, session: Session, row: DataciteDoi) -> bytes | None:
+        """The DOI's latest metadata as kept under batches/ (None when none was received through the MDS)."""
+        submission = session.get(Submission, row.submission_id) if row.submission_id is not None else None
+        if submission is None:
+            return None
+        return submission_path(self.batch_dir, submission.storage_path, DATACITE_FILE).read_bytes()
+
+    def reindex(self, session: Session, prefix: str | None = None) -> int:
+        """Index every findable DOI (of ``prefix``) again from its latest body under batches/; returns how
+        many. The files, not the database copy, are the source: what was received is what is indexed."""
+        from agency.models import Account
+
+        query = select(DataciteDoi, Account.login).join(Account, Account.id == DataciteDoi.account_id).where(
+            DataciteDoi.state == FINDABLE, DataciteDoi.submission_id.is_not(None)).order_by(DataciteDoi.key)
+        if prefix is not None:
+            query = query.where(DataciteDoi.prefix == prefix)
+        count = 0
+        for row, login in session.execute(query).all():
+            submission = session.get(Submission, row.submission_id)
+            body = self.stored_body(session, row)
+            index_record(session, read_record(body, self.schema), row.url, login, submission.id,
+                         submission.storage_path)
+            count += 1
+        return count
 
     def metadata(self, session: Session, registrant: Registrant, doi: str) -> bytes:
         row = self._own_row(session, registrant, doi)
@@ -127,7 +187,9 @@ class MdsDois:
         if row.state == DRAFT:
             row.state = FINDABLE
         if row.state == FINDABLE and row.xml is not None:
-            index_record(session, read_record(row.xml, self.schema), url, registrant.login)
+            received = session.get(Submission, row.submission_id) if row.submission_id is not None else None
+            index_record(session, read_record(row.xml, self.schema), url, registrant.login,
+                         received.id if received else None, received.storage_path if received else None)
         return row.state
 
     def url_of(self, session: Session, registrant: Registrant, doi: str) -> str | None:

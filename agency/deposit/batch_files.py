@@ -14,6 +14,7 @@ BATCH_FILE = "batch.xml"
 LOG_FILE = "log.xml"
 COMBINED_FILE = "combined.xml"
 QUERY_RESULT_FILE = "result.txt"
+DATACITE_FILE = "datacite.xml"  # a kernel-4 record received through the MDS API (a submission of its own)
 
 
 def submission_folder(login: str, received_at: datetime, submission_id: int) -> str:
@@ -37,6 +38,21 @@ def store_received_file(spooled: Path, batch_dir: Path, storage_path: str, name:
     target = submission_path(batch_dir, storage_path, name)
     target.parent.mkdir(parents=True, exist_ok=True)
     os.replace(spooled, target)
+    fsync_dir(target.parent)
+    return target
+
+
+def store_received_bytes(data: bytes, batch_dir: Path, storage_path: str, name: str) -> Path:
+    """Write a body received in one request into its submission folder durably (a temporary file
+    fsynced, renamed into place, the folder fsynced): the file is whole or absent."""
+    target = submission_path(batch_dir, storage_path, name)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    partial = target.with_name(target.name + ".part")
+    with open(partial, "wb") as fh:
+        fh.write(data)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(partial, target)
     fsync_dir(target.parent)
     return target
 

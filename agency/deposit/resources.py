@@ -8,8 +8,11 @@ child of ``<body>``, numbered in document order like a full deposit's records.
 Only a DOI that exists, that the depositing account owns, and that is neither
 an alias nor withdrawn takes resources. The handle record takes collection
 URLs at once (a ``10320/loc`` value, the Handle System's multiple-resolution
-value); the rest waits in the batch file for the metadata load, which reads
-the files as it does for full deposits.
+value), and a collection's ``multi-resolution="lock|unlock"`` is kept on that
+value as its ``multi-resolution`` attribute (a bare ``<collection
+multi-resolution="unlock"/>`` changes the state and keeps the URLs); the rest
+waits in the batch file for the metadata load, which reads the files as it does
+for full deposits.
 """
 
 from __future__ import annotations
@@ -74,11 +77,11 @@ def resource_record(seq: int, item: etree._Element) -> ResourceRecord:
             doi = (child.text or "").strip()
         elif name == "collection":
             prop = child.get("property")
-            properties.append(prop)
             lock = child.get("multi-resolution") or lock
-            for entry in child:
-                if local_name(entry.tag) != "item":
-                    continue
+            entries = [entry for entry in child if local_name(entry.tag) == "item"]
+            if prop is not None or entries or not child.get("multi-resolution"):
+                properties.append(prop)  # a bare <collection multi-resolution="..."/> only (un)locks
+            for entry in entries:
                 for resource in entry:
                     if local_name(resource.tag) == "resource":
                         locations.append(Location((resource.text or "").strip(), entry.get("label"), prop,
@@ -120,10 +123,12 @@ class ResourceRegistration:
             if refusal:
                 out.append(RecordDiagnostic(record.seq, record.doi, FAILURE, refusal[1], refusal[0]))
                 continue
-            resolving = [loc for loc in record.locations if loc.property in RESOLUTION_PROPERTIES]
-            if any(p in RESOLUTION_PROPERTIES for p in record.properties):
-                write_locations(session, doi_key(record.doi), [(loc.url, loc.label, loc.country)
-                                                               for loc in resolving], self.ttl)
+            resolving = [(loc.url, loc.label, loc.country) for loc in record.locations
+                         if loc.property in RESOLUTION_PROPERTIES]
+            changes_urls = any(p in RESOLUTION_PROPERTIES for p in record.properties)
+            if changes_urls or record.lock:
+                write_locations(session, doi_key(record.doi), resolving if changes_urls else None, self.ttl,
+                                lock=record.lock)
             out.append(RecordDiagnostic(record.seq, record.doi, SUCCESS,
                                         SUCCESS_MESSAGES.get(record.part, DEFAULT_SUCCESS), "resources"))
         return out

@@ -426,8 +426,17 @@ def _drop_value(session: Session, key: str, index: int) -> None:
                     .execution_options(synchronize_session=False))
 
 
-def locations_value(locations: Sequence[tuple[str, str | None, str | None]]) -> str:
-    """A 10320/loc value (Handle.Net multiple resolution): one <location> per (url, label, country)."""
+MULTI_RESOLUTION_STATES = ("lock", "unlock")
+_LOCATIONS_ELEMENT = re.compile(r"^<locations\b[^>]*>(.*)</locations>$|^<locations\b[^>]*/>$", re.DOTALL)
+_LOCK_ATTRIBUTE = re.compile(r'^<locations\b[^>]*\smulti-resolution="(lock|unlock)"')
+
+
+def locations_value(locations: Sequence[tuple[str, str | None, str | None]], lock: str | None = None) -> str:
+    """A 10320/loc value (Handle.Net multiple resolution): one <location> per (url, label, country).
+
+    ``lock`` is Crossref's multiple-resolution lock state (``lock`` / ``unlock``), kept as a
+    ``multi-resolution`` attribute of <locations> beside the URLs it governs (resolvers ignore
+    attributes they do not know); with a lock state and no URL the value holds just the state."""
     from xml.sax.saxutils import quoteattr
 
     lines = []
@@ -435,14 +444,33 @@ def locations_value(locations: Sequence[tuple[str, str | None, str | None]]) -> 
         extra = (f" label={quoteattr(label)}" if label else "") + (f" country={quoteattr(country)}" if country
                                                                      else "")
         lines.append(f'<location id="{number}" href={quoteattr(url)}{extra} />')
-    return '<locations chooseby="locatt,country,weighted">' + "".join(lines) + "</locations>"
+    state = f' multi-resolution="{lock}"' if lock in MULTI_RESOLUTION_STATES else ""
+    return f'<locations chooseby="locatt,country,weighted"{state}>' + "".join(lines) + "</locations>"
 
 
-def write_locations(session: Session, key: str, locations: Sequence[tuple[str, str | None, str | None]],
-                    ttl: int) -> None:
-    """Replace the DOI's secondary URLs (a 10320/loc value); none removes the value."""
-    if locations:
-        _put_value(session, key, LOCATIONS_INDEX, LOCATIONS_TYPE, locations_value(locations), ttl)
+def multi_resolution_state(value: str | None) -> str | None:
+    """The lock state (``lock`` / ``unlock``) a 10320/loc value carries, or None."""
+    found = _LOCK_ATTRIBUTE.match(value or "")
+    return found.group(1) if found else None
+
+
+def write_locations(session: Session, key: str, locations: Sequence[tuple[str, str | None, str | None]] | None,
+                    ttl: int, lock: str | None = None) -> None:
+    """Replace the DOI's secondary URLs and/or its multiple-resolution lock state (one 10320/loc value).
+
+    ``locations`` None keeps the URLs the value has (a deposit that only locks or unlocks);
+    ``lock`` None keeps the state it has. With neither URLs nor a state the value is removed."""
+    current = value_text(session.scalar(select(HandleValue.data).where(HandleValue.handle_key == key,
+                                                                       HandleValue.idx == LOCATIONS_INDEX)))
+    lock = lock if lock in MULTI_RESOLUTION_STATES else multi_resolution_state(current)
+    if locations is None:
+        found = _LOCATIONS_ELEMENT.match(current or "")
+        inner = (found.group(1) or "") if found else ""
+        data = locations_value([], lock).replace("</locations>", inner + "</locations>") if inner or lock else None
+    else:
+        data = locations_value(locations, lock) if locations or lock else None
+    if data is not None:
+        _put_value(session, key, LOCATIONS_INDEX, LOCATIONS_TYPE, data, ttl)
     else:
         _drop_value(session, key, LOCATIONS_INDEX)
 

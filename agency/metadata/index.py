@@ -12,17 +12,17 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Sequence
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import bindparam, delete, func, select, update
 from sqlalchemy.exc import DataError, IntegrityError
 from sqlalchemy.orm import Session
 
 from agency.db import bulk_insert
 from agency.handles.doi_syntax import doi_key, doi_prefix
-from agency.handles.store import FAILURE, SUCCESS, WARNING, shown_version, version_of
+from agency.handles.store import URL_INDEX, FAILURE, SUCCESS, WARNING, shown_version, value_text, version_of
 from agency.metadata.identifiers import Identifier, parse_isbn, parse_issn
 from agency.metadata.extraction import IdentifierText, RecordMetadata
 from agency.models import (
-    MetadataContributor, MetadataIdentifier, MetadataJournalTitle, MetadataLocator, MetadataRecord,
+    Handle, HandleValue, MetadataContributor, MetadataIdentifier, MetadataJournalTitle, MetadataLocator, MetadataRecord,
 )
 from agency.metadata.text_keys import name_key, page_key, text_key, title_key, volume_key
 
@@ -230,6 +230,7 @@ class MetadataWriter:
         # upsert's WHERE still refuses to let an older version overwrite a newer one.
         connection = session.connection()
         keys = [p.key for p in prepared]
+        _resolving_urls(connection, prepared)
         stored = dict(connection.execute(select(_RECORDS.c.doi_key, _RECORDS.c.version)
                                          .where(_RECORDS.c.doi_key.in_(keys))).all())
         newer = {p.key: stored[p.key] for p in prepared if p.key in stored and stored[p.key] > p.row["version"]}
@@ -256,6 +257,36 @@ class MetadataWriter:
                 results[p.seq] = IndexResult(WARNING if p.warnings else SUCCESS,
                                              tuple(p.warnings) or ("Metadata indexed",))
         return results
+
+
+def _resolving_urls(connection, prepared: list[PreparedRecord]) -> None:
+    """Index the URL each DOI resolves to now, not the one its batch carried: a bulk URL update, a
+    withdrawal or a reinstatement made after the deposit ran (but before this load) stays in force.
+
+    Only DOIs the handle store holds are changed (a copy of batches/ loaded into an empty database keeps
+    the batches' URLs). The URL values are read FOR SHARE on PostgreSQL, so a URL change committing
+    meanwhile either lands before this read or waits for this chunk and then rewrites the index itself."""
+    keys = sorted(p.key for p in prepared)
+    held = set(connection.execute(select(Handle.key).where(Handle.key.in_(keys))).scalars())
+    if not held:
+        return
+    urls = dict(connection.execute(select(HandleValue.handle_key, HandleValue.data)
+                                   .where(HandleValue.handle_key.in_(sorted(held)), HandleValue.idx == URL_INDEX)
+                                   .order_by(HandleValue.handle_key).with_for_update(read=True)).all())
+    for p in prepared:
+        if p.key in held:
+            p.row["url"] = value_text(urls.get(p.key))
+
+
+def index_urls(session: Session, urls: Sequence[tuple[str, str | None]]) -> None:
+    """Point the indexed records of (key, url) pairs at their new URL (None: no URL, as pending
+    publication), in the transaction that changes the handle's URL value. DOIs the index does not
+    hold yet are skipped: their load reads the handle's URL then (``_resolving_urls``)."""
+    if not urls:
+        return
+    statement = (update(_RECORDS).where(_RECORDS.c.doi_key == bindparam("key"))
+                 .values(url=bindparam("new_url")).execution_options(synchronize_session=False))
+    session.connection().execute(statement, [{"key": key, "new_url": url} for key, url in sorted(urls)])
 
 
 def _without_repeats(prepared: list[PreparedRecord]) -> tuple[list[PreparedRecord], dict[int, IndexResult]]:

@@ -17,8 +17,10 @@ class DataciteDoi(Base):
     ``state`` is DataCite's: ``draft`` (metadata only, not in the handle store),
     ``registered`` (resolves, metadata not public) or ``findable`` (resolves and
     is public). ``xml`` is the latest record as received (None after an operator
-    converted a Crossref DOI and before any metadata was sent). ``media`` is a
-    JSON list of ``[mime type, url]`` pairs.
+    converted a Crossref DOI and before any metadata was sent); ``submission_id``
+    is the submission that received it, whose folder under batches/ keeps the
+    body as ``datacite.xml`` (every body received is kept there, not only the
+    latest). ``media`` is a JSON list of ``[mime type, url]`` pairs.
     """
 
     __tablename__ = "datacite_dois"
@@ -31,6 +33,7 @@ class DataciteDoi(Base):
     xml: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
     url: Mapped[str | None] = mapped_column(Text, nullable=True)
     media: Mapped[str] = mapped_column(Text, default="[]")
+    submission_id: Mapped[int | None] = mapped_column(ForeignKey("submissions.id"), nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
 

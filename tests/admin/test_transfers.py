@@ -185,8 +185,9 @@ def test_a_prefix_transfer_through_the_cli(svc, deposit, bob, cli_env, capsys):
         assert session.get(Prefix, "10.32013").account_id == bob.id
         assert {find_handle(session, f"10.32013/p.{i}").account_id for i in (1, 2)} == {bob.id}
         trail = [(e.actor, e.action) for e in events(session, subject="transfer:1", account_id=bob.id)]
+        assert _title_owners(session) == {("2049-3630",): "bob"}  # the journal's DOIs all went: its title too
     assert trail[0] == ("operator:jo", "transfer.open") and trail[-1] == ("operator:jo", "transfer.complete")
-    _, records = deposit(deposit_xml([Article("10.32013/p.3")], issn="2049-3630"))
+    _, records = deposit(deposit_xml([Article("10.32013/p.3")], issn="0317-8471"))
     assert records[0]["msg"] == "User not allowed to add records for prefix: 10.32013"
 
 
@@ -215,6 +216,80 @@ def test_a_transfer_racing_a_deposit_never_leaves_half(svc, client, deposit, bob
             url = resolve_url(session, record["doi"])
             if record["status"] == "Success":
                 assert url.startswith("https://example.org/new/") and handle.version.endswith("2")
-            else:
-                assert "transferred to another account" in record["msg"]
+            else:  # after the transfer, which moved the journal's title record too (all its DOIs went)
+                assert ("transferred to another account" in record["msg"]
+                        or "is owned by publisher: bob" in record["msg"]), record["msg"]
                 assert not url.startswith("https://example.org/new/") and handle.version.endswith("1")
+
+
+def _title_owners(session) -> dict[tuple[str, ...], str]:
+    return {tuple(identifiers): login for _record, identifiers, login in titles_of(session)}
+
+
+def test_a_doi_list_covering_a_whole_journal_moves_its_title_record(svc, client, deposit, bob):
+    deposit(deposit_xml([Article("10.5555/w.1"), Article("10.5555/w.2")], issn="1234-5679"))
+    deposit(deposit_xml([Article("10.5555/o.1")], issn="2049-3630", journal="Other"))
+    tid = _open(client, {"to": "bob", "dois": ["10.5555/w.1", "10.5555/w.2"]}).get_json()["transfer_id"]
+    _consent_both(client, tid)
+    _complete(svc, tid)
+    with svc.db.sessions() as session:
+        assert _title_owners(session) == {("1234-5679",): "bob", ("2049-3630",): "alice"}
+        moved = [e for e in events(session, account_id=bob.id) if e.action == "title.transfer"]
+        assert [(e.before, e.after["owner"], e.after["identifiers"], e.after["transfer_id"]) for e in moved] == [
+            ({"owner": "alice"}, "bob", ["1234-5679"], tid)]
+        assert [e.action for e in events(session, account_id=1) if e.action == "title.transfer"] == ["title.transfer"]
+        [complete] = [e for e in events(session, subject=f"transfer:{tid}", account_id=bob.id)
+                      if e.action == "transfer.complete"]
+        assert [t["identifiers"] for t in complete.after["titles_moved"]] == [["1234-5679"]]
+        assert "titles_kept" not in complete.after
+        mail = session.scalars(select(OutboxMessage).where(OutboxMessage.key == f"transfer-{tid}-bob")).one()
+        assert "Title record moved to bob: Journal of Tests (1234-5679)" in mail.text_body
+    # Bob now owns the journal: his new DOIs may use its ISSN, and Alice's may not.
+    _, records = deposit(deposit_xml([Article("10.6666/w.3")], issn="1234-5679"), "bob", "bob-password")
+    assert records[0]["status"] == "Success", records
+    _, records = deposit(deposit_xml([Article("10.5555/w.4")], issn="1234-5679"))
+    assert records[0]["status"] == "Failure" and "is owned by publisher: bob" in records[0]["msg"]
+
+
+def test_a_partial_transfer_keeps_the_title_and_lets_the_receiver_update_its_dois(svc, client, deposit, bob):
+    deposit(deposit_xml([Article("10.5555/p.1"), Article("10.5555/p.2"), Article("10.5555/p.3")], issn="1234-5679"))
+    tid = _open(client, {"to": "bob", "dois": ["10.5555/p.1"]}).get_json()["transfer_id"]
+    _consent_both(client, tid)
+    _complete(svc, tid)
+    with svc.db.sessions() as session:
+        assert _title_owners(session) == {("1234-5679",): "alice"}
+        assert not [e for e in events(session) if e.action == "title.transfer"]
+        [complete] = [e for e in events(session, subject=f"transfer:{tid}", account_id=bob.id)
+                      if e.action == "transfer.complete"]
+        assert complete.after["titles_moved"] == []
+        assert [(t["identifiers"], t["dois_left"]) for t in complete.after["titles_kept"]] == [(["1234-5679"], 2)]
+        mail = session.scalars(select(OutboxMessage).where(OutboxMessage.key == f"transfer-{tid}-bob")).one()
+        assert "Title record kept by alice, who still has 2 DOI(s) of it" in mail.text_body
+    # Bob updates the DOI he received, under the journal's ISSN: accepted, with a Warning naming the owner.
+    _, records = deposit(deposit_xml([Article("10.5555/p.1", url="https://bob.example.org/p.1")],
+                                     timestamp="20250101000000", issn="1234-5679"), "bob", "bob-password")
+    assert records[0]["status"] == "Warning", records
+    assert "this DOI was transferred to you" in records[0]["msg"] and "stays alice's" in records[0]["msg"]
+    with svc.db.sessions() as session:
+        assert resolve_url(session, "10.5555/p.1") == "https://bob.example.org/p.1"
+    # ...but a DOI of his own under Alice's journal is still refused, as is one he was not given.
+    _, records = deposit(deposit_xml([Article("10.6666/p.9")], issn="1234-5679"), "bob", "bob-password")
+    assert records[0]["status"] == "Failure" and "is owned by publisher: alice" in records[0]["msg"]
+    _, records = deposit(deposit_xml([Article("10.5555/p.2", url="https://bob.example.org/p.2")],
+                                     timestamp="20250101000000", issn="1234-5679"), "bob", "bob-password")
+    assert records[0]["status"] == "Failure"
+
+
+def test_a_prefix_transfer_moves_the_titles_wholly_under_it(svc, client, deposit, bob):
+    deposit(deposit_xml([Article("10.32013/q.1"), Article("10.32013/q.2")], issn="2049-3630", journal="Moving"))
+    deposit(deposit_xml([Article("10.32013/s.1")], issn="0317-8471", journal="Shared"))
+    deposit(deposit_xml([Article("10.5555/s.2")], issn="0317-8471", journal="Shared"))
+    tid = _open(client, {"to": "bob", "prefix": "10.32013"}).get_json()["transfer_id"]
+    _consent_both(client, tid)
+    _complete(svc, tid)
+    with svc.db.sessions() as session:
+        assert _title_owners(session) == {("2049-3630",): "bob", ("0317-8471",): "alice"}
+        [complete] = [e for e in events(session, subject=f"transfer:{tid}", account_id=bob.id)
+                      if e.action == "transfer.complete"]
+        assert [t["title"] for t in complete.after["titles_moved"]] == ["Moving"]
+        assert [(t["title"], t["dois_left"]) for t in complete.after["titles_kept"]] == [("Shared", 1)]

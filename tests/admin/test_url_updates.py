@@ -105,3 +105,36 @@ def test_servlet_doTransferDOIsUpload(svc, client, alice):
     assert client.get("/10.5555/t1").headers["Location"] == "https://servlet.example.org/t1"
     log = client.get("/servlet/submissionDownload?usr=alice&pwd=alice-password&file_name=urls.txt&type=result")
     assert log_records(parse_valid_log(log.data))[0][0] == "Success"
+
+
+CSL = {"Accept": "application/vnd.citationstyles.csl+json"}
+
+
+def _indexed_url(svc, doi: str) -> str | None:
+    from agency.handles.doi_syntax import doi_key
+    from agency.models import MetadataRecord
+
+    with svc.db.sessions() as session:
+        return session.scalar(select(MetadataRecord.url).where(MetadataRecord.doi_key == doi_key(doi)))
+
+
+def test_the_metadata_index_takes_the_new_url_with_the_handle(svc, client, alice):
+    """Metadata pages (content negotiation) answer the URL the DOI resolves to, not the deposited one."""
+    register(svc, client, ["10.5555/ix1", "10.5555/ix2"])
+    assert not svc.mddb.run(mail=False).failed
+    assert client.get("/10.5555/ix1", headers=CSL).get_json()["URL"] == "https://example.org/articles/ix1"
+    body = _post(svc, client, b"10.5555/ix1\thttps://moved.example.org/ix1\n10.5555/ix2\tnot a url\n")
+    assert [r["status"] for r in body["records"]] == ["Success", "Failure"]
+    assert _indexed_url(svc, "10.5555/ix1") == "https://moved.example.org/ix1"
+    assert client.get("/10.5555/ix1", headers=CSL).get_json()["URL"] == "https://moved.example.org/ix1"
+    assert _indexed_url(svc, "10.5555/ix2") == "https://example.org/articles/ix2"  # its line failed: unchanged
+
+
+def test_a_url_update_before_the_metadata_load_is_not_undone_by_it(svc, client, alice):
+    """The deposit's metadata is loaded after the URL update ran: the index takes the handle's URL."""
+    register(svc, client, ["10.5555/late"])
+    assert _indexed_url(svc, "10.5555/late") is None  # not loaded yet
+    _post(svc, client, b"10.5555/late\thttps://moved.example.org/late\n")
+    assert not svc.mddb.run(mail=False).failed
+    assert _indexed_url(svc, "10.5555/late") == "https://moved.example.org/late"
+    assert client.get("/10.5555/late", headers=CSL).get_json()["URL"] == "https://moved.example.org/late"

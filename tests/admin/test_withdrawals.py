@@ -40,8 +40,17 @@ def test_withdraw_serves_a_tombstone_keeps_the_record_and_is_reversible(environm
         assert event.before == {"url": "https://example.org/articles/gone"}
     assert main(["handles", "withdraw", "10.5555/gone", "--reason", "again"]) == 2
     assert "withdrawn already" in capsys.readouterr().err
+    csl = {"Accept": "application/vnd.citationstyles.csl+json"}
+    with svc.db.sessions() as session:  # the metadata index follows the handle: metadata pages too
+        assert session.scalar(select(MetadataRecord.url).where(MetadataRecord.doi_key == "10.5555/GONE")) == \
+            "http://localhost/withdrawn/10.5555/gone"
+    assert client.get("/10.5555/gone", headers=csl).get_json()["URL"] == "http://localhost/withdrawn/10.5555/gone"
     assert main(["handles", "reinstate", "10.5555/gone", "--reason", "withdrawn by mistake"]) == 0
     assert client.get("/10.5555/gone").headers["Location"] == "https://example.org/articles/gone"
+    assert client.get("/10.5555/gone", headers=csl).get_json()["URL"] == "https://example.org/articles/gone"
+    with svc.db.sessions() as session:
+        assert session.scalar(select(MetadataRecord.url).where(MetadataRecord.doi_key == "10.5555/GONE")) == \
+            "https://example.org/articles/gone"
     assert client.get("/withdrawn/10.5555/gone").status_code == 404
     with svc.db.sessions() as session:
         assert session.scalars(select(AuditEvent.action).order_by(AuditEvent.id)).all()[-2:] == [

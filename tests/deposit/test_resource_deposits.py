@@ -122,3 +122,51 @@ def test_a_resource_batch_resumes_from_its_file_after_each_chunk(svc, client, al
     assert slices == 3
     assert [(r["seq"], r["doi"], r["status"]) for r in body["records"]] == [
         (i + 1, f"10.5555/z{i}", "Success") for i in range(5)]
+
+
+def _locations(client, doi: str) -> str | None:
+    values = client.get(f"/api/handles/{doi}").get_json()["values"]
+    return next((v["data"]["value"] for v in values if v["type"] == "10320/loc"), None)
+
+
+def _lock(doi: str, state: str, prop: str | None = None, urls: tuple[str, ...] = ()) -> str:
+    items = "".join(f"<item><resource>{u}</resource></item>" for u in urls)
+    attribute = f' property="{prop}"' if prop else ""
+    return (f"<doi_resources><doi>{doi}</doi><collection{attribute} multi-resolution=\"{state}\">{items}"
+            "</collection></doi_resources>")
+
+
+def test_multiple_resolution_lock_and_unlock_are_kept_on_the_handle_record(svc, client, alice):
+    register(svc, client, ["10.5555/lk", "10.5555/lk2"])
+    # A bare unlock: stored, shown with the handle's values, no URL yet.
+    body = post_resources(svc, client, resources_xml([_lock("10.5555/lk", "unlock")]))
+    assert body["records"][0]["status"] == "Success"
+    assert 'multi-resolution="unlock"' in _locations(client, "10.5555/lk")
+    assert "<location " not in _locations(client, "10.5555/lk")
+    # URLs deposited later keep the state; a later bare lock keeps the URLs.
+    post_resources(svc, client, resources_xml([collection_item("10.5555/lk", ["https://mirror.example.org/lk"])]))
+    value = _locations(client, "10.5555/lk")
+    assert 'multi-resolution="unlock"' in value and "https://mirror.example.org/lk" in value
+    post_resources(svc, client, resources_xml([_lock("10.5555/lk", "lock")]))
+    value = _locations(client, "10.5555/lk")
+    assert 'multi-resolution="lock"' in value and "unlock" not in value and "https://mirror.example.org/lk" in value
+    noredirect = client.get("/10.5555/lk?noredirect").data.decode()
+    assert "multi-resolution" in noredirect and "mirror.example.org/lk" in noredirect
+    # A list-based collection carrying the state and URLs sets both; emptying it keeps only the state.
+    post_resources(svc, client, resources_xml([_lock("10.5555/lk2", "unlock", "list-based",
+                                                     ("https://a.example.org/2",))]))
+    value = _locations(client, "10.5555/lk2")
+    assert 'multi-resolution="unlock"' in value and "https://a.example.org/2" in value
+    post_resources(svc, client, resources_xml([collection_item("10.5555/lk2", [])]))
+    value = _locations(client, "10.5555/lk2")
+    assert 'multi-resolution="unlock"' in value and "a.example.org" not in value
+    # Resolution still goes to the primary URL.
+    assert client.get("/10.5555/lk").headers["Location"] == "https://example.org/articles/lk"
+
+
+def test_without_a_lock_state_an_emptied_collection_removes_the_value(svc, client, alice):
+    register(svc, client, ["10.5555/nl"])
+    post_resources(svc, client, resources_xml([collection_item("10.5555/nl", ["https://m.example.org/nl"])]))
+    assert "multi-resolution" not in _locations(client, "10.5555/nl")
+    post_resources(svc, client, resources_xml([collection_item("10.5555/nl", [])]))
+    assert _locations(client, "10.5555/nl") is None

@@ -185,3 +185,51 @@ def test_mds_at_root_on_an_mds_host(svc, alice):
     # other hosts: / is the resolver, not the MDS
     assert client.get(f"/{DOI}", headers={"Host": "doi.example.org"}).status_code == 302
     assert client.get("/doi", headers={**alice_headers(), "Host": "doi.example.org"}).status_code != 200
+
+
+def test_every_accepted_metadata_body_is_kept_under_batches_and_linked(svc, mds, client, alice, cli_environment,
+                                                                       capsys):
+    """Nothing received is lost: each accepted body is a completed submission whose folder keeps it byte for
+    byte; the DOI and its indexed record name the latest; refused bodies leave nothing; the index can be
+    rebuilt from the files."""
+    import hashlib
+
+    from sqlalchemy import select
+
+    from agency.cli import main
+    from agency.models import DataciteDoi, MetadataRecord, RecordResult, Submission
+
+    first = record_xml()
+    second = record_xml(title="A data set, second version")
+    assert mds("POST", "/metadata", first, XML).status_code == 201
+    assert mds("PUT", f"/doi/{DOI}", f"doi={DOI}\nurl=https://data.example.org/1", TEXT).status_code == 201
+    assert mds("PUT", f"/metadata/{DOI}", second, XML).status_code == 201
+    assert mds("POST", "/metadata", b"<not-xml", XML).status_code == 400  # refused: not kept
+    assert mds("POST", "/metadata", record_xml("10.6666/not-hers"), XML).status_code == 403
+    with svc.db.sessions() as session:
+        kept = session.scalars(select(Submission).where(Submission.kind == "mds-metadata")
+                               .order_by(Submission.id)).all()
+        assert [(s.operation, s.status, s.account_id) for s in kept] == [
+            ("mds-metadata-post", "completed", alice.id), ("mds-metadata-put", "completed", alice.id)]
+        for submission, body in zip(kept, (first, second)):
+            path = svc.settings.batch_dir / submission.storage_path / "datacite.xml"
+            assert submission.storage_path.startswith(f"alice/{submission.received_at:%Y/%m}/")
+            assert path.read_bytes() == body
+            assert (submission.byte_size, submission.sha256) == (len(body), hashlib.sha256(body).hexdigest())
+        results = session.execute(select(RecordResult.submission_id, RecordResult.doi, RecordResult.message)
+                                  .order_by(RecordResult.submission_id)).all()
+        assert results == [(kept[0].id, DOI, "DataCite metadata stored (draft)"),
+                           (kept[1].id, DOI, "DataCite metadata stored (findable)")]
+        assert session.scalar(select(DataciteDoi.submission_id)) == kept[1].id
+        record = session.scalars(select(MetadataRecord)).one()
+        assert (record.submission_id, record.batch_folder) == (kept[1].id, kept[1].storage_path)
+        assert record.title == "A data set, second version"
+    assert len(list(svc.settings.batch_dir.rglob("datacite.xml"))) == 2
+    # Rebuilt from the files: the index loses its rows, the kept body brings them back.
+    with svc.db.transaction() as session:
+        session.execute(MetadataRecord.__table__.delete())
+    assert client.get(f"/{DOI}", headers={"Accept": "application/vnd.citationstyles.csl+json"}).status_code != 200
+    assert main(["datacite", "reindex", "--prefix", "10.5555"]) == 0
+    assert "1 findable DataCite DOI(s) indexed again" in capsys.readouterr().out
+    csl = client.get(f"/{DOI}", headers={"Accept": "application/vnd.citationstyles.csl+json"}).get_json()
+    assert csl["title"] == "A data set, second version" and csl["URL"] == "https://data.example.org/1"
