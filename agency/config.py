@@ -271,6 +271,7 @@ CHOICES: dict[str, tuple[str, ...]] = {"log_format": ("text", "json"),
 DATABASE_SCHEMES = ("sqlite", "postgresql")
 # AGENCY_ variables that are not settings of the service (the test suite's, benchmarks' and upload client's own).
 NOT_SETTINGS = frozenset({"AGENCY_TEST_DATABASE_URL", "AGENCY_BENCH_DATABASE_URL", "AGENCY_TEST_ARTIFACTS",
+                          "AGENCY_TEST_PROCESSES",
                           "AGENCY_PASSWORD"})
 
 
