@@ -7,7 +7,7 @@ stock server's JDBC URL at that schema (``?currentSchema=handle_net``). Column
 types are those of the Handle.Net manual's PostgreSQL tables: handles, types
 and prefixes as bytea, data as bytea, times as seconds since 1970. A deposited
 DOI's HS_ADMIN, which agency derives instead of storing, is derived in the view
-the same way. Handles are ASCII upper case, as a case-insensitive Handle.Net
+the same way (the owner's admin group, also after a transfer). Handles are ASCII upper case, as a case-insensitive Handle.Net
 server looks them up. The views are read-only: writes go through agency.
 """
 
@@ -37,10 +37,18 @@ def storage_view_statements(schema: str, ttl: int) -> list[str]:
               FROM handle_values v
             UNION ALL
             SELECT convert_to(h.key, 'UTF8'), 100, convert_to('HS_ADMIN', 'UTF8'),
-                   '\\x0fff'::bytea || int4send(octet_length(convert_to('0.NA/' || h.prefix, 'UTF8')))
-                       || convert_to('0.NA/' || h.prefix, 'UTF8') || int4send(200),
+                   '\\x0fff'::bytea || int4send(octet_length(convert_to('0.NA/' || adm.prefix, 'UTF8')))
+                       || convert_to('0.NA/' || adm.prefix, 'UTF8') || int4send(200),
                    0::int2, {ttl}::int4, floor(extract(epoch FROM h.created_at))::int4, '', true, true, true, false
               FROM handles h
+              -- the owner's admin group, as store.admin_prefix: the handle's own prefix while its owner
+              -- holds it, else (a transferred DOI) the owner's first prefix
+              CROSS JOIN LATERAL (
+                SELECT CASE WHEN EXISTS (SELECT 1 FROM prefixes own
+                                          WHERE own.account_id = h.account_id AND own.prefix = h.prefix)
+                            THEN h.prefix
+                            ELSE coalesce((SELECT own.prefix FROM prefixes own WHERE own.account_id = h.account_id
+                                            ORDER BY own.prefix LIMIT 1), h.prefix) END AS prefix) adm
              WHERE NOT EXISTS (SELECT 1 FROM handle_values a
                                 WHERE a.handle_key = h.key AND (a.idx = 100 OR a.type = 'HS_ADMIN'))""",
     ]

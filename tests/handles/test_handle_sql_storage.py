@@ -7,12 +7,13 @@ import uuid
 
 import pytest
 from batchgen import Article
-from sqlalchemy import text
+from sqlalchemy import text, update
 
 from agency.handles.protocol.directory import StoreDirectory
 from agency.handles.sql_storage import create_storage_views
 from agency.handles.store import parse_refs
 from agency.handles.values import HandleValue
+from agency.models import Handle
 from hdl_wire import make_prefix_record
 from resolve_data import register
 
@@ -29,7 +30,7 @@ def run(connection, statement: str, *parameters):
     return connection.exec_driver_sql(statement.replace("?", "%s"), tuple(parameters)).all()
 
 
-def test_stock_server_statements_see_the_protocol_records(client, svc, alice, database_url):
+def test_stock_server_statements_see_the_protocol_records(client, svc, alice, bob, database_url):
     if not database_url.startswith("postgresql"):
         pytest.skip("Handle.Net SQL storage views are PostgreSQL-only (run with AGENCY_TEST_DATABASE_URL)")
     register(client, svc, [Article("10.5555/Sql.1", url="https://example.org/sql")])
@@ -53,8 +54,18 @@ def test_stock_server_statements_see_the_protocol_records(client, svc, alice, da
             assert run(connection, HANDLE_EXISTS, b"10.5555/NOPE") == [(0,)]
             listed = {bytes(r[0]) for r in run(connection, SCAN_BY_PREFIX, b"10.5555/%")}
             assert listed == {b"10.5555/SQL.1"}
-            assert {bytes(r[0]) for r in run(connection, SCAN_NAS)} == {b"0.NA/10.5555", b"0.NA/10.32013"}
+            assert {bytes(r[0]) for r in run(connection, SCAN_NAS)} == {b"0.NA/10.5555", b"0.NA/10.6666",
+                                                                        b"0.NA/10.32013"}
             assert run(connection, HAVE_NA, b"0.NA/10.5555") == [(1,)]
+            # A DOI transferred to another registrant: its HS_ADMIN names the new owner's admin group in
+            # the view as in the protocol server's answer (a stock server must not keep the old owner's).
+            with svc.db.transaction() as session:  # agency's own table ("handles" above is the view)
+                session.execute(update(Handle).where(Handle.key == "10.5555/SQL.1").values(account_id=bob.id))
+            rows = run(connection, GET_HANDLE, b"10.5555/SQL.1")
+            (admin,) = [bytes(r[2]) for r in rows if r[0] == 100]
+            assert b"0.NA/10.6666" in admin
+            (served,) = [v for v in directory.values("10.5555/SQL.1") if v.index == 100]
+            assert served.data == admin
     finally:
         with svc.db.engine.begin() as connection:
             connection.execute(text(f"DROP SCHEMA {schema} CASCADE"))
