@@ -122,7 +122,8 @@ class Settings:
     # Handle protocol server (RFC 3652) and Handle.Net REST writes.
     handle_port: int = setting(0, "TCP and UDP port of the Handle protocol server under `agency serve` "
                                   "(0: not started; production: 2641). `agency handle-server` defaults to 2641")
-    handle_host: str = setting("127.0.0.1", "address the Handle protocol server listens on")
+    handle_host: str = setting("127.0.0.1", "address the Handle protocol server listens on (IPv4 or IPv6; \"::\" "
+                                            "takes both families)")
     handle_public_address: str = setting("127.0.0.1", "IPv4/IPv6 address other handle clients reach this "
                                                       "server at (written into the HS_SITE record)")
     handle_site_serial: int = setting(1, "serial number of the HS_SITE record; raise it when the site changes")

@@ -52,8 +52,8 @@ def parse(response: bytes) -> dict:
             "flags": flags, "body": response[44:44 + body_length], "length": length}
 
 
-def tcp_exchange(port: int, data: bytes, timeout: float = 10.0) -> bytes:
-    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as sock:
+def tcp_exchange(port: int, data: bytes, timeout: float = 10.0, host: str = "127.0.0.1") -> bytes:
+    with socket.create_connection((host, port), timeout=timeout) as sock:
         sock.sendall(data)
         head = _read_exactly(sock, 20)
         if not head:
@@ -72,11 +72,11 @@ def _read_exactly(sock: socket.socket, n: int) -> bytes:
     return out
 
 
-def udp_exchange(port: int, data: bytes, timeout: float = 5.0) -> list[bytes]:
+def udp_exchange(port: int, data: bytes, timeout: float = 5.0, host: str = "127.0.0.1") -> list[bytes]:
     """Send one datagram; every packet of the answer, in arrival order."""
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_DGRAM) as sock:
         sock.settimeout(timeout)
-        sock.sendto(data, ("127.0.0.1", port))
+        sock.sendto(data, (host, port))
         packets = [sock.recv(65535)]
         length = struct.unpack(">I", packets[0][16:20])[0]
         while sum(len(p) - 20 for p in packets) < length:

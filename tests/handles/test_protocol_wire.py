@@ -333,3 +333,24 @@ def test_challenges_expire_and_are_bounded(svc):
     taken = bounded.take(first.session_id)
     assert taken.nonce == first.nonce and taken.request.payload == request.payload
     assert bounded.take(first.session_id) is None  # single use
+
+
+@pytest.mark.parametrize("host, clients", [("::1", ["::1"]), ("::", ["::1", "127.0.0.1"])])
+def test_ipv6_listening_over_tcp_and_udp(client, svc, alice, settings, host, clients):
+    """``AGENCY_HANDLE_HOST=::1`` listens on IPv6; ``::`` takes both families on one socket each."""
+    import socket as sockets
+
+    if not sockets.has_ipv6:
+        pytest.skip("this system has no IPv6")
+    from agency.handles.protocol.assembly import build_handle_server
+
+    register(client, svc, [Article("10.5555/Six.1", url="https://example.org/six")])
+    server = build_handle_server(settings.replace(handle_host=host), svc.db, port=0).start()
+    try:
+        for address in clients:
+            over_tcp = parse(tcp_exchange(server.port, resolution("10.5555/six.1"), host=address))
+            over_udp = parse(udp_message(udp_exchange(server.port, resolution("10.5555/SIX.1"), host=address)))
+            assert over_tcp["rc"] == over_udp["rc"] == RC_SUCCESS, address
+            assert [v.index for v in values_of(over_udp["body"])] == [1, 100]
+    finally:
+        server.stop()

@@ -215,6 +215,16 @@ class HandleServer:
         return first, whole
 
 
+def _socket(family: int, kind: int, host: str) -> socket.socket:
+    sock = socket.socket(family, kind)
+    if family == socket.AF_INET6 and host == "::":
+        try:
+            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)  # one socket for both families
+        except (AttributeError, OSError):
+            pass
+    return sock
+
+
 def _too_long(envelope: m.Envelope, limit: int) -> bytes:
     """RC_PROTOCOL_ERROR for a message whose announced length is refused, without reading it."""
     header = m.Header(0, 0, 0, 0, 0, 0, 0)
@@ -225,13 +235,17 @@ def _too_long(envelope: m.Envelope, limit: int) -> bytes:
 
 
 def bind_pair(host: str, port: int) -> tuple[socket.socket, socket.socket]:
-    """A listening TCP socket and a UDP socket on the same port (with port 0, a free one for both)."""
+    """A listening TCP socket and a UDP socket on the same port (with port 0, a free one for both).
+
+    An IPv6 address (``::1``, or ``::`` for every address of both families) listens on IPv6;
+    ``::`` also takes IPv4 clients (as IPv4-mapped addresses) where the system allows it."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
     for _attempt in range(20):
-        tcp = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        tcp = _socket(family, socket.SOCK_STREAM, host)
         tcp.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         tcp.bind((host, port))
         chosen = tcp.getsockname()[1]
-        udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        udp = _socket(family, socket.SOCK_DGRAM, host)
         try:
             udp.bind((host, chosen))
         except OSError:
