@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from agency.query.matcher import (
+from agency.query.scoring import (
     Candidate, Evidence, QueryKeys, Thresholds, abbreviation_score, author_variants, decide, name_similarity,
     same_journal_title, score, title_similarity,
 )
