@@ -20,6 +20,7 @@ import logging
 from datetime import datetime, timezone
 
 from flask import Blueprint, Response, request
+from werkzeug.routing import PathConverter
 from sqlalchemy.exc import SQLAlchemyError
 
 from agency.handles import resolver, rest_writes
@@ -31,6 +32,17 @@ from agency.web.common import agency, http_date, not_modified
 log = logging.getLogger(__name__)
 
 bp = Blueprint("handles_api", __name__, url_prefix="/api/handles")
+
+
+class HandlePathConverter(PathConverter):
+    """Werkzeug's path, line breaks included: a handle with a control character gets this API's
+    answer (invalid handle), not the framework's bare 404."""
+
+    regex = r"[^/][\s\S]*?"
+    part_isolating = False
+
+
+bp.record_once(lambda state: state.app.url_map.converters.setdefault("handlepath", HandlePathConverter))
 prefixes_bp = Blueprint("prefixes_api", __name__, url_prefix="/api/prefixes")
 MAX_WRITE_BODY_BYTES = 1024 * 1024
 
@@ -135,7 +147,7 @@ def no_handle() -> Response:
         "Give a handle after /api/handles/, e.g. /api/handles/10.5555/abc123 or /api/handles/0.NA/10.5555.")))
 
 
-@bp.get("/<path:handle>", merge_slashes=False)
+@bp.get("/<handlepath:handle>", merge_slashes=False)
 def show(handle: str) -> Response:
     problem = (resolver.wsgi_path_problem(request.environ.get("PATH_INFO", ""))
                or resolver.path_problem(handle))
@@ -211,7 +223,7 @@ def _indexes() -> list[int]:
     return resolver.parse_indexes(request.args.getlist("index"))
 
 
-@bp.put("/<path:handle>", merge_slashes=False)
+@bp.put("/<handlepath:handle>", merge_slashes=False)
 def put(handle: str) -> Response:
     if (request.content_length or 0) > MAX_WRITE_BODY_BYTES:
         return _refuse(rest_writes.INVALID_VALUE, f"The body is over {MAX_WRITE_BODY_BYTES} bytes.", 413, handle)
@@ -227,7 +239,7 @@ def put(handle: str) -> Response:
                                                           mint=mint))
 
 
-@bp.delete("/<path:handle>", merge_slashes=False)
+@bp.delete("/<handlepath:handle>", merge_slashes=False)
 def remove(handle: str) -> Response:
     try:
         indexes = _indexes()

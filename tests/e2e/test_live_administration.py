@@ -45,7 +45,9 @@ def test_transfer_audit_disable_and_served_elsewhere_over_http(server):
     admin = [v for v in handle["values"] if v["type"] == "HS_ADMIN"][0]
     assert admin["data"]["value"]["handle"] == "0.NA/10.6666"
     actions = [e["action"] for e in requests.get(server.url + "/v1/audit", auth=other, timeout=30).json()["events"]]
-    assert actions[-4:] == ["transfer.open", "transfer.consent", "transfer.consent", "transfer.complete"]
+    # The press's only DOI of its journal moved, so the journal's title record moved with it (issue 12).
+    assert actions[-5:] == ["transfer.open", "transfer.consent", "transfer.consent", "title.transfer",
+                            "transfer.complete"]
     # A disabled account is refused at once by the running server.
     assert agency(server.env, "accounts", "disable", "press").returncode == 0
     assert requests.get(server.url + "/v1/deposits", auth=press, timeout=30).status_code == 401
