@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import ForeignKey, Index, Integer, String, Text
+from sqlalchemy import ForeignKey, Index, Integer, String, Text, literal_column, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from agency.models.base import Base
@@ -16,6 +16,15 @@ QUEUED, PROCESSING, COMPLETED, REFUSED = "queued", "processing", "completed", "r
 FAILED = "failed"
 # Held by the operator (`agency submissions pause ID`): no worker takes it until it is resumed.
 PAUSED = "paused"
+# The statuses a worker may still claim. Written inline (not as bound parameters) wherever the
+# partial index ix_submissions_unfinished should serve: SQLite uses a partial index only for a
+# query whose WHERE repeats the index's condition, and a parameter does not.
+UNFINISHED_SQL = f"status IN ('{QUEUED}', '{PROCESSING}')"
+
+
+def unfinished(status_column):
+    """``status IN ('queued', 'processing')`` with the values inline (see UNFINISHED_SQL)."""
+    return status_column.in_([literal_column(f"'{QUEUED}'"), literal_column(f"'{PROCESSING}'")])
 
 
 class Submission(Base):
@@ -27,6 +36,12 @@ class Submission(Base):
         Index("ix_submissions_index_status", "index_status"),
         # The web dashboard: an account's submissions in one state, oldest or newest first.
         Index("ix_submissions_account_status_received", "account_id", "status", "received_at"),
+        # The worker's claim, several times a second: the few unfinished submissions among (at ten
+        # million DOIs) hundreds of thousands of completed ones. ANALYZE sees one common status value,
+        # so SQLite scanned the table rather than use ix_submissions_status (0.8 s a claim at 1,000,000
+        # submissions); a partial index holds only the unfinished ones.
+        Index("ix_submissions_unfinished", "status", sqlite_where=text(UNFINISHED_SQL),
+              postgresql_where=text(UNFINISHED_SQL)),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

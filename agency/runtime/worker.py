@@ -34,7 +34,7 @@ from sqlalchemy.orm import Session
 from agency.config import Settings
 from agency.db import Database
 from agency.models import Account, Submission
-from agency.models.submissions import FAILED, PROCESSING, QUEUED
+from agency.models.submissions import FAILED, PROCESSING, QUEUED, unfinished
 from agency.models.types import utcnow
 from agency.runtime.storage_errors import describe_failure, is_out_of_space
 
@@ -158,6 +158,7 @@ class Worker:
             Submission.kind.in_(list(self.runners)),
             or_(Submission.retry_at.is_(None), Submission.retry_at <= now),
             _account_enabled(),
+            unfinished(Submission.status),  # the partial index's condition: SQLite then uses it
             or_(Submission.status == QUEUED,
                 and_(Submission.status == PROCESSING,
                      or_(Submission.lease_owner.is_(None), Submission.lease_expires_at < now))))

@@ -5,7 +5,8 @@ from __future__ import annotations
 import io
 import threading
 
-from sqlalchemy import func, select
+import pytest
+from sqlalchemy import event, func, select
 
 from agency.deposit.intake import TooManyPending
 from agency.models import Submission
@@ -44,3 +45,28 @@ def test_twenty_simultaneous_deposits_with_a_cap_of_three(settings, alice):
         assert not any((settings.batch_dir / ".incoming").iterdir()), "refused uploads leave nothing behind"
     finally:
         agency.db.engine.dispose()
+
+
+def test_the_account_lock_checks_no_referring_table(svc, alice):
+    """The lock is a no-op update of a column no foreign key refers to: updating the key itself made SQLite
+    look for the old key in every referring table, the whole handles table included (no index on
+    handles.account_id), on every deposit."""
+    if svc.db.dialect != "sqlite":
+        pytest.skip("SQLite shows its foreign-key checks in the statement's plan; PostgreSQL runs them as triggers")
+    statements: list[tuple[str, tuple]] = []
+
+    def capture(_conn, _cursor, statement, parameters, _context, _executemany):
+        if statement.startswith("UPDATE accounts"):
+            statements.append((statement, parameters))
+
+    event.listen(svc.db.engine, "before_cursor_execute", capture)
+    try:
+        with svc.db.transaction() as session:
+            svc.intake._lock_account(session, alice)
+    finally:
+        event.remove(svc.db.engine, "before_cursor_execute", capture)
+    assert len(statements) == 1
+    with svc.db.engine.connect() as conn:
+        plan = [row[3] for row in conn.exec_driver_sql("EXPLAIN QUERY PLAN " + statements[0][0], statements[0][1])]
+    assert any("accounts" in step for step in plan), plan
+    assert not any(table in step for step in plan for table in ("handles", "submissions", "prefixes")), plan
