@@ -32,6 +32,7 @@ from agency.accounts import Registrant
 from agency.admin.audit import Actor, record_event
 from agency.db import bulk_insert, conflict_insert
 from agency.deposit.extraction import DepositRecord, TitleContext
+from agency.deposit.logs import conflict_note
 from agency.handles.doi_syntax import doi_key
 from agency.handles.store import FAILURE, WARNING, RecordDiagnostic
 from agency.metadata.identifiers import parse_isbn, parse_issn
@@ -216,10 +217,8 @@ class TitleGuard:
             conflicting = sorted(others.get(k, []) + earlier.get(k, []))
             earlier.setdefault(k, []).append(record.doi)
             if conflicting:
-                shown = " ".join(conflicting[:MAX_CONFLICTS_NAMED])
-                more = len(conflicting) - MAX_CONFLICTS_NAMED
                 notes[record.seq] = ("with conflict: another DOI has the same ISSN, volume, issue, first page and "
-                                     f"year (dois_in_conflict: {shown}{f' and {more} more' if more > 0 else ''})")
+                                     f"year {conflict_note(conflicting, MAX_CONFLICTS_NAMED)}")
         return notes
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Iterator
@@ -88,11 +89,30 @@ def stopped_batch(submission: Submission) -> tuple[StoppedDiagnostic, BatchCount
                                                    counts.warning_count, counts.failure_count + 1)
 
 
+DOIS_IN_CONFLICT = "dois_in_conflict: "
+_CONFLICT_NOTE = re.compile(r"\(dois_in_conflict: (.*)\)\s*$")  # last in the message; DOIs may hold ")"
+
+
+def conflict_note(dois: list[str], shown: int) -> str:
+    """The parenthesis a "with conflict" message ends with: the first ``shown`` DOIs, and how many more."""
+    more = len(dois) - shown
+    return f"({DOIS_IN_CONFLICT}{' '.join(dois[:shown])}{f' and {more} more' if more > 0 else ''})"
+
+
+def dois_in_conflict(message: str) -> list[str]:
+    """The DOIs a record's message names as in conflict (the log's ``<dois_in_conflict>``, as Crossref's)."""
+    found = _CONFLICT_NOTE.search(message or "")
+    if not found:
+        return []
+    return found.group(1).split(" and ", 1)[0].split()  # DOIs hold no space
+
+
 class BatchLogs:
     """Renders and writes the per-batch XML logs."""
 
     def __init__(self, env: Environment) -> None:
         self.template = env.get_template(LOG_TEMPLATE)
+        self.template.globals["dois_in_conflict"] = dois_in_conflict
 
     def chunks(self, submission: Submission | None, status: str, diagnostics: Iterable = (),
                counts: BatchCounts | None = None, refusal: Refusal | None = None) -> Iterator[str]:

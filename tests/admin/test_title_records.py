@@ -15,6 +15,8 @@ from agency.deposit.extraction import DepositRecord, TitleContext
 from agency.handles.store import find_handle
 from agency.models import TitleIdentifier, TitleRecord
 from batchgen import Article, deposit_xml
+from conftest import basic_headers
+from logcheck import parse_valid_log
 
 
 def book_xml(doi: str, title: str, isbns: list[str], series_issn: str | None = None) -> bytes:
@@ -98,11 +100,17 @@ def test_a_new_identifier_beside_an_owned_one_joins_its_title_record(svc, deposi
     assert identifiers == ["9780306406157", "9781596680548"]
 
 
-def test_identical_citations_are_added_with_conflict_naming_the_other_doi(svc, deposit):
+def test_identical_citations_are_added_with_conflict_naming_the_other_doi(svc, deposit, client):
     _, records = deposit(deposit_xml([Article("10.5555/c.1", first_page="7")]))
     assert records[0]["status"] == "Success"
-    _, records = deposit(deposit_xml([Article("10.5555/c.2", first_page="7"), Article("10.5555/c.3", first_page="8"),
-                                      Article("10.5555/c.4", first_page="7")], timestamp="20240102000000"))
+    body, records = deposit(deposit_xml([Article("10.5555/c.2", first_page="7"), Article("10.5555/c.3", first_page="8"),
+                                         Article("10.5555/c.4", first_page="7")], timestamp="20240102000000"))
+    # The XML log names them in <dois_in_conflict>, as Crossref's does (EZID's poller reads it there).
+    log = parse_valid_log(client.get(f"/v1/deposits/{body['submission_id']}/log",
+                                     headers=basic_headers("alice", "alice-password")).data)
+    named = {d.findtext("doi"): [e.text for e in d.iterfind("dois_in_conflict/doi")]
+             for d in log.iterfind("record_diagnostic")}
+    assert named == {"10.5555/c.2": ["10.5555/c.1"], "10.5555/c.3": [], "10.5555/c.4": ["10.5555/c.1", "10.5555/c.2"]}
     assert [(r["status"], r["msg"]) for r in records] == [
         ("Warning", "Added with conflict: another DOI has the same ISSN, volume, issue, first page and year "
                     "(dois_in_conflict: 10.5555/c.1)"),
