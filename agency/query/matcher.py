@@ -54,7 +54,7 @@ from agency.models.metadata import (
     MetadataContributor, MetadataIdentifier, MetadataJournalTitle, MetadataLocator, MetadataRecord,
 )
 from agency.query.piped_format import (
-    BookQuery, DoiLookup, Found, JournalQuery, NoMatch, Outcome, QueryLine, RecordFields,
+    Ambiguous, BookQuery, DoiLookup, Found, JournalQuery, NoMatch, Outcome, QueryLine, RecordFields,
 )
 from agency.query.scoring import (
     EXACT_AUTHOR, Candidate, Evidence, QueryKeys, Thresholds, best_name_similarity, decide, first_author_similarity,
@@ -230,11 +230,24 @@ def _lookup_rows(connection, strategy: Strategy, keys: Sequence[tuple]) -> list[
 
 
 def _through_aliases(session: Session, outcomes: list[Outcome | None]) -> None:
-    """A match that is an alias is answered with the DOI the alias leads to (the primary)."""
-    found = [o.doi for o in outcomes if isinstance(o, Found)]
-    finals = final_names(session, found) if found else {}
+    """A match that is an alias is answered with the DOI the alias leads to (the primary).
+
+    An ambiguous answer's candidates are mapped too: candidates that lead to one primary are one
+    work registered twice, so when only one is left the line is answered with it."""
+    names = [o.doi for o in outcomes if isinstance(o, Found)]
+    names += [c for o in outcomes if isinstance(o, Ambiguous) for c in o.candidates]
+    finals = final_names(session, names) if names else {}
     if finals:
-        outcomes[:] = [Found(finals[o.doi]) if isinstance(o, Found) and o.doi in finals else o for o in outcomes]
+        outcomes[:] = [_mapped(o, finals) for o in outcomes]
+
+
+def _mapped(outcome: Outcome | None, finals: dict[str, str]) -> Outcome | None:
+    if isinstance(outcome, Found):
+        return Found(finals.get(outcome.doi, outcome.doi))
+    if isinstance(outcome, Ambiguous):
+        distinct = tuple(dict.fromkeys(finals.get(c, c) for c in outcome.candidates))
+        return Found(distinct[0]) if len(distinct) == 1 else Ambiguous(distinct)
+    return outcome
 
 
 class QueryMatcher:

@@ -100,6 +100,28 @@ def test_piped_queries_answer_the_primary(svc, client, alice):
     assert client.post("/v1/queries", data=query, headers=text).data.decode().rstrip().endswith("|10.5555/q2")
 
 
+def test_an_ambiguous_answer_between_a_doi_and_its_alias_is_the_primary(svc, client, alice):
+    """The same article registered twice (the reason aliases exist): once aliased, the query that
+    could not choose between the two DOIs answers the primary; unaliased, it is ambiguous again."""
+    headers = basic_headers("alice", "alice-password")
+    client.post("/v1/deposits", data=deposit_xml([Article("10.5555/twice.1", first_page="44"),
+                                                  Article("10.5555/twice.2", first_page="44")]), headers=headers)
+    svc.worker.run_until_idle()
+    svc.mddb.run(mail=False)
+    text = headers | {"Content-Type": "text/plain"}
+    query = b"1234-5679|Journal of Tests|Smith|1|1|44|2024|full_text|key1|\n"
+
+    def answer() -> str:
+        return client.post("/v1/queries", data=query, headers=text).data.decode().rstrip()
+
+    ambiguous = answer()
+    assert "10.5555/twice.1" in ambiguous and "10.5555/twice.2" in ambiguous  # both offered, neither chosen
+    _alias(client, "10.5555/twice.1", "10.5555/twice.2")
+    assert answer().endswith("|10.5555/twice.1") and "twice.2" not in answer()
+    assert client.delete("/v1/aliases/10.5555/twice.2", headers=headers).status_code in (200, 204)
+    assert answer() == ambiguous
+
+
 def test_servlet_forced_aliasing_file_and_unalias(svc, client, alice):
     register(svc, client, ["10.5555/f1", "10.5555/f2", "10.5555/f3"])
     text = ("H:email=ops@example.org;op=force_alias;delim=tab\n"
