@@ -1,8 +1,8 @@
 """What the handle server answers, whatever the transport: one request message in, one response message out.
 
 Resolution and site information are answered at once. Administration is
-challenged first (HS_SECKEY challenge-response); the answer, checked against
-the key value it names, releases the guarded request, which is then allowed
+challenged first (RFC 3652 section 3.5 challenge-response, with an HS_SECKEY
+secret or an HS_PUBKEY key pair); the answer, checked against the key value it names, releases the guarded request, which is then allowed
 only if that key holds the permission through the handle's HS_ADMIN values
 (or, to create a handle, the prefix record's).
 """
@@ -23,7 +23,10 @@ from agency.handles.protocol.authentication import (
     AnswerError, ChallengeLimit, Challenges, FailureLimiter, answer_matches,
 )
 from agency.handles.protocol.directory import StoreDirectory
-from agency.handles.values import ADD_HANDLE, DELETE_HANDLE, SECKEY_TYPE, HandleValue, Reference, select_values
+from agency.handles.public_keys import KeyFormatError, signature_matches
+from agency.handles.values import (
+    ADD_HANDLE, DELETE_HANDLE, PUBKEY_TYPE, SECKEY_TYPE, HandleValue, Reference, select_values,
+)
 
 log = logging.getLogger(__name__)
 SITE_HANDLE = "/"
@@ -125,13 +128,18 @@ class HandleService:
         if wait:
             return self._error(answer_message, m.RC_AUTHEN_FAILED, f"too many failed authentications from "
                                f"this address; try again in {int(wait) + 1} s", op_code=request.header.op_code)
-        if answer.auth_type != SECKEY_TYPE:
+        if answer.auth_type not in (SECKEY_TYPE, PUBKEY_TYPE):
             return self._error(answer_message, m.RC_AUTHEN_FAILED, f"authentication type {answer.auth_type[:40]!r}"
-                               " is not supported here: use HS_SECKEY", op_code=request.header.op_code)
-        key = self._secret_key(answer.handle, answer.index)
+                               " is not supported here: use HS_SECKEY or HS_PUBKEY", op_code=request.header.op_code)
+        key = self._key_value(answer.handle, answer.index, answer.auth_type)
         try:
-            good = key is not None and answer_matches(key, challenge.nonce, challenge.request_digest, answer.answer)
-        except AnswerError as exc:
+            if key is None:
+                good = False
+            elif answer.auth_type == PUBKEY_TYPE:
+                good = signature_matches(key, challenge.nonce, challenge.request_digest, answer.answer)
+            else:
+                good = answer_matches(key, challenge.nonce, challenge.request_digest, answer.answer)
+        except (AnswerError, KeyFormatError) as exc:
             good = False
             log.info("refused challenge answer from %s: %s", peer, exc)
         if not good:
@@ -145,11 +153,12 @@ class HandleService:
             return self._reply(answer_message, m.RC_SUCCESS, b"", op_code=request.header.op_code)
         return self._error(answer_message, code, message, op_code=request.header.op_code)
 
-    def _secret_key(self, handle: str, index: int) -> bytes | None:
+    def _key_value(self, handle: str, index: int, key_type: str) -> bytes | None:
+        """The data of the HS_SECKEY or HS_PUBKEY value an answer names (None when there is no such value)."""
         if not self.directory.serves(handle):
             return None  # keys of handles served elsewhere would need a verification request: not offered
         for value in self.directory.values(handle) or []:
-            if value.index == index and value.type == SECKEY_TYPE:
+            if value.index == index and value.type == key_type:
                 return value.data
         return None
 
