@@ -25,7 +25,7 @@ from agency.handles.protocol.authentication import (
 from agency.handles.protocol.directory import StoreDirectory
 from agency.handles.public_keys import KeyFormatError, signature_matches
 from agency.handles.values import (
-    ADD_HANDLE, DELETE_HANDLE, PUBKEY_TYPE, SECKEY_TYPE, HandleValue, Reference, select_values,
+    ADD_HANDLE, DELETE_HANDLE, PUBKEY_TYPE, SECKEY_TYPE, HandleValue, Reference, type_matches,
 )
 
 log = logging.getLogger(__name__)
@@ -95,14 +95,16 @@ class HandleService:
         if not self.directory.serves(query.handle):
             return self._error(request, m.RC_SERVER_NOT_RESP,
                                f"prefix {handle_prefix(query.handle)} is not served here")
-        values = self.directory.values(query.handle)
-        if values is None:
+        encoded = self.directory.public_values_encoded(query.handle)  # public values only: no authenticated reads
+        if encoded is None:
             return self._error(request, m.RC_HANDLE_NOT_FOUND, "handle not found")
-        readable = [v for v in values if v.public_read]  # no authenticated resolution: public values only
-        chosen = select_values(readable, query.indexes, query.types)
-        if not chosen:
+        if query.indexes or query.types:
+            encoded = [item for item in encoded
+                       if item[0] in query.indexes or any(type_matches(item[1], t) for t in query.types)]
+        if not encoded:
             return self._error(request, m.RC_VALUES_NOT_FOUND, "no values of the requested types or indexes")
-        return self._reply(request, m.RC_SUCCESS, m.resolution_body(query.handle, chosen))
+        return self._reply(request, m.RC_SUCCESS, m.resolution_body_encoded(query.handle,
+                                                                              [item[2] for item in encoded]))
 
     # -- administration
 
