@@ -34,6 +34,7 @@ from agency.handles.values import Reader, ValueFormatError, blob, text
 RSA_PUBLIC, DSA_PUBLIC = "RSA_PUB_KEY", "DSA_PUB_KEY"
 MAX_INTEGER_BYTES = 2048  # 16,384-bit numbers: far above any key in use, bounded so a value cannot cost much
 MIN_RSA_BITS, MIN_DSA_BITS = 1024, 1024
+MAX_RSA_EXPONENT_BITS = 64  # 65537 in practice; a huge exponent would make every check cost a long computation
 HASHES = {b"SHA1": hashes.SHA1, b"SHA-1": hashes.SHA1, b"SHA-256": hashes.SHA256, b"SHA256": hashes.SHA256,
           b"\x02": hashes.SHA1, b"\x03": hashes.SHA256}
 MAX_SIGNATURE_BYTES = 4096
@@ -87,6 +88,8 @@ def decode_public_key(raw: bytes):
             _finish(reader)
             if modulus.bit_length() < MIN_RSA_BITS:
                 raise KeyFormatError(f"an RSA key of {modulus.bit_length()} bits is too short")
+            if exponent.bit_length() > MAX_RSA_EXPONENT_BITS:
+                raise KeyFormatError(f"an RSA public exponent of {exponent.bit_length()} bits is refused")
             return rsa.RSAPublicNumbers(exponent, modulus).public_key()
         if kind == DSA_PUBLIC:
             q, p, g, y = (_integer(reader, name) for name in ("q", "p", "g", "y"))
