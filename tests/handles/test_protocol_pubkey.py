@@ -244,7 +244,7 @@ def cnri_pubkey(tmp_path_factory):
         pytest.skip("java and javac are needed for the CNRI public-key checks")
     folder = tmp_path_factory.mktemp("pubkey-admin")
     lib = HDL_CLIENT / "lib"
-    classpath = ":".join([str(lib / "hdlclient.jar"), str(lib / "gson-2.10.1.jar"), str(lib / "commons-codec-1.11.jar")])
+    classpath = ":".join(str(lib / name) for name in ("hdlclient.jar", "gson-2.10.1.jar", "commons-codec-1.11.jar"))
     source = Path(__file__).parent / "java" / "hdlref" / "PubkeyAdmin.java"
     built = subprocess.run(["javac", "-d", str(folder), "-cp", classpath, str(source)], capture_output=True,
                            text=True, timeout=120)

@@ -1,9 +1,10 @@
 """Where the protocol server finds handles: the agency's handle store, behind a small interface.
 
 Resolution reads a handle's values with one prepared query and encodes the
-publicly readable ones straight from the rows (``public_values_encoded``); other reads take one session each; prefixes served here are
-cached for a few seconds (a new prefix is answered for within that time), so
-a resolution costs one query. Prefix records (``0.NA/<prefix>``) come from the
+publicly readable ones straight from the rows (``public_values_encoded``);
+other reads take one session each. Prefixes served here are cached for a few
+seconds (a new prefix is answered for within that time), so a resolution
+costs one query. Prefix records (``0.NA/<prefix>``) come from the
 store when they have been created there (``agency prefixes create``), else they
 are derived from the prefix's owner as the REST API shows them.
 """

@@ -2,8 +2,9 @@
 
 Resolution and site information are answered at once. Administration is
 challenged first (RFC 3652 section 3.5 challenge-response, with an HS_SECKEY
-secret or an HS_PUBKEY key pair); the answer, checked against the key value it names, releases the guarded request, which is then allowed
-only if that key holds the permission through the handle's HS_ADMIN values
+secret or an HS_PUBKEY key pair); the answer, checked against the key value it
+names, releases the guarded request, which is then allowed only if that key
+holds the permission through the handle's HS_ADMIN values
 (or, to create a handle, the prefix record's).
 """
 
