@@ -794,6 +794,29 @@ def cmd_prefix_record_secret(args) -> int:
     return 0
 
 
+def cmd_prefix_record_pubkey(args) -> int:
+    from agency.handles.prefix_records import PrefixRecordError, set_prefix_public_key
+    from agency.services import handle_audit
+
+    svc = build_agency(load_settings())
+    try:
+        raw = sys.stdin.buffer.read() if args.key_file == "-" else Path(args.key_file).read_bytes()
+    except OSError as exc:
+        print(f"agency: cannot read {args.key_file}: {exc.strerror}", file=sys.stderr)
+        return 2
+    try:
+        with svc.db.transaction() as session:
+            encoded = set_prefix_public_key(session, args.prefix, raw, actor=f"operator:{_operator_name()}",
+                                            audit=handle_audit, index=args.index)
+    except PrefixRecordError as exc:
+        print(f"agency: {exc}", file=sys.stderr)
+        return 2
+    kind = encoded[4:4 + int.from_bytes(encoded[:4], "big")].decode("ascii")
+    print(f"public key ({kind}) set at {args.index}:0.NA/{args.prefix.strip().lower()}: the administrator "
+          "authenticates with its private key (HS_PUBKEY)")
+    return 0
+
+
 def _operator_name() -> str:
     from agency.admin.audit import Actor
 
@@ -812,6 +835,13 @@ def add_prefix_record_parsers(prefixes) -> None:
     secret.add_argument("prefix")
     secret.add_argument("--index", type=int, default=300, help="HS_SECKEY index (default 300)")
     secret.set_defaults(func=cmd_prefix_record_secret)
+    pubkey = prefixes.add_parser("pubkey", help="set or rotate the prefix administrator's public key (HS_PUBKEY), "
+                                                "replacing a secret key at the same index")
+    pubkey.add_argument("prefix")
+    pubkey.add_argument("key_file", help="RSA or DSA public key: PEM, DER, or Handle's encoding (CNRI's "
+                                         "admpub.bin); - reads standard input")
+    pubkey.add_argument("--index", type=int, default=300, help="HS_PUBKEY index (default 300)")
+    pubkey.set_defaults(func=cmd_prefix_record_pubkey)
 
 
 def add_handle_server_parser(sub) -> None:

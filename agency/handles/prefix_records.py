@@ -8,7 +8,10 @@ A prefix record holds:
 * index 1, HS_SERV: the service handle naming this handle service (``AGENCY_HANDLE_SERVICE``);
 * index 300, HS_SECKEY: the prefix administrator's secret, set by ``agency prefixes secret``, readable
   by administrators only, stored hashed: the lower-case hex SHA-1 of the secret, which is Handle.Net's
-  "hashed secret key" (clients authenticate with that option: CNRI's ``--hash-secret``).
+  "hashed secret key" (clients authenticate with that option: CNRI's ``--hash-secret``);
+  or HS_PUBKEY: the prefix administrator's public key, set by ``agency prefixes pubkey`` from a PEM / DER
+  file or Handle's own key encoding (CNRI's ``admpub.bin``), publicly readable; the administrator
+  authenticates with the private key (RFC 3652 section 3.5, HS_PUBKEY challenge-response).
 
 Every deposited DOI's HS_ADMIN names index 200 of its prefix record, so the
 prefix administrator may change the prefix's DOIs and mint handles under it.
@@ -26,7 +29,7 @@ from agency.accounts import AccountError, add_prefix
 from agency.handles.editing import PREFIX_NAMESPACE, AuditHook, EditError, HandleEditor
 from agency.handles.store import handle_values
 from agency.handles.values import (
-    ALL_ADMIN_PERMISSIONS, SECKEY_TYPE, SERV_TYPE, AdminRecord, HandleValue, Reference, encode_vlist,
+    ALL_ADMIN_PERMISSIONS, PUBKEY_TYPE, SECKEY_TYPE, SERV_TYPE, AdminRecord, HandleValue, Reference, encode_vlist,
 )
 from agency.models import Account
 
@@ -81,7 +84,7 @@ def create_prefix_record(session: Session, prefix: str, login: str, *, ra_admin:
         raise PrefixRecordError(str(exc)) from None
     session.flush()
     record = prefix_handle(prefix)
-    kept = [v for v in handle_values(session, record) if v.type == SECKEY_TYPE]
+    kept = [v for v in handle_values(session, record) if v.type in (SECKEY_TYPE, PUBKEY_TYPE)]
     values = prefix_record_values(prefix, ra_admin, service_handle, ttl) + kept
     HandleEditor(session, actor, audit).create(record, values, overwrite=True)
     return values
@@ -93,10 +96,30 @@ def set_prefix_secret(session: Session, prefix: str, secret: str, *, actor: str,
     if len(secret) < MIN_SECRET_CHARS:
         raise PrefixRecordError(f"a secret key has at least {MIN_SECRET_CHARS} characters")
     record = prefix_handle(prefix.strip().lower())
+    value = HandleValue(index, SECKEY_TYPE, hashed_secret(secret), public_read=False, public_write=False)
+    _set_key_value(session, record, value, actor, audit)
+
+
+def set_prefix_public_key(session: Session, prefix: str, key_file: bytes, *, actor: str,
+                          audit: AuditHook | None = None, index: int = KEY_INDEX) -> bytes:
+    """Set or rotate the prefix administrator's public key (an HS_PUBKEY value at ``index``, replacing a secret
+    key there) from the bytes of a public key file. Returns the HS_PUBKEY encoding stored."""
+    from agency.handles.public_keys import KeyFormatError, load_public_key_file
+
+    try:
+        encoded = load_public_key_file(key_file)
+    except KeyFormatError as exc:
+        raise PrefixRecordError(str(exc)) from None
+    value = HandleValue(index, PUBKEY_TYPE, encoded, public_read=True, public_write=False)
+    _set_key_value(session, prefix_handle(prefix.strip().lower()), value, actor, audit)
+    return encoded
+
+
+def _set_key_value(session: Session, record: str, value: HandleValue, actor: str, audit: AuditHook | None) -> None:
     current = handle_values(session, record)
     if not any(v.type == "HS_VLIST" for v in current):
         raise PrefixRecordError(f"{record} has no prefix record yet: run `agency prefixes create` first")
-    value = HandleValue(index, SECKEY_TYPE, hashed_secret(secret), public_read=False, public_write=False)
+    index = value.index
     editor = HandleEditor(session, actor, audit)
     try:
         if any(v.index == index for v in current):

@@ -162,11 +162,8 @@ class HandleValue:
 
     def encode(self) -> bytes:
         """The RFC 3652 section 2.2.3 encoding of this value."""
-        refs = b"".join([r.encode() for r in self.references]) if self.references else b""
-        value_type = self.type.encode("utf-8")
-        return b"".join((_VALUE_HEAD(self.index, self.timestamp & 0xFFFFFFFF, self.ttl_type, self.ttl,
-                                     self.permissions), _U32(len(value_type)), value_type,
-                         _U32(len(self.data)), self.data, _U32(len(self.references)), refs))
+        return encode_value(self.index, self.type, self.data, self.ttl_type, self.ttl, self.timestamp,
+                            self.references, self.permissions)
 
     @classmethod
     def read(cls, reader: Reader) -> "HandleValue":
@@ -189,15 +186,29 @@ class HandleValue:
         return value
 
     def type_matches(self, wanted: str) -> bool:
-        """Protocol type queries (ASCII case-insensitive): ``URL`` is that type only; a type ending in
-        ``.`` selects its hierarchy (``URL.`` matches URL and URL.mirror)."""
-        mine, wanted = self.type.upper(), wanted.upper()
-        if wanted.endswith("."):
-            return mine.startswith(wanted) or mine == wanted[:-1]
-        return mine == wanted
+        return type_matches(self.type, wanted)
 
     def with_changes(self, **changes) -> "HandleValue":
         return replace(self, **changes)
+
+
+def encode_value(index: int, value_type: str, data: bytes, ttl_type: int, ttl: int, timestamp: int,
+                 references: Sequence[Reference], permissions: int) -> bytes:
+    """The RFC 3652 section 2.2.3 encoding of one value, from its fields (resolution encodes stored rows
+    with this directly, without making HandleValue objects first)."""
+    refs = b"".join([r.encode() for r in references]) if references else b""
+    raw_type = value_type.encode("utf-8")
+    return b"".join((_VALUE_HEAD(index, timestamp & 0xFFFFFFFF, ttl_type, ttl, permissions), _U32(len(raw_type)),
+                     raw_type, _U32(len(data)), data, _U32(len(references)), refs))
+
+
+def type_matches(value_type: str, wanted: str) -> bool:
+    """Protocol type queries (ASCII case-insensitive): ``URL`` is that type only; a type ending in
+    ``.`` selects its hierarchy (``URL.`` matches URL and URL.mirror)."""
+    mine, wanted = value_type.upper(), wanted.upper()
+    if wanted.endswith("."):
+        return mine.startswith(wanted) or mine == wanted[:-1]
+    return mine == wanted
 
 
 def select_values(values: Sequence[HandleValue], indexes: Sequence[int] = (),

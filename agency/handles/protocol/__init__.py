@@ -2,7 +2,7 @@
 
 Three parts kept apart, as CNRI's own library keeps them: the message model and
 its wire codec (``messages``), what the service answers (``service``: resolution,
-site information, administration with HS_SECKEY challenge-response), and the
+site information, administration with HS_SECKEY or HS_PUBKEY challenge-response), and the
 transports (``server``: asyncio TCP, threaded UDP). Handles are read and written
 through a directory object (``directory``) over ``agency.handles.store``, so the
 protocol never knows where values live.

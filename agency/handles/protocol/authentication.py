@@ -1,4 +1,4 @@
-"""HS_SECKEY challenge-response (RFC 3652 section 3.5): challenges issued, answers checked, failures throttled.
+"""Challenge-response (RFC 3652 section 3.5): challenges issued, HS_SECKEY answers checked, failures throttled.
 
 A challenge remembers the request it guards, so the answer, which CNRI's
 client sends on a new TCP connection with the challenge's session id, is

@@ -1,8 +1,10 @@
 """Where the protocol server finds handles: the agency's handle store, behind a small interface.
 
-Reads used by resolution take one session each; prefixes served here are
-cached for a few seconds (a new prefix is answered for within that time), so
-a resolution costs one query. Prefix records (``0.NA/<prefix>``) come from the
+Resolution reads a handle's values with one prepared query and encodes the
+publicly readable ones straight from the rows (``public_values_encoded``);
+other reads take one session each. Prefixes served here are cached for a few
+seconds (a new prefix is answered for within that time), so a resolution
+costs one query. Prefix records (``0.NA/<prefix>``) come from the
 store when they have been created there (``agency prefixes create``), else they
 are derived from the prefix's owner as the REST API shows them.
 """
@@ -11,6 +13,7 @@ from __future__ import annotations
 
 import threading
 import time
+from functools import lru_cache
 from typing import Sequence
 
 from sqlalchemy import BigInteger, Integer, bindparam, cast, extract, func, select
@@ -20,7 +23,9 @@ from agency.db import Database
 from agency.handles.doi_syntax import doi_key
 from agency.handles.editing import PREFIX_NAMESPACE, handle_prefix
 from agency.handles.store import ADMIN_INDEX, DEFAULT_TTL, admin_value_data, handle_values, parse_refs
-from agency.handles.values import HandleValue
+from agency.handles.values import (
+    ADMIN_READ, ADMIN_WRITE, PUBLIC_READ, PUBLIC_WRITE, TTL_RELATIVE, HandleValue, encode_value,
+)
 from agency.models import Account, Handle, HandleValue as ValueRow, Prefix
 
 PREFIX_CACHE_SECONDS = 5.0
@@ -56,15 +61,28 @@ class StoreDirectory:
 
         One prepared statement on a per-thread connection (``resolver.FastLookUp``): the
         ORM path costs several times the query itself, and resolution is the hot path."""
-        if self._record is None:
-            from agency.handles.resolver import FastLookUp
-
-            self._record = FastLookUp(self.db.engine, record_statement(self.db.engine.dialect.name))
-        rows = self._record.rows(doi_key(handle))
+        rows = self._rows(handle)
         if not rows:
             with self.db.sessions() as session:  # prefix records derived from their owner
                 return self.values_in(session, handle)
         return values_of_rows(rows)
+
+    def public_values_encoded(self, handle: str) -> list[tuple[int, str, bytes]] | None:
+        """The publicly readable values of ``handle`` as (index, type, RFC 3652 encoding), in index order, or
+        None when it does not exist: what resolution sends, encoded straight from the stored rows."""
+        rows = self._rows(handle)
+        if not rows:
+            with self.db.sessions() as session:
+                values = self.values_in(session, handle)
+            return None if values is None else [(v.index, v.type, v.encode()) for v in values if v.public_read]
+        return public_encoded_rows(rows)
+
+    def _rows(self, handle: str) -> list:
+        if self._record is None:
+            from agency.handles.resolver import FastLookUp
+
+            self._record = FastLookUp(self.db.engine, record_statement(self.db.engine.dialect.name))
+        return self._record.rows(doi_key(handle))
 
     def values_in(self, session: Session, handle: str) -> list[HandleValue] | None:
         return record_values(session, handle, self.ttl)
@@ -112,6 +130,39 @@ def record_statement(dialect_name: str):
                    ValueRow.refs, ValueRow.admin_read, ValueRow.admin_write, ValueRow.pub_read, ValueRow.pub_write)
             .select_from(Handle).outerjoin(ValueRow, ValueRow.handle_key == Handle.key)
             .where(Handle.key == bindparam("key")).order_by(ValueRow.idx))
+
+
+@lru_cache(maxsize=4096)
+def _admin_data(prefix: str) -> bytes:
+    return admin_value_data(prefix)
+
+
+_ADMIN_PERMISSIONS = HandleValue(ADMIN_INDEX, "HS_ADMIN", b"").permissions  # the derived HS_ADMIN's, as below
+
+
+def public_encoded_rows(rows) -> list[tuple[int, str, bytes]]:
+    """What ``values_of_rows`` gives, the publicly readable values only, already encoded for the wire."""
+    out = []
+    derive_admin = True
+    for r in rows:
+        index = r[2]
+        if index is None:
+            continue
+        if index == ADMIN_INDEX or r[3] == "HS_ADMIN":
+            derive_admin = False
+        if not r[11]:
+            continue
+        permissions = (ADMIN_READ if r[9] else 0) | (ADMIN_WRITE if r[10] else 0) | PUBLIC_READ \
+            | (PUBLIC_WRITE if r[12] else 0)
+        out.append((index, r[3], encode_value(index, r[3], bytes(r[4]), r[5], r[6], r[7] or 0,
+                                              parse_refs(r[8]) if r[8] else (), permissions)))
+    if derive_admin:
+        first = next((r for r in rows if r[2] is not None), None)
+        admin = encode_value(ADMIN_INDEX, "HS_ADMIN", _admin_data(rows[0][0]), TTL_RELATIVE,
+                             first[6] if first else DEFAULT_TTL, rows[0][1] or 0, (), _ADMIN_PERMISSIONS)
+        out.append((ADMIN_INDEX, "HS_ADMIN", admin))
+        out.sort(key=lambda item: item[0])
+    return out
 
 
 def values_of_rows(rows) -> list[HandleValue]:

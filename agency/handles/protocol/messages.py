@@ -336,7 +336,11 @@ def error_body(message: str) -> bytes:
 
 
 def resolution_body(handle: str, values) -> bytes:
-    return text(handle) + u32(len(values)) + b"".join(v.encode() for v in values)
+    return resolution_body_encoded(handle, [v.encode() for v in values])
+
+
+def resolution_body_encoded(handle: str, encoded_values: list[bytes]) -> bytes:
+    return text(handle) + u32(len(encoded_values)) + b"".join(encoded_values)
 
 
 def challenge_body(nonce: bytes) -> bytes:

@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import socket
+import struct
 import threading
 import time
 from collections import OrderedDict
@@ -67,7 +68,11 @@ class HandleServer:
         thread = threading.Thread(target=self._run_tcp, name="hdl-tcp", daemon=True)
         thread.start()
         self._threads.append(thread)
-        self._udp.settimeout(0.5)
+        # Blocking receives with a kernel-side timeout (to notice stop()), not Python's socket timeout: that one
+        # polls before each receive, and a datagram then wakes every idle UDP thread (each takes the GIL only to
+        # find nothing to read); a thread blocked in recvfrom is woken alone.
+        self._udp.settimeout(None)
+        self._udp.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, struct.pack("ll", 0, 500_000))
         for n in range(self.limits.udp_threads):
             t = threading.Thread(target=self._run_udp, name=f"hdl-udp-{n}", daemon=True)
             t.start()
@@ -166,7 +171,7 @@ class HandleServer:
         while not self._stop.is_set():
             try:
                 datagram, peer = sock.recvfrom(65535)
-            except socket.timeout:
+            except (BlockingIOError, InterruptedError, socket.timeout):  # the receive timeout: check for stop
                 continue
             except OSError:
                 return

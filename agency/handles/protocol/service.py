@@ -1,9 +1,10 @@
 """What the handle server answers, whatever the transport: one request message in, one response message out.
 
 Resolution and site information are answered at once. Administration is
-challenged first (HS_SECKEY challenge-response); the answer, checked against
-the key value it names, releases the guarded request, which is then allowed
-only if that key holds the permission through the handle's HS_ADMIN values
+challenged first (RFC 3652 section 3.5 challenge-response, with an HS_SECKEY
+secret or an HS_PUBKEY key pair); the answer, checked against the key value it
+names, releases the guarded request, which is then allowed only if that key
+holds the permission through the handle's HS_ADMIN values
 (or, to create a handle, the prefix record's).
 """
 
@@ -23,7 +24,10 @@ from agency.handles.protocol.authentication import (
     AnswerError, ChallengeLimit, Challenges, FailureLimiter, answer_matches,
 )
 from agency.handles.protocol.directory import StoreDirectory
-from agency.handles.values import ADD_HANDLE, DELETE_HANDLE, SECKEY_TYPE, HandleValue, Reference, select_values
+from agency.handles.public_keys import KeyFormatError, signature_matches
+from agency.handles.values import (
+    ADD_HANDLE, DELETE_HANDLE, PUBKEY_TYPE, SECKEY_TYPE, HandleValue, Reference, type_matches,
+)
 
 log = logging.getLogger(__name__)
 SITE_HANDLE = "/"
@@ -92,14 +96,16 @@ class HandleService:
         if not self.directory.serves(query.handle):
             return self._error(request, m.RC_SERVER_NOT_RESP,
                                f"prefix {handle_prefix(query.handle)} is not served here")
-        values = self.directory.values(query.handle)
-        if values is None:
+        encoded = self.directory.public_values_encoded(query.handle)  # public values only: no authenticated reads
+        if encoded is None:
             return self._error(request, m.RC_HANDLE_NOT_FOUND, "handle not found")
-        readable = [v for v in values if v.public_read]  # no authenticated resolution: public values only
-        chosen = select_values(readable, query.indexes, query.types)
-        if not chosen:
+        if query.indexes or query.types:
+            encoded = [item for item in encoded
+                       if item[0] in query.indexes or any(type_matches(item[1], t) for t in query.types)]
+        if not encoded:
             return self._error(request, m.RC_VALUES_NOT_FOUND, "no values of the requested types or indexes")
-        return self._reply(request, m.RC_SUCCESS, m.resolution_body(query.handle, chosen))
+        return self._reply(request, m.RC_SUCCESS, m.resolution_body_encoded(query.handle,
+                                                                              [item[2] for item in encoded]))
 
     # -- administration
 
@@ -125,13 +131,18 @@ class HandleService:
         if wait:
             return self._error(answer_message, m.RC_AUTHEN_FAILED, f"too many failed authentications from "
                                f"this address; try again in {int(wait) + 1} s", op_code=request.header.op_code)
-        if answer.auth_type != SECKEY_TYPE:
+        if answer.auth_type not in (SECKEY_TYPE, PUBKEY_TYPE):
             return self._error(answer_message, m.RC_AUTHEN_FAILED, f"authentication type {answer.auth_type[:40]!r}"
-                               " is not supported here: use HS_SECKEY", op_code=request.header.op_code)
-        key = self._secret_key(answer.handle, answer.index)
+                               " is not supported here: use HS_SECKEY or HS_PUBKEY", op_code=request.header.op_code)
+        key = self._key_value(answer.handle, answer.index, answer.auth_type)
         try:
-            good = key is not None and answer_matches(key, challenge.nonce, challenge.request_digest, answer.answer)
-        except AnswerError as exc:
+            if key is None:
+                good = False
+            elif answer.auth_type == PUBKEY_TYPE:
+                good = signature_matches(key, challenge.nonce, challenge.request_digest, answer.answer)
+            else:
+                good = answer_matches(key, challenge.nonce, challenge.request_digest, answer.answer)
+        except (AnswerError, KeyFormatError) as exc:
             good = False
             log.info("refused challenge answer from %s: %s", peer, exc)
         if not good:
@@ -145,11 +156,12 @@ class HandleService:
             return self._reply(answer_message, m.RC_SUCCESS, b"", op_code=request.header.op_code)
         return self._error(answer_message, code, message, op_code=request.header.op_code)
 
-    def _secret_key(self, handle: str, index: int) -> bytes | None:
+    def _key_value(self, handle: str, index: int, key_type: str) -> bytes | None:
+        """The data of the HS_SECKEY or HS_PUBKEY value an answer names (None when there is no such value)."""
         if not self.directory.serves(handle):
             return None  # keys of handles served elsewhere would need a verification request: not offered
         for value in self.directory.values(handle) or []:
-            if value.index == index and value.type == SECKEY_TYPE:
+            if value.index == index and value.type == key_type:
                 return value.data
         return None
 
