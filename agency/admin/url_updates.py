@@ -41,7 +41,7 @@ from agency.models.submissions import COMPLETED
 from agency.models.types import utcnow
 from agency.notify.outbox import enqueue_mail, recipients_for
 from agency.query.piped_format import QueryTextError, iter_query_lines
-from agency.runtime.worker import fenced_progress, run_in_chunks
+from agency.runtime.worker import fenced_progress, run_kept_source_slice
 
 URL_UPDATE_KIND = "url-update"
 URL_FILE = "urls.txt"
@@ -125,12 +125,13 @@ class UrlUpdateRunner:
     _open: dict[int, _OpenFile] = field(default_factory=dict)
 
     def run_slice(self, submission_id: int, owner: str) -> bool:
-        with self.db.sessions() as session:
-            submission = session.get(Submission, submission_id)
-            source = self._source(session, submission)
-        return run_in_chunks(self.settings, source.lines,
-                             lambda chunk: self._apply_chunk(submission_id, owner, source, chunk),
-                             lambda: self._finish(submission_id, owner))
+        def open_source() -> _OpenFile:
+            with self.db.sessions() as session:
+                return self._source(session, session.get(Submission, submission_id))
+
+        return run_kept_source_slice(self.settings, self._open, submission_id, open_source,
+                                     lambda source, chunk: self._apply_chunk(submission_id, owner, source, chunk),
+                                     lambda: self._finish(submission_id, owner))
 
     def _source(self, session: Session, submission: Submission) -> _OpenFile:
         opened = self._open.get(submission.id)
@@ -149,21 +150,17 @@ class UrlUpdateRunner:
             yield from iter_url_lines(fh, self.settings, skip)
 
     def _apply_chunk(self, submission_id: int, owner: str, source: _OpenFile, chunk: list[UrlLine]) -> None:
-        try:
-            with self.db.transaction() as session:
-                submission = session.get(Submission, submission_id)
-                diagnostics = self._apply(session, submission.account_id, source.seen, chunk)
-                bulk_insert(session.connection(), RecordResult.__table__, [
-                    {"seq": d.seq, "doi": d.doi[:MAX_DOI_LENGTH], "status": d.status, "message": d.message,
-                     "outcome": d.outcome} for d in diagnostics], constants={"submission_id": submission_id})
-                failures = sum(d.status == FAILURE for d in diagnostics)
-                fenced_progress(session, submission, owner, self.settings,
-                                records_done=chunk[-1].seq, record_count=submission.record_count + len(chunk),
-                                success_count=submission.success_count + len(chunk) - failures,
-                                failure_count=submission.failure_count + failures)
-        except BaseException:
-            self._open.pop(submission_id, None)
-            raise
+        with self.db.transaction() as session:
+            submission = session.get(Submission, submission_id)
+            diagnostics = self._apply(session, submission.account_id, source.seen, chunk)
+            bulk_insert(session.connection(), RecordResult.__table__, [
+                {"seq": d.seq, "doi": d.doi[:MAX_DOI_LENGTH], "status": d.status, "message": d.message,
+                 "outcome": d.outcome} for d in diagnostics], constants={"submission_id": submission_id})
+            failures = sum(d.status == FAILURE for d in diagnostics)
+            fenced_progress(session, submission, owner, self.settings,
+                            records_done=chunk[-1].seq, record_count=submission.record_count + len(chunk),
+                            success_count=submission.success_count + len(chunk) - failures,
+                            failure_count=submission.failure_count + failures)
         source.done = chunk[-1].seq
 
     def _apply(self, session: Session, account_id: int, seen: dict[str, int],

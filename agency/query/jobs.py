@@ -43,7 +43,7 @@ from agency.query.piped_format import (
     outcome_code, parse_lines,
 )
 from agency.query.xml_format import read_query_batch, result_document, status_counts
-from agency.runtime.worker import fenced_progress, run_in_chunks
+from agency.runtime.worker import fenced_progress, run_kept_source_slice
 
 QUERY_FILE = "query.txt"
 QUERY_KIND = "query"
@@ -185,12 +185,13 @@ class QueryRunner:
     _open: dict[int, _OpenFile] = field(default_factory=dict)
 
     def run_slice(self, submission_id: int, owner: str) -> bool:
-        with self.db.sessions() as session:
-            submission = session.get(Submission, submission_id)
-        source = self._source(submission)
-        return run_in_chunks(self.settings, source.lines,
-                             lambda chunk: self._answer_chunk(submission_id, owner, source, chunk),
-                             lambda: self._finish(submission_id, owner))
+        def open_source() -> _OpenFile:
+            with self.db.sessions() as session:
+                return self._source(session.get(Submission, submission_id))
+
+        return run_kept_source_slice(self.settings, self._open, submission_id, open_source,
+                                     lambda source, chunk: self._answer_chunk(submission_id, owner, source, chunk),
+                                     lambda: self._finish(submission_id, owner))
 
     def _source(self, submission: Submission) -> _OpenFile:
         opened = self._open.get(submission.id)
@@ -208,25 +209,21 @@ class QueryRunner:
 
     def _answer_chunk(self, submission_id: int, owner: str, source: _OpenFile, chunk: list[str]) -> None:
         parsed = list(parse_lines(chunk, start=source.done + 1))
-        try:
-            answers, codes = answer_lines(self.matcher, parsed)
-            with self.db.transaction() as session:
-                submission = session.get(Submission, submission_id)
-                session.execute(insert(RecordResult), [
-                    {"submission_id": submission_id, "seq": line.number, "doi": _found_doi(line, answer, code),
-                     "status": code, "message": answer, "outcome": code}
-                    for line, answer, code in zip(parsed, answers, codes)])
-                counts = LineCounts.of(codes)
-                fenced_progress(
-                    session, submission, owner, self.settings,
-                    records_done=submission.records_done + len(chunk),
-                    record_count=submission.record_count + counts.lines,
-                    success_count=submission.success_count + counts.found,
-                    warning_count=submission.warning_count + counts.ambiguous,
-                    failure_count=submission.failure_count + counts.lines - counts.found - counts.ambiguous)
-        except BaseException:
-            self._open.pop(submission_id, None)  # re-read from the file on the next claim
-            raise
+        answers, codes = answer_lines(self.matcher, parsed)
+        with self.db.transaction() as session:
+            submission = session.get(Submission, submission_id)
+            session.execute(insert(RecordResult), [
+                {"submission_id": submission_id, "seq": line.number, "doi": _found_doi(line, answer, code),
+                 "status": code, "message": answer, "outcome": code}
+                for line, answer, code in zip(parsed, answers, codes)])
+            counts = LineCounts.of(codes)
+            fenced_progress(
+                session, submission, owner, self.settings,
+                records_done=submission.records_done + len(chunk),
+                record_count=submission.record_count + counts.lines,
+                success_count=submission.success_count + counts.found,
+                warning_count=submission.warning_count + counts.ambiguous,
+                failure_count=submission.failure_count + counts.lines - counts.found - counts.ambiguous)
         source.done += len(chunk)
 
     def _finish(self, submission_id: int, owner: str) -> None:

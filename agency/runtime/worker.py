@@ -87,6 +87,21 @@ def run_in_chunks(settings: Settings, items: Iterator, process: Callable[[list],
     return False
 
 
+def run_kept_source_slice(settings: Settings, kept: dict, submission_id: int, open_source: Callable[[], object],
+                          process: Callable[[object, list], None], finish: Callable[[], None]) -> bool:
+    """``run_in_chunks`` over a source (``.lines``) a runner keeps between slices in ``kept``.
+
+    A slice that raises drops the kept source: a line stream that raised is exhausted, and
+    reusing it would end the submission early as if its file were complete. The next claim
+    opens the file again from the last committed chunk."""
+    try:
+        source = open_source()
+        return run_in_chunks(settings, source.lines, lambda chunk: process(source, chunk), finish)
+    except BaseException:
+        kept.pop(submission_id, None)
+        raise
+
+
 def release(db: Database, submission_id: int, owner: str) -> None:
     with db.transaction() as session:
         session.execute(update(Submission)
