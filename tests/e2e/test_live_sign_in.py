@@ -2,8 +2,10 @@
 
 Figures are printed (run with -s to see them); the only timing assertion is a generous
 bound, the machine being shared. Two runs: with the default throttling (all guessers
-share one loopback address, so they are soon answered 429 without hashing), and with
-throttling out of reach, where only the bounded hashing slots protect the request threads.
+share the loopback address the registrant signed in from, so the address's limit bounds
+the passwords tried), and with throttling out of reach, where only the bounded hashing
+slots protect the request threads. The login's limit against concurrent guessers is
+checked exactly in tests/sign_in/test_sign_in_guard.py.
 """
 
 from __future__ import annotations
@@ -85,8 +87,12 @@ def test_resolution_stays_fast_while_16_clients_guess_passwords(tmp_path, databa
                for name, times in (("baseline", baseline), ("attacked", attacked))}
     print(f"\n[{throttling}] resolver ms (median, p99, n): {figures}; guessers' answers: {answers}")
     assert set(answers) <= {401, 429, 503}, answers
-    if throttling == "default":  # at most the login's limit of passwords was ever tried (hashed)
-        assert answers.get(401, 0) <= 10 and answers.get(429, 0) + answers.get(503, 0) > 0, answers
+    if throttling == "default":
+        # The guessers share the loopback address the registrant's own system signed in from, and an
+        # address that signed in is let past the login's limit (so guessing elsewhere cannot lock the
+        # registrant out): here the address's limit (30) bounds the passwords tried, and the bounded
+        # hashing slots answer the rest 503.
+        assert answers.get(401, 0) <= 30 and answers.get(429, 0) + answers.get(503, 0) > 0, answers
     else:
         assert answers.get(503, 0) > 0, answers
     assert own in (200, 503) if throttling == "out-of-reach" else own == 200

@@ -25,6 +25,19 @@ CHROMEDRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
 CORPUS_FILE = CORPUS / "crossref-deposit" / "crossref-schema-bundle-0.3.1__best-practice__dataset.5.3.0.xml"
 
 
+
+def _replaced(stale) -> bool:
+    """Selenium's staleness check, also when chromedriver reports the old page's node as gone with
+    a generic error ("does not belong to the document") while the new page loads, not as stale."""
+    from selenium.common.exceptions import WebDriverException
+
+    try:
+        return stale(None)
+    except WebDriverException as exc:
+        if "does not belong to the document" in str(exc):
+            return True
+        raise
+
 class Browser:
     """One headless Chromium: pages by path, screenshots in order, console errors collected per page."""
 
@@ -70,7 +83,7 @@ class Browser:
 
         old = self.find("html")
         self.find(css).click()
-        WebDriverWait(self.driver, 60).until(expected_conditions.staleness_of(old))
+        WebDriverWait(self.driver, 60).until(lambda _d: _replaced(expected_conditions.staleness_of(old)))
         WebDriverWait(self.driver, 60).until(
             lambda d: d.execute_script("return document.readyState") == "complete")
 
