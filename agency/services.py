@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from agency.accounts import PasswordCheck
 from agency.sign_in import HashingSlots, SignInGuard, SignInLimits
 from agency.admin.titles import TitleGuard
+from agency.datacite.deposit_checks import DraftGuard
 from agency.config import Settings
 from agency.db import Database, open_database
 from agency.migrations import prepare_schema
@@ -25,7 +26,7 @@ from agency.query.matcher import QueryMatcher
 from agency.query.jobs import QueryIntake, QueryRunner
 from agency.templating import make_environment
 from agency.deposit.validation import DepositValidator, MarkupLimits, SchemaCatalog
-from agency.deposit.runner import DepositRunner
+from agency.deposit.runner import AllChecks, DepositRunner
 from agency.runtime.worker import Worker
 
 
@@ -178,7 +179,8 @@ def build_agency(settings: Settings) -> Agency:
     intake = DepositIntake(settings, db, DepositValidator(catalog, limits), logs,
                            on_refused=_both(RefusalNotices(settings, templates).on_refused, log_ready),
                            on_accepted=lambda sid, records: _hand_over(worker, sid, records))
-    worker.runners["deposit"] = DepositRunner(settings, db, logs, on_completed=log_ready, checks=TitleGuard())
+    worker.runners["deposit"] = DepositRunner(settings, db, logs, on_completed=log_ready,
+                                              checks=AllChecks(TitleGuard(), DraftGuard()))
     matcher = QueryMatcher(db)
     queries = QueryIntake(settings, db, intake, matcher, on_accepted=lambda _id: worker.wakeup.set())
     worker.runners["query"] = QueryRunner(settings, db, matcher, templates)

@@ -52,6 +52,30 @@ class RecordChecks(Protocol):
         """Per registered record: a note that turns its Success into a Warning ("with conflict: ...")."""
 
 
+class AllChecks:
+    """Several ``RecordChecks`` as one: a record's first Failure wins, else its first Warning; notes join."""
+
+    def __init__(self, *checks: RecordChecks) -> None:
+        self.checks = checks
+
+    def before_registration(self, session: Session, registrant: Registrant,
+                            records: Sequence[DepositRecord]) -> dict[int, RecordDiagnostic]:
+        verdicts: dict[int, RecordDiagnostic] = {}
+        for check in self.checks:
+            for seq, verdict in check.before_registration(session, registrant, records).items():
+                if seq not in verdicts or (verdict.status == FAILURE and verdicts[seq].status != FAILURE):
+                    verdicts[seq] = verdict
+        return verdicts
+
+    def after_registration(self, session: Session, registrant: Registrant,
+                           records: Sequence[DepositRecord]) -> dict[int, str]:
+        notes: dict[int, str] = {}
+        for check in self.checks:
+            for seq, note in check.after_registration(session, registrant, records).items():
+                notes[seq] = f"{notes[seq]}; {note}" if seq in notes else note
+        return notes
+
+
 def checked_registration(session: Session, registration: BatchRegistration, checks: RecordChecks | None,
                          chunk: list[DepositRecord]) -> list[RecordDiagnostic]:
     """Register a chunk, letting ``checks`` fail records before and annotate them after."""

@@ -167,6 +167,18 @@ def test_crossref_doi_refused_by_mds(mds, deposit):
     assert response.status_code == 403 and "Crossref interface" in response.text
 
 
+def test_a_crossref_deposit_of_an_mds_draft_is_refused_and_the_draft_mints_later(mds, deposit, client):
+    """A draft is not in the handle store yet; the deposit must still see it is DataCite's."""
+    assert mds("POST", "/metadata", record_xml("10.5555/draft-1"), XML).status_code == 201
+    _, records = deposit(deposit_xml([Article("10.5555/draft-1"), Article("10.5555/plain-1")]))
+    assert [(r["doi"], r["status"]) for r in records] == [("10.5555/draft-1", "Failure"), ("10.5555/plain-1", "Success")]
+    assert "DataCite MDS API" in records[0]["msg"]
+    assert client.get("/10.5555/draft-1").status_code == 404  # the deposit registered nothing
+    assert mds("PUT", "/doi/10.5555/draft-1", "doi=10.5555/draft-1\r\nurl=https://data.example.org/d",
+               TEXT).status_code == 201
+    assert client.get("/10.5555/draft-1").headers["Location"] == "https://data.example.org/d"
+
+
 def test_unknown_mds_path_is_plain_text(mds):
     response = mds("GET", "/nothing-here")
     assert response.status_code == 404 and response.mimetype == "text/plain"
