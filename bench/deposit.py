@@ -83,6 +83,17 @@ def floor(batch: Path, url: str) -> float:
     return elapsed
 
 
+def deposit_and_wait(url: str, batch: Path, auth: tuple[str, str]) -> dict:
+    """POST a batch file to a live server and poll until it is completed or refused; its final status."""
+    with open(batch, "rb") as fh:
+        body = requests.post(url + "/v1/deposits?wait=60", data=fh, auth=auth,
+                             headers={"Content-Type": "application/xml"}, timeout=3600).json()
+    while body["status"] not in ("completed", "refused"):
+        time.sleep(0.05)
+        body = requests.get(url + f"/v1/deposits/{body['submission_id']}", auth=auth, timeout=60).json()
+    return body
+
+
 def peak_rss_mb(pid: int) -> float:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmHWM:"):
@@ -104,13 +115,7 @@ def whole_path(batch: Path, records: int, url: str, folder: Path) -> tuple[float
         requests.post(server.url + "/v1/deposits?wait=60", data=warm.read_bytes(), auth=auth,
                       headers={"Content-Type": "application/xml"}, timeout=600).raise_for_status()
         start = time.perf_counter()
-        with open(batch, "rb") as fh:
-            response = requests.post(server.url + "/v1/deposits?wait=60", data=fh, auth=auth,
-                                     headers={"Content-Type": "application/xml"}, timeout=3600)
-        body = response.json()
-        while body["status"] not in ("completed", "refused"):
-            time.sleep(0.05)
-            body = requests.get(server.url + f"/v1/deposits/{body['submission_id']}", auth=auth, timeout=60).json()
+        body = deposit_and_wait(server.url, batch, auth)
         elapsed = time.perf_counter() - start
         # Generated pages may repeat within an issue: those records are registered "with conflict" (Warning).
         assert body["counts"]["success_count"] + body["counts"]["warning_count"] == records, body["counts"]

@@ -63,6 +63,7 @@ sys.path.insert(0, str(ROOT / "tests" / "e2e"))
 from sqlalchemy.dialects import sqlite as sqlite_dialect  # noqa: E402
 
 import handle_protocol as handle_bench  # noqa: E402
+from deposit import deposit_and_wait  # noqa: E402
 import query as query_bench  # noqa: E402
 import resolve as resolve_bench  # noqa: E402
 from agency.accounts import create_account, registrant_by_id  # noqa: E402
@@ -558,14 +559,7 @@ def measure_deposits(path: Path, work: Path, base: int, run_id: int, out: dict) 
         write_batch(new, 10_000, prefix=f"10.{FIRST_PREFIX}", seed=run_id + 1, batch_id=f"scale-new-{run_id}")
         for name, batch, outcome in (("updates", updates, "updated"), ("new", new, "added")):
             started = time.perf_counter()
-            with open(batch, "rb") as fh:
-                response = requests.post(server.url + "/v1/deposits?wait=60", data=fh, auth=auth,
-                                         headers={"Content-Type": "application/xml"}, timeout=3600)
-            body = response.json()
-            while body["status"] not in ("completed", "refused"):
-                time.sleep(0.05)
-                body = requests.get(server.url + f"/v1/deposits/{body['submission_id']}", auth=auth,
-                                    timeout=60).json()
+            body = deposit_and_wait(server.url, batch, auth)
             elapsed = time.perf_counter() - started
             counts = body["counts"]
             assert counts["success_count"] + counts["warning_count"] == 10_000, (name, counts)
