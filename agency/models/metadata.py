@@ -44,14 +44,18 @@ class MetadataRecord(Base):
         Index("ix_mdrec_journal_vol_page", "journal_title_key", "volume_key", "first_page_key"),
         Index("ix_mdrec_abbrev_vol_page", "journal_abbrev_key", "volume_key", "first_page_key",
               **_where_present("journal_abbrev_key")),
-        Index("ix_mdrec_page_vol", "first_page_key", "volume_key"),
+        # The year rides along so that a look-up by page and volume leaves the records of other
+        # years (ruled out by scoring anyway) in the index, unread.
+        Index("ix_mdrec_page_vol_year", "first_page_key", "volume_key", "year"),
         # Book/proceedings (volume) and series titles.
         Index("ix_mdrec_volume_title", "volume_title_key", **_where_present("volume_title_key")),
         Index("ix_mdrec_series_title", "series_title_key", **_where_present("series_title_key")),
         # Author + year (+ first page), the usual fallback when nothing else found the record;
         # with the page in the index a miss costs one probe, not a walk over the author's year.
+        # The volume rides along for the same reason as the year above: a citation of a volume
+        # that has no such article reads only index entries, however common the surname.
         # (Only indexes the matcher's look-ups use: each one is paid for by every record loaded.)
-        Index("ix_mdrec_author_year_page", "first_author_key", "year", "first_page_key"),
+        Index("ix_mdrec_author_year_page_vol", "first_author_key", "year", "first_page_key", "volume_key"),
     )
 
     doi_key: Mapped[str] = mapped_column(String(2048), primary_key=True)  # agency.handles.doi_syntax.doi_key

@@ -13,8 +13,12 @@ from sqlalchemy import text
 
 from agency.metadata.extraction import Contributor, IdentifierText, RecordMetadata
 from agency.metadata.index import LoadSource, MetadataWriter, prepare
-from agency.query.matcher import FALLBACK_STRATEGIES, FIRST_STRATEGIES, TERMS_PER_STATEMENT, _lookup
+from dataclasses import replace
+
+from agency.query import matcher
+from agency.query.matcher import FALLBACK_STRATEGIES, FIRST_STRATEGIES, TERMS_PER_STATEMENT, _lookup, _lookup_rows
 from agency.query.piped_format import Found, NoMatch, parse_line
+from agency.query.scoring import QueryKeys
 
 SURNAMES = ["Smith", "Okafor", "Tanaka", "Rossi", "Haddad", "Lindqvist", "Moreau", "Petrović"]
 
@@ -83,7 +87,8 @@ def test_look_ups_probe_indexes_when_most_titles_are_missing(svc, database_url):
         connection.execute(text("ANALYZE"))
         for strategy in FIRST_STRATEGIES + FALLBACK_STRATEGIES:
             keys, prepared = _lookup(strategy, connection.dialect)
-            sample = tuple(2001 if column.key == "year" else "x" for column in strategy.columns)
+            sample = tuple(2001 if column.key == "year" else "x"
+                           for column in strategy.columns + tuple(r.column for r in strategy.rule_outs))
             parameters = prepared.parameters(keys.parameters([sample] * 50))
             plan = [row[-1] for row in connection.exec_driver_sql("EXPLAIN QUERY PLAN " + prepared.sql, parameters)]
             assert not _scans(svc, plan), (strategy.name, plan)
@@ -106,3 +111,98 @@ def test_hostile_keys_travel_as_data_and_spoil_no_other_line(svc):
     assert all(isinstance(outcome, NoMatch) for outcome in outcomes[1:-1]), outcomes
     with svc.db.engine.connect() as connection:  # nothing was written or dropped by the look-ups
         assert connection.execute(text("SELECT count(*) FROM metadata_records")).scalar() == 20
+
+
+def _same_citation(count: int, **varying) -> list[RecordMetadata]:
+    """``count`` articles by Smith (2001, first page 5, volume 7) except for what ``varying`` spreads:
+    each keyword names a field and a function of n."""
+    records = []
+    for n in range(count):
+        fields = dict(volume="7", first_page="5", year=2001)
+        fields.update({name: spread(n) for name, spread in varying.items()})
+        records.append(RecordMetadata(
+            seq=n + 1, doi=f"10.5555/same.{n}", url=f"https://example.org/{n}", timestamp="20240101000000",
+            content_type="journal_article", body_type="journal", title=f"Article {n}",
+            journal_title=f"Journal {n}", issue="1",
+            contributors=[Contributor("person", "author", "first", "Smith", "A", None)],
+            identifiers=[IdentifierText("issn", issn_of(n), "print")], **fields))
+    return records
+
+
+def _rows_for(svc, strategy_name: str, line: str) -> list[str]:
+    strategy = next(s for s in FALLBACK_STRATEGIES if s.name == strategy_name)
+    keys = QueryKeys.of(parse_line(1, line).query)
+    with svc.db.engine.connect() as connection:
+        return sorted({row[1] for row in _lookup_rows(connection, strategy, strategy.key_rows(keys))})
+
+
+def test_fallback_look_ups_leave_records_the_scorer_rules_out_in_the_index(svc):
+    """A surname, year and page shared by hundreds of articles (a common name in a large agency): a line
+    citing a volume none of them has finds none of them, and one citing volume 17 finds volume 17's
+    article and the one that gives no volume, as the scorer would keep them. Likewise page + volume with
+    the year: only records within a year of the line's, or giving none, leave the index."""
+    records = _same_citation(300, volume=lambda n: str(n) if n else None)
+    index(svc, records)
+    assert _rows_for(svc, "author+year+page", "|Some Journal|Smith|999||5|2001|||") == ["10.5555/same.0"]
+    assert _rows_for(svc, "author+year+page", "|Some Journal|Smith|17||5|2001|||") == \
+        ["10.5555/same.0", "10.5555/same.17"]
+    # With no volume in the line, nothing is ruled out by volume: all 300.
+    assert len(_rows_for(svc, "author+year+page", "|Some Journal|Smith|||5|2001|||")) == 300
+
+
+def test_page_and_volume_look_ups_keep_only_near_years(svc):
+    records = _same_citation(40, year=lambda n: 1980 + n if n else None)
+    index(svc, records)
+    found = _rows_for(svc, "page+volume", "0000-0000||Smith|7||5|2000|||")
+    assert found == sorted(["10.5555/same.0", "10.5555/same.19", "10.5555/same.20", "10.5555/same.21"]), found
+    assert len(_rows_for(svc, "page+volume", "0000-0000||Smith|7||5||||")) == 40
+
+
+def test_rule_outs_in_the_look_ups_change_no_answer(svc, monkeypatch):
+    """The same lines answered with the rule-outs checked in SQL and with them left to the scorer alone."""
+    records = journal_records(600) + _same_citation(60, volume=lambda n: str(n % 9) if n % 5 else None,
+                                                    year=lambda n: 1995 + n % 12 if n % 7 else None)
+    index(svc, records)
+    rnd = random.Random(3)
+    lines = []
+    for r in rnd.sample(records, 250):
+        volume = r.volume or ""
+        if rnd.random() < 0.4:
+            volume = str(rnd.randrange(0, 12))
+        year = str((r.year or 2000) + rnd.choice((0, 0, 1, 2, -3)))
+        issn = r.identifiers[0].raw if rnd.random() < 0.3 else "0000-0000"
+        lines.append("|".join([issn, rnd.choice(("", r.journal_title)), r.contributors[0].surname, volume, "",
+                               rnd.choice((r.first_page or "", "")), rnd.choice((year, "")), "", "k", ""]))
+    parsed = [parse_line(i, line) for i, line in enumerate(lines, 1)]
+    with_rule_outs = svc.queries.matcher.answer(parsed)
+    monkeypatch.setattr(matcher, "FIRST_STRATEGIES", tuple(replace(s, rule_outs=()) for s in FIRST_STRATEGIES))
+    monkeypatch.setattr(matcher, "FALLBACK_STRATEGIES", tuple(replace(s, rule_outs=()) for s in FALLBACK_STRATEGIES))
+    without = svc.queries.matcher.answer(parsed)
+    assert with_rule_outs == without
+    assert sum(isinstance(o, Found) for o in without) > 40  # the lines are not all misses
+
+
+def test_a_key_that_finds_more_than_a_look_up_returns_never_answers_from_a_partial_list(svc, monkeypatch):
+    """Page 5 of volume 7 (2001) in 27 journals, Smith's article in the first. With a look-up limit of 20
+    rows, the look-up by page and volume cannot return them all, and what it leaves out might be a rival
+    as good as the winner: the line is answered NO_MATCH with the reason, never from the partial list.
+    The other lines of the same call keep their answers (the statement is split until the broad key
+    stands alone)."""
+    records = [replace(r, contributors=[Contributor("person", "author", "first", "Smith" if n == 0 else "Jones",
+                                                    "A", None)]) for n, r in enumerate(_same_citation(27))]
+    other = replace(journal_records(1)[0], doi="10.5555/other", first_page="9", volume="3", year=2001)
+    index(svc, records + [other])
+    lines = ["0000-0000||Smith|7||5|2001|||", f"{other.identifiers[0].raw}||Smith|3||9|2001|||",
+             "0000-0000||Smith|7||5|2001|||"]
+    parsed = [parse_line(i, line) for i, line in enumerate(lines, 1)]
+    assert svc.queries.matcher.answer(parsed) == [Found("10.5555/same.0"), Found("10.5555/other"),
+                                                  Found("10.5555/same.0")]
+    monkeypatch.setattr(matcher, "MAX_ROWS_PER_LOOKUP", 20)
+    matcher._lookup.cache_clear()
+    try:
+        outcomes = svc.queries.matcher.answer(parsed)
+    finally:
+        matcher._lookup.cache_clear()
+    assert outcomes[1] == Found("10.5555/other")
+    for outcome in (outcomes[0], outcomes[2]):
+        assert isinstance(outcome, NoMatch) and "too many registered records share" in outcome.detail, outcome
