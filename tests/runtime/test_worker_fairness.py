@@ -56,3 +56,49 @@ def test_two_large_batches_take_turns(settings):
         assert progress == [(500, 0), (500, 500), (1000, 500), (1000, 1000)]
     finally:
         agency.db.engine.dispose()
+
+
+def test_a_service_worker_keeps_its_lease_while_nobody_else_waits_and_yields_when_someone_does(settings, monkeypatch):
+    """The worker loop of a service runs slice after slice of one batch under one claim while it is
+    alone (no release and claim between them, two commits saved a slice); the slice after another
+    registrant's batch arrives goes to that batch."""
+    agency = build_agency(settings.replace(worker_slice_records=1000, chunk_records=500))
+    try:
+        alice = add_account(agency, *ALICE)
+        bob = add_account(agency, *BOB)
+        claims = []
+        real_claim = agency.worker.claim
+        monkeypatch.setattr(agency.worker, "claim", lambda: claims.append(1) or real_claim())
+        alone, _ = agency.intake.receive(alice, io.BytesIO(deposit_xml(many("10.5555", 4_000))), "alone.xml")
+        assert agency.worker.run_once(keep_going=True)
+        assert len(claims) == 1
+        with agency.db.sessions() as session:
+            row = session.get(Submission, alone.id)
+            assert (row.status, row.records_done, row.lease_owner) == ("completed", 4_000, None)
+
+        big, _ = agency.intake.receive(alice, io.BytesIO(deposit_xml(many("10.5555", 8_000, start=10_000))),
+                                       "big.xml")
+        runner = agency.worker.runners["deposit"]
+        real_slice = runner.run_slice
+        slices = []
+
+        def slice_then_bob_arrives(submission_id, owner):
+            finished = real_slice(submission_id, owner)
+            slices.append(submission_id)
+            if len(slices) == 2:
+                agency.intake.receive(bob, io.BytesIO(deposit_xml(many("10.6666", 10))), "small.xml")
+            return finished
+
+        monkeypatch.setattr(runner, "run_slice", slice_then_bob_arrives)
+        assert agency.worker.run_once(keep_going=True)
+        assert slices == [big.id, big.id]  # two slices under one claim, then it let go
+        with agency.db.sessions() as session:
+            row = session.get(Submission, big.id)
+            assert (row.status, row.records_done, row.lease_owner) == ("processing", 2_000, None)
+        assert agency.worker.run_once(keep_going=True)
+        assert slices[2] != big.id  # bob's batch went next
+        agency.worker.run_until_idle()
+        with agency.db.sessions() as session:
+            assert [s for (s,) in session.execute(select(Submission.status))] == ["completed"] * 3
+    finally:
+        agency.db.engine.dispose()
