@@ -34,7 +34,7 @@ from agency.db import bulk_insert, conflict_insert
 from agency.deposit.extraction import DepositRecord, TitleContext
 from agency.deposit.logs import conflict_note
 from agency.handles.doi_syntax import doi_key
-from agency.handles.store import FAILURE, WARNING, RecordDiagnostic
+from agency.handles.store import FAILURE, WARNING, KeyList, RecordDiagnostic
 from agency.metadata.identifiers import parse_isbn, parse_issn
 from agency.models import Account, CitationKey, TitleIdentifier, TitleRecord
 
@@ -204,8 +204,10 @@ class TitleGuard:
         if not keyed:
             return {}
         others: dict[str, list[str]] = {}
-        for key, other_key, doi in session.execute(select(CitationKey.key, CitationKey.doi_key, CitationKey.doi)
-                                                   .where(CitationKey.key.in_(sorted({k for k, _r in keyed.values()})))):
+        wanted = KeyList.of(session, sorted({k for k, _r in keyed.values()}))
+        for key, other_key, doi in session.execute(
+                select(CitationKey.key, CitationKey.doi_key, CitationKey.doi).select_from(wanted.table.source)
+                .join(CitationKey, CitationKey.key == wanted.key), wanted.parameters):
             if other_key not in keyed:
                 others.setdefault(key, []).append(doi)
         bulk_insert(session.connection(), CitationKey.__table__,

@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 
 from agency.accounts import Registrant
 from agency.handles.doi_syntax import doi_key
-from agency.handles.store import DATACITE, FAILURE, RecordDiagnostic, other_interface_message
+from agency.handles.store import DATACITE, FAILURE, KeyList, RecordDiagnostic, other_interface_message
 from agency.models import DataciteDoi
 
 DRAFT = "draft"
@@ -28,10 +28,13 @@ class DraftGuard:
     def before_registration(self, session: Session, registrant: Registrant,
                             records: Sequence) -> dict[int, RecordDiagnostic]:
         keys = {doi_key(r.doi): r for r in records}
-        if not keys:
-            return {}
+        is_draft = DataciteDoi.state == DRAFT
+        if not keys or session.scalar(select(DataciteDoi.key).where(is_draft).limit(1)) is None:
+            return {}  # no draft at all (one probe of the drafts' index): the usual case
+        wanted = KeyList.of(session, list(keys))
         drafts = set(session.scalars(  # primary-key probes, one per record of the chunk
-            select(DataciteDoi.key).where(DataciteDoi.key.in_(list(keys)), DataciteDoi.state == DRAFT)))
+            select(DataciteDoi.key).select_from(wanted.table.source)
+            .join(DataciteDoi, DataciteDoi.key == wanted.key).where(is_draft), wanted.parameters))
         return {keys[k].seq: RecordDiagnostic(keys[k].seq, keys[k].doi, FAILURE,
                                               other_interface_message(keys[k].doi, DATACITE), INTERFACE_OUTCOME)
                 for k in drafts}

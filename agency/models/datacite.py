@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import ForeignKey, Integer, LargeBinary, String, Text
+from sqlalchemy import ForeignKey, Index, Integer, LargeBinary, String, Text, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from agency.models.base import Base
@@ -24,6 +24,10 @@ class DataciteDoi(Base):
     """
 
     __tablename__ = "datacite_dois"
+    # The drafts alone: every Crossref deposit chunk asks whether any of its DOIs is one
+    # (agency.datacite.deposit_checks), and first whether there is any draft at all.
+    __table_args__ = (Index("ix_datacite_drafts", "key", sqlite_where=text("state = 'draft'"),
+                            postgresql_where=text("state = 'draft'")),)
 
     key: Mapped[str] = mapped_column(String(2048), primary_key=True)
     doi: Mapped[str] = mapped_column(String(2048))
