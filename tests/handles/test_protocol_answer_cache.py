@@ -25,7 +25,7 @@ EXPIRY = slice(36, 40)  # the header's expiration time: the only octets that dep
 DEPOSIT_ELSEWHERE = textwrap.dedent("""
     import sys
     from sqlalchemy import select
-    from agency.accounts import _registrant
+    from agency.accounts import registrant_by_id
     from agency.db import open_database
     from agency.deposit.extraction import DepositRecord
     from agency.handles.store import BatchRegistration
@@ -33,7 +33,7 @@ DEPOSIT_ELSEWHERE = textwrap.dedent("""
 
     db = open_database(sys.argv[1])
     with db.transaction() as session:
-        registrant = _registrant(session.scalars(select(Account).where(Account.login == "alice")).one())
+        registrant = registrant_by_id(session, session.scalar(select(Account.id).where(Account.login == "alice")))
         diagnostics = BatchRegistration(registrant, submission_id=0, ttl=86400).register(session, [DepositRecord(
             seq=1, doi=sys.argv[2], url=sys.argv[3], timestamp=sys.argv[4], content_type="journal_article")])
     db.engine.dispose()
