@@ -25,8 +25,10 @@ def site_record(settings: Settings, port: int) -> SiteInfo:
 
 def answer_cache(settings: Settings, db: Database) -> AnswerCache | None:
     """The resolution answer cache, where the database has a cheap change check (SQLite) and it is not off."""
+    if settings.handle_answer_cache_entries < 1 or settings.handle_answer_cache_bytes < 1:
+        return None
     marker = change_marker(db.engine)
-    if marker is None or settings.handle_answer_cache_entries < 1 or settings.handle_answer_cache_bytes < 1:
+    if marker is None:
         return None
     return AnswerCache(marker, settings.handle_answer_cache_entries, settings.handle_answer_cache_bytes)
 
