@@ -187,3 +187,18 @@ def test_kept_entries_are_counted_by_size():
     cache.keep(b"a", version, (1, b"y" * 100))  # kept again: counted once
     assert len(cache) == 1 and cache.bytes == 1 + 100 + ENTRY_OVERHEAD
     assert cache.lookup(b"a")[0] == (1, b"y" * 100)
+
+
+def test_the_change_check_holds_no_snapshot(registered, svc):
+    service = cached_service(svc)
+    before = service.answers.marker.current()
+    with svc.db.transaction() as session:
+        HandleEditor(session, "operator:test").modify("10.5555/cache.2", [HandleValue(1, "URL", b"https://x.org/4")])
+    pooled = svc.db.engine.raw_connection()
+    try:
+        pooled.dbapi_connection.isolation_level = None
+        busy, _log, _done = pooled.dbapi_connection.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+    finally:
+        pooled.close()
+    assert busy == 0  # no read transaction left open between checks: the WAL can be emptied
+    assert service.answers.marker.current() != before
