@@ -135,6 +135,10 @@ class Settings:
     handle_idle_timeout: float = setting(30.0, "seconds an idle TCP connection is kept")
     handle_workers: int = setting(8, "threads answering complete protocol messages (database work)")
     handle_udp_threads: int = setting(4, "threads receiving and answering UDP datagrams")
+    handle_answer_cache_entries: int = setting(100_000, "resolution answers each handle-server process keeps "
+                                                        "while the SQLite database is unchanged (0: none; "
+                                                        "PostgreSQL: never kept)")
+    handle_answer_cache_bytes: int = setting(64 * 1024 * 1024, "... and the octets they may take at most")
     handle_processes: int = setting(1, "processes of `agency handle-server` sharing its port (one per core)")
     handle_auth_failures: int = setting(5, "wrong secret keys per client address before answers are refused")
     handle_auth_window_seconds: int = setting(300, "... for this many seconds")
@@ -266,6 +270,7 @@ RANGES: dict[str, tuple[float | None, float | None]] = {
     "mddb_chunk_records": (1, None), "mddb_poll_seconds": (0, None), "mail_poll_seconds": (1, None),
     "scheduler_lease_seconds": (3, None), "query_sync_lines": (0, None), "query_max_lines": (1, None),
     "query_max_line_chars": (1, None), "password_time_cost": (1, None),
+    "handle_answer_cache_entries": (0, None), "handle_answer_cache_bytes": (0, None),
 }
 CHOICES: dict[str, tuple[str, ...]] = {"log_format": ("text", "json"),
                                       "log_level": ("DEBUG", "INFO", "WARNING", "ERROR")}

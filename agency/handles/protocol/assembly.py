@@ -6,6 +6,7 @@ from typing import Callable
 
 from agency.config import Settings
 from agency.db import Database
+from agency.handles.protocol.answer_cache import AnswerCache, change_marker
 from agency.handles.protocol.authentication import Challenges, FailureLimiter
 from agency.handles.protocol.directory import StoreDirectory
 from agency.handles.protocol.server import HandleServer, ServerLimits
@@ -22,13 +23,24 @@ def site_record(settings: Settings, port: int) -> SiteInfo:
                      public_key_bytes(key))
 
 
+def answer_cache(settings: Settings, db: Database) -> AnswerCache | None:
+    """The resolution answer cache, where the database has a cheap change check (SQLite) and it is not off."""
+    if settings.handle_answer_cache_entries < 1 or settings.handle_answer_cache_bytes < 1:
+        return None
+    marker = change_marker(db.engine)
+    if marker is None:
+        return None
+    return AnswerCache(marker, settings.handle_answer_cache_entries, settings.handle_answer_cache_bytes)
+
+
 def build_handle_server(settings: Settings, db: Database, audit: Callable | None = None,
                         port: int | None = None, sockets: tuple | None = None) -> HandleServer:
     """A bound (not yet started) server; the site record names the port actually bound."""
     service = HandleService(db, StoreDirectory(db, settings.handle_ttl), b"", site_serial=settings.handle_site_serial,
                             limits=Limits(settings.handle_max_message_bytes), audit=audit,
                             challenges=Challenges(db, settings.handle_max_message_bytes), limiter=FailureLimiter(settings.handle_auth_failures,
-                                                                            settings.handle_auth_window_seconds))
+                                                                            settings.handle_auth_window_seconds),
+                            answers=answer_cache(settings, db))
     server = HandleServer(service, settings.handle_host, settings.handle_port if port is None else port,
                           ServerLimits(max_connections=settings.handle_max_connections,
                                        read_timeout=settings.handle_read_timeout,

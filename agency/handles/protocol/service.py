@@ -20,6 +20,7 @@ from agency.db import Database
 from agency.handles.admins import permission_for_value, permitted
 from agency.handles.editing import PREFIX_NAMESPACE, EditError, HandleEditor, handle_prefix
 from agency.handles.protocol import messages as m
+from agency.handles.protocol.answer_cache import AnswerCache
 from agency.handles.protocol.authentication import (
     AnswerError, ChallengeLimit, Challenges, FailureLimiter, answer_matches,
 )
@@ -41,7 +42,8 @@ class Limits:
 class HandleService:
     def __init__(self, db: Database, directory: StoreDirectory, site_record: bytes, *, site_serial: int = 1,
                  limits: Limits = Limits(), audit: Callable | None = None,
-                 challenges: Challenges | None = None, limiter: FailureLimiter | None = None) -> None:
+                 challenges: Challenges | None = None, limiter: FailureLimiter | None = None,
+                 answers: AnswerCache | None = None) -> None:
         self.db = db
         self.directory = directory
         self.site_record = site_record
@@ -50,6 +52,7 @@ class HandleService:
         self.audit = audit
         self.challenges = challenges or Challenges(db, limits.max_message_bytes)
         self.limiter = limiter or FailureLimiter()
+        self.answers = answers  # None: every resolution reads the store
 
     # -- entry point
 
@@ -96,16 +99,30 @@ class HandleService:
         if not self.directory.serves(query.handle):
             return self._error(request, m.RC_SERVER_NOT_RESP,
                                f"prefix {handle_prefix(query.handle)} is not served here")
+        code, body = self._resolution_answer(request, query)
+        return self._reply(request, code, body)
+
+    def _resolution_answer(self, request: m.Message, query: m.Resolution) -> tuple[int, bytes]:
+        """Response code and body: kept ones while the store is unchanged (unauthenticated requests only)."""
+        if self.answers is None or request.credential:
+            return self._read_answer(query)
+        found, version = self.answers.lookup(request.body)
+        if found is not None:
+            return found
+        answer = self._read_answer(query)
+        self.answers.keep(request.body, version, answer)
+        return answer
+
+    def _read_answer(self, query: m.Resolution) -> tuple[int, bytes]:
         encoded = self.directory.public_values_encoded(query.handle)  # public values only: no authenticated reads
         if encoded is None:
-            return self._error(request, m.RC_HANDLE_NOT_FOUND, "handle not found")
+            return m.RC_HANDLE_NOT_FOUND, m.error_body("handle not found")
         if query.indexes or query.types:
             encoded = [item for item in encoded
                        if item[0] in query.indexes or any(type_matches(item[1], t) for t in query.types)]
         if not encoded:
-            return self._error(request, m.RC_VALUES_NOT_FOUND, "no values of the requested types or indexes")
-        return self._reply(request, m.RC_SUCCESS, m.resolution_body_encoded(query.handle,
-                                                                              [item[2] for item in encoded]))
+            return m.RC_VALUES_NOT_FOUND, m.error_body("no values of the requested types or indexes")
+        return m.RC_SUCCESS, m.resolution_body_encoded(query.handle, [item[2] for item in encoded])
 
     # -- administration
 
