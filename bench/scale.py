@@ -627,13 +627,15 @@ def measure_handle_protocol(agency: Agency, work: Path, total: int, base: int, s
 
 
 def measure_paging(port: int, out: dict) -> None:
-    """``GET /api/handles?prefix=10.5555`` pages of 1,000 names: the first 20, then one at 90% of the prefix."""
+    """``GET /api/handles?prefix=10.5555`` pages of 1,000 names: the first 20 (fewer full ones in a rehearsal's
+    small prefix), then one at 90% of the prefix."""
     auth = (f"300%3A0.NA%2F10.{FIRST_PREFIX}", SECRET)
     url = f"http://127.0.0.1:{port}/api/handles"
     session = requests.Session()
     times = []
-    total = 0
-    for page in range(21):
+    total = 21_000
+    page = 0
+    while page < min(21, total // 1000):
         started = time.perf_counter()
         answer = session.get(url, params={"prefix": f"10.{FIRST_PREFIX}", "page": page, "pageSize": 1000},
                              auth=auth, timeout=600)
@@ -644,6 +646,7 @@ def measure_paging(port: int, out: dict) -> None:
         total = int(body["totalCount"])
         if page:
             times.append(elapsed)  # the first request warms the connection
+        page += 1
     deep = int(total * 0.9) // 1000
     started = time.perf_counter()
     answer = session.get(url, params={"prefix": f"10.{FIRST_PREFIX}", "page": deep, "pageSize": 1000}, auth=auth,
@@ -862,7 +865,8 @@ def main() -> int:
         if args.build_only:
             return 0
         results = []
-        run_id = int(time.time()) % 10_000_000
+        # the metadata load's submission ids are run_id * 100 + n: above the built ones, within PostgreSQL's integer
+        run_id = 10_000 + int(time.time()) % 1_000_000
         samples = pickle.loads((args.keep / f"samples-{args.base}-{args.seed}.pickle").read_bytes())
         usable = still_indexed(list(agencies), samples)
         if len(usable) < len(samples):
