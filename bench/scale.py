@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Scale: an agency of N DOIs (default 10,000,000) next to one of 1,000,000, measured in the same run.
 
-Builds, with bulk inserts (indexes dropped, then created), the rows a real load
+Builds, with bulk inserts (indexes dropped, then created; COPY on PostgreSQL), the rows a real load
 of N journal articles leaves behind: handles and their URL values, citation keys,
 submissions and their record results (one submission per 10,000 records), title
 records, and the metadata database (rows computed by agency.metadata.index.prepare,
@@ -10,6 +10,14 @@ DOIs each (10.5555, 10.5556, ...), so at every size one prefix holds 1,000,000.
 
 The base agency is built first; the large one is a copy of it, grown. Both are
 kept in ``--keep DIR`` (outside the repository) and reused when they exist.
+
+With ``--database-url postgresql+psycopg://user@host:port/NAME`` the agencies are the databases
+``NAME_{dois}_{seed}`` on that server (created and dropped from its ``postgres`` database; NAME itself is
+never opened). The schema comes from the agency's migrations, the rows from the same generator as on
+SQLite, through COPY with the filled tables' keys and indexes dropped (and the foreign keys to them),
+then added back, then VACUUM ANALYZE. The large one is ``CREATE DATABASE ... TEMPLATE`` the base, grown,
+as the SQLite file is copied: the base's rows (and whatever its measuring runs added) are not generated
+twice, and both agencies hold the same first prefix. A comment on the database marks a finished build.
 Then each size is measured in a fresh process (its peak RSS is its own):
 
 - resolution: gunicorn (2 x cores + 1 sync workers), random DOIs of the whole agency,
@@ -22,15 +30,18 @@ Then each size is measured in a fresh process (its peak RSS is its own):
 - the metadata load of 100,000 records (bench/mddb.py's batches), records/s;
 - deposits through `agency serve`: a 10,000-record batch updating existing DOIs and one adding
   new DOIs, records/s from POST to completed (bench/deposit.py's whole path);
-- database size on disk, and peak RSS (VmHWM, and the anonymous part without SQLite's mapped pages)
-  of the server, the gunicorn workers and the measuring process (query, report, load).
+- database size on disk (pg_database_size on PostgreSQL), and peak RSS (VmHWM, and the anonymous part
+  without SQLite's mapped pages) of the server, the gunicorn workers and the measuring process (query,
+  report, load); not of PostgreSQL's own processes.
 
 Prints each figure at both sizes and the ratio large/base against the goal (rates >= 0.8 x,
-p99 <= 1.5 x). SQLite only for now. On a shared 2-core machine the 10,000,000 agency took ~29 minutes to
+p99 <= 1.5 x). On a shared 2-core machine the 10,000,000 agency took ~29 minutes to
 build and 14.65 GiB of disk (1,000,000: 4 minutes, 1.44 GiB); see docs/scaling.md for the figures.
 
     .venv/bin/python bench/scale.py --keep /work/tmp/scale                # 10,000,000 vs 1,000,000
     .venv/bin/python bench/scale.py --keep /tmp/s --dois 200000 --base 20000   # a quick rehearsal
+    .venv/bin/python bench/scale.py --keep /work/tmp/scale-pg \
+        --database-url postgresql+psycopg://postgres@127.0.0.1:5432/scale      # scale_1000000_1, scale_10000000_1
 """
 
 from __future__ import annotations
