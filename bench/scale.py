@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Scale: an agency of N DOIs (default 10,000,000) next to one of 1,000,000, measured in the same run.
 
-Builds, with bulk inserts (indexes dropped, then created), the rows a real load
+Builds, with bulk inserts (indexes dropped, then created; COPY on PostgreSQL), the rows a real load
 of N journal articles leaves behind: handles and their URL values, citation keys,
 submissions and their record results (one submission per 10,000 records), title
 records, and the metadata database (rows computed by agency.metadata.index.prepare,
@@ -10,6 +10,14 @@ DOIs each (10.5555, 10.5556, ...), so at every size one prefix holds 1,000,000.
 
 The base agency is built first; the large one is a copy of it, grown. Both are
 kept in ``--keep DIR`` (outside the repository) and reused when they exist.
+
+With ``--database-url postgresql+psycopg://user@host:port/NAME`` the agencies are the databases
+``NAME_{dois}_{seed}`` on that server (created and dropped from its ``postgres`` database; NAME itself is
+never opened). The schema comes from the agency's migrations, the rows from the same generator as on
+SQLite, through COPY with the filled tables' keys and indexes dropped (and the foreign keys to them),
+then added back, then VACUUM ANALYZE. The large one is ``CREATE DATABASE ... TEMPLATE`` the base, grown,
+as the SQLite file is copied: the base's rows (and whatever its measuring runs added) are not generated
+twice, and both agencies hold the same first prefix. A comment on the database marks a finished build.
 Then each size is measured in a fresh process (its peak RSS is its own):
 
 - resolution: gunicorn (2 x cores + 1 sync workers), random DOIs of the whole agency,
@@ -22,15 +30,18 @@ Then each size is measured in a fresh process (its peak RSS is its own):
 - the metadata load of 100,000 records (bench/mddb.py's batches), records/s;
 - deposits through `agency serve`: a 10,000-record batch updating existing DOIs and one adding
   new DOIs, records/s from POST to completed (bench/deposit.py's whole path);
-- database size on disk, and peak RSS (VmHWM, and the anonymous part without SQLite's mapped pages)
-  of the server, the gunicorn workers and the measuring process (query, report, load).
+- database size on disk (pg_database_size on PostgreSQL), and peak RSS (VmHWM, and the anonymous part
+  without SQLite's mapped pages) of the server, the gunicorn workers and the measuring process (query,
+  report, load); not of PostgreSQL's own processes.
 
 Prints each figure at both sizes and the ratio large/base against the goal (rates >= 0.8 x,
-p99 <= 1.5 x). SQLite only for now. On a shared 2-core machine the 10,000,000 agency took ~29 minutes to
+p99 <= 1.5 x). On a shared 2-core machine the 10,000,000 agency took ~29 minutes to
 build and 14.65 GiB of disk (1,000,000: 4 minutes, 1.44 GiB); see docs/scaling.md for the figures.
 
     .venv/bin/python bench/scale.py --keep /work/tmp/scale                # 10,000,000 vs 1,000,000
     .venv/bin/python bench/scale.py --keep /tmp/s --dois 200000 --base 20000   # a quick rehearsal
+    .venv/bin/python bench/scale.py --keep /work/tmp/scale-pg \
+        --database-url postgresql+psycopg://postgres@127.0.0.1:5432/scale      # scale_1000000_1, scale_10000000_1
 """
 
 from __future__ import annotations
@@ -50,17 +61,22 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from operator import itemgetter
 from pathlib import Path
 
+import psycopg
 import requests
+from psycopg import sql
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 sys.path.insert(0, str(ROOT / "tests" / "e2e"))
 
+from sqlalchemy import select, text  # noqa: E402
 from sqlalchemy.dialects import sqlite as sqlite_dialect  # noqa: E402
+from sqlalchemy.engine import make_url  # noqa: E402
 
 import handle_protocol as handle_bench  # noqa: E402
 from deposit import deposit_and_wait  # noqa: E402
@@ -74,7 +90,7 @@ from agency.handles.doi_syntax import doi_key  # noqa: E402
 from agency.handles.store import URL_INDEX, version_of  # noqa: E402
 from agency.metadata.extraction import Contributor, IdentifierText, RecordMetadata  # noqa: E402
 from agency.metadata.index import LoadSource, journal_title_rows, prepare  # noqa: E402
-from agency.models import Handle, Prefix  # noqa: E402
+from agency.models import Account, Handle, Prefix  # noqa: E402
 from agency.models.types import utcnow  # noqa: E402
 from agency.services import build_agency  # noqa: E402
 from generate import write_batch  # noqa: E402
@@ -100,6 +116,96 @@ def doi_of(number: int, base: int) -> str:
     return f"{prefix_of(number, base)}/bench.{number:08d}"
 
 
+# --- where an agency lives ---------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Agency:
+    """One built agency: a SQLite file in ``--keep``, or a PostgreSQL database on the ``--database-url`` server."""
+
+    url: str
+    label: str  # the file's stem, or the database's name: names its work folder
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.url.startswith("sqlite")
+
+    @property
+    def path(self) -> Path:
+        return Path(make_url(self.url).database)
+
+    @property
+    def conninfo(self) -> str:
+        return make_url(self.url).set(drivername="postgresql").render_as_string(hide_password=False)
+
+    def size_bytes(self) -> int:
+        if self.is_sqlite:
+            return sum(p.stat().st_size for p in self.path.parent.glob(self.path.name + "*"))
+        with psycopg.connect(self.conninfo) as conn:
+            return conn.execute("SELECT pg_database_size(current_database())").fetchone()[0]
+
+
+def agency_at(keep: Path, database_url: str | None, dois: int, seed: int) -> Agency:
+    """The agency of ``dois`` DOIs: ``agency-{dois}-{seed}.db`` in keep, or the database ``{name}_{dois}_{seed}``
+    beside the one ``--database-url`` names (which is only a prefix: the bench never writes to it)."""
+    if database_url is None:
+        path = keep / f"agency-{dois}-{seed}.db"
+        return Agency(f"sqlite:///{path}", path.stem)
+    url = make_url(database_url)
+    name = f"{url.database}_{dois}_{seed}"
+    return Agency(url.set(database=name).render_as_string(hide_password=False), name)
+
+
+def server_conninfo(agency: Agency) -> str:
+    """The ``postgres`` maintenance database of the agency's server: databases are created and dropped from it."""
+    return make_url(agency.url).set(drivername="postgresql", database="postgres").render_as_string(
+        hide_password=False)
+
+
+COMPLETE = "bench/scale.py: complete"
+
+
+def is_complete(agency: Agency, keep: Path) -> bool:
+    """A SQLite agency has a ``.complete`` file beside it; a PostgreSQL one a comment on its database."""
+    if agency.is_sqlite:
+        return (keep / (agency.path.name + ".complete")).exists()
+    with psycopg.connect(server_conninfo(agency), autocommit=True) as conn:
+        row = conn.execute("SELECT shobj_description(oid, 'pg_database') FROM pg_database WHERE datname = %s",
+                           (agency.label,)).fetchone()
+    return row is not None and row[0] == COMPLETE
+
+
+def mark_complete(agency: Agency, keep: Path) -> None:
+    if agency.is_sqlite:
+        (keep / (agency.path.name + ".complete")).touch()
+        return
+    with psycopg.connect(server_conninfo(agency), autocommit=True) as conn:
+        conn.execute(sql.SQL("COMMENT ON DATABASE {} IS {}").format(sql.Identifier(agency.label),
+                                                                    sql.Literal(COMPLETE)))
+
+
+def drop_database(agency: Agency) -> None:
+    with psycopg.connect(server_conninfo(agency), autocommit=True) as conn:
+        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(agency.label)))
+
+
+def start_over(agency: Agency, keep: Path, template: Agency | None = None) -> None:
+    """Removes what an unfinished build left; a copy of ``template`` (file copy, or CREATE DATABASE ... TEMPLATE)
+    or nothing (the schema comes from the migrations) in its place."""
+    if agency.is_sqlite:
+        for p in keep.glob(agency.path.name + "*"):
+            p.unlink()
+        if template is not None:
+            shutil.copyfile(template.path, agency.path)
+        return
+    drop_database(agency)
+    with psycopg.connect(server_conninfo(agency), autocommit=True) as conn:
+        if template is None:
+            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(agency.label)))
+        else:  # FILE_COPY: copies the files after a checkpoint, rather than writing the whole database to the WAL
+            conn.execute(sql.SQL("CREATE DATABASE {} TEMPLATE {} STRATEGY FILE_COPY").format(
+                sql.Identifier(agency.label), sql.Identifier(template.label)))
+
+
 # --- building ---------------------------------------------------------------------------------------------
 
 def is_sampled(number: int, base: int) -> bool:
@@ -107,18 +213,23 @@ def is_sampled(number: int, base: int) -> bool:
     return number < base and number % 50 == 7
 
 
-def still_indexed(paths: list[Path], samples: list) -> list:
+def still_indexed(agencies: list[Agency], samples: list) -> list:
     """The samples whose ISSN + volume + first page still find their DOI in every agency (an agency kept from
     before updates spared them may have had some re-deposited with other metadata)."""
     kept = set(range(len(samples)))
-    for path in paths:
-        with sqlite3.connect(path) as conn:
-            for n, record in enumerate(samples):
-                row = conn.execute("SELECT doi_key FROM metadata_locators WHERE issn = ? AND volume_key = ? AND "
-                                   "first_page_key = ?", (record.identifiers[0].raw, record.volume,
-                                                          record.first_page)).fetchone()
-                if row is None or row[0] != doi_key(record.doi):
-                    kept.discard(n)
+    look_up = text("SELECT doi_key FROM metadata_locators WHERE issn = :issn AND volume_key = :volume AND "
+                   "first_page_key = :page")
+    for agency in agencies:
+        db = open_database(agency.url)
+        try:
+            with db.engine.connect() as conn:
+                for n, record in enumerate(samples):
+                    row = conn.execute(look_up, {"issn": record.identifiers[0].raw, "volume": record.volume,
+                                                 "page": record.first_page}).fetchone()
+                    if row is None or row[0] != doi_key(record.doi):
+                        kept.discard(n)
+        finally:
+            db.engine.dispose()
     return [samples[n] for n in sorted(kept)]
 
 
@@ -158,7 +269,7 @@ def block_records(block: int, base: int, seed: int):
 
 
 class Inserter:
-    """executemany of plain tuples on the driver (the bulk path: no SQLAlchemy per row)."""
+    """executemany of plain tuples on SQLite's driver (the bulk path: no SQLAlchemy per row)."""
 
     def __init__(self, conn: sqlite3.Connection) -> None:
         self.conn = conn
@@ -180,67 +291,37 @@ class Inserter:
             rows.clear()
 
 
-def stored_datetime(value) -> str:
-    processor = Handle.__table__.c.created_at.type.bind_processor(sqlite_dialect.dialect())
-    return processor(value) if processor else value
+class Copier(Inserter):
+    """COPY ... FROM STDIN on PostgreSQL (psycopg's ``cursor.copy``): the same rows, one COPY per table per chunk."""
+
+    def __init__(self, conn: psycopg.Connection) -> None:
+        super().__init__(conn)  # type: ignore[arg-type]
+
+    def flush(self) -> None:
+        with self.conn.cursor() as cursor:
+            for table, rows in self.pending.items():
+                if not rows:
+                    continue
+                names = list(rows[0])
+                getter = itemgetter(*names)
+                with cursor.copy(f"COPY {table} ({', '.join(names)}) FROM STDIN") as copy:
+                    for row in rows:
+                        copy.write_row(getter(row))
+                self.rows += len(rows)
+                rows.clear()
 
 
-def schema_and_account(path: Path, blocks: int, work: Path) -> int:
-    """The migrated schema, the account owning every prefix, the first prefix's record with a secret key."""
-    settings = scale_settings(path, work)
-    svc = build_agency(settings)
-    prefixes = [f"10.{FIRST_PREFIX + b}" for b in range(blocks)]
-    from sqlalchemy import select
-
-    from agency.models import Account
-
-    with svc.db.transaction() as session:
-        account = session.scalar(select(Account).where(Account.login == "bench"))
-        if account is None:
-            registrant = create_account(session, svc.passwords, "bench", "bench@example.org", PASSWORD,
-                                        prefixes[:1])
-            account_id = registrant.id
-            fresh = True
-        else:
-            account_id, fresh = account.id, False
-        owned = set(session.scalars(select(Prefix.prefix)))
-        for prefix in prefixes:
-            if prefix not in owned:
-                session.add(Prefix(prefix=prefix, account_id=account_id))
-    if fresh:
-        from agency.handles.prefix_records import create_prefix_record, parse_reference, set_prefix_secret
-
-        with svc.db.transaction() as session:
-            create_prefix_record(session, prefixes[0], "bench", ra_admin=parse_reference(settings.handle_ra_admin),
-                                 service_handle=settings.handle_service, ttl=settings.handle_ttl,
-                                 actor="operator:bench")
-            set_prefix_secret(session, prefixes[0], SECRET, actor="operator:bench")
-    svc.db.engine.dispose()
-    return account_id
-
-
-def fill(path: Path, start: int, end: int, base: int, seed: int, account_id: int, work: Path) -> dict:
-    """Bulk-insert DOIs [start, end): indexes dropped first, created after. Returns timings and samples."""
+def add_dois(inserter: Inserter, start: int, end: int, base: int, seed: int, account_id: int, now,
+             last_title_id: int, known_issns: set[str]) -> tuple[list[RecordMetadata], dict[int, str]]:
+    """The rows of DOIs [start, end), handed to ``inserter`` (flushed every CHUNK DOIs): the one row generator of
+    both builders. ``now`` is the timestamp as the database's driver takes it. Returns the sampled records and
+    the submissions the records name (id -> folder)."""
     blocks = -(-end // base)
-    schema_and_account(path, blocks, work)
-    now = stored_datetime(utcnow())
-    conn = sqlite3.connect(path, isolation_level=None)
-    conn.execute("PRAGMA journal_mode=DELETE")
-    conn.execute("PRAGMA synchronous=OFF")
-    conn.execute("PRAGMA cache_size=-1000000")
-    conn.execute("PRAGMA foreign_keys=OFF")
-    conn.execute("PRAGMA temp_store=FILE")
-    indexes = conn.execute(f"SELECT name, sql FROM sqlite_master WHERE type='index' AND sql IS NOT NULL AND "
-                           f"tbl_name IN ({', '.join('?' * len(FILLED))})", FILLED).fetchall()
     started = time.perf_counter()
-    conn.execute("BEGIN")
-    for name, _sql in indexes:
-        conn.execute(f"DROP INDEX {name}")
-    inserter = Inserter(conn)
-    submissions = {}
+    submissions: dict[int, str] = {}
     samples: list[RecordMetadata] = []
     journals_seen: set[int] = set()
-    title_id = (conn.execute("SELECT max(id) FROM title_records").fetchone()[0] or 0)
+    title_id = last_title_id
     prepared_rows = 0
     for block in range(start // base, blocks):
         for journal, record in block_records(block, base, seed):
@@ -273,9 +354,8 @@ def fill(path: Path, start: int, end: int, base: int, seed: int, account_id: int
             if journal not in journals_seen:
                 journals_seen.add(journal)
                 inserter.add("metadata_journal_titles", journal_title_rows([prepared]))
-                exists = conn.execute("SELECT 1 FROM title_identifiers WHERE kind='issn' AND value=?",
-                                      (issn,)).fetchone()
-                if not exists:
+                if issn not in known_issns:
+                    known_issns.add(issn)
                     title_id += 1
                     inserter.add("title_records", ({"id": title_id, "kind": "journal", "title": record.journal_title,
                                                     "account_id": account_id, "created_at": now,
@@ -290,19 +370,81 @@ def fill(path: Path, start: int, end: int, base: int, seed: int, account_id: int
                     rate = prepared_rows / (time.perf_counter() - started)
                     print(f"  {prepared_rows:,} DOIs inserted ({rate:,.0f}/s)", flush=True)
     inserter.flush()
+    return samples, submissions
+
+
+def submission_rows(submissions: dict[int, str], existing: set[int], account_id: int, now) -> list[dict]:
+    """One completed, indexed deposit per PER_SUBMISSION records (the ids a kept agency already has are kept)."""
+    return [{"id": sid, "account_id": account_id, "kind": "deposit", "operation": "doMDUpload",
+             "status": "completed", "file_name": "batch.xml", "doi_batch_id": f"bench-{sid}", "storage_path": folder,
+             "byte_size": 0, "sha256": "", "received_at": now, "started_at": now, "completed_at": now,
+             "record_count": PER_SUBMISSION, "success_count": PER_SUBMISSION, "warning_count": 0,
+             "failure_count": 0, "records_done": PER_SUBMISSION, "attempts": 0, "index_status": "indexed",
+             "indexed_at": now, "batch_timestamp": "20240101000000"}
+            for sid, folder in submissions.items() if sid not in existing]
+
+
+def stored_datetime(value) -> str:
+    processor = Handle.__table__.c.created_at.type.bind_processor(sqlite_dialect.dialect())
+    return processor(value) if processor else value
+
+
+def schema_and_account(agency: Agency, blocks: int, work: Path) -> int:
+    """The migrated schema, the account owning every prefix, the first prefix's record with a secret key."""
+    settings = scale_settings(agency, work)
+    svc = build_agency(settings)
+    prefixes = [f"10.{FIRST_PREFIX + b}" for b in range(blocks)]
+    with svc.db.transaction() as session:
+        account = session.scalar(select(Account).where(Account.login == "bench"))
+        if account is None:
+            registrant = create_account(session, svc.passwords, "bench", "bench@example.org", PASSWORD,
+                                        prefixes[:1])
+            account_id = registrant.id
+            fresh = True
+        else:
+            account_id, fresh = account.id, False
+        owned = set(session.scalars(select(Prefix.prefix)))
+        for prefix in prefixes:
+            if prefix not in owned:
+                session.add(Prefix(prefix=prefix, account_id=account_id))
+    if fresh:
+        from agency.handles.prefix_records import create_prefix_record, parse_reference, set_prefix_secret
+
+        with svc.db.transaction() as session:
+            create_prefix_record(session, prefixes[0], "bench", ra_admin=parse_reference(settings.handle_ra_admin),
+                                 service_handle=settings.handle_service, ttl=settings.handle_ttl,
+                                 actor="operator:bench")
+            set_prefix_secret(session, prefixes[0], SECRET, actor="operator:bench")
+    svc.db.engine.dispose()
+    return account_id
+
+
+def fill_sqlite(agency: Agency, start: int, end: int, base: int, seed: int, account_id: int) -> dict:
+    """Bulk-insert DOIs [start, end): indexes dropped first, created after. Returns timings and samples."""
+    now = stored_datetime(utcnow())
+    conn = sqlite3.connect(agency.path, isolation_level=None)
+    conn.execute("PRAGMA journal_mode=DELETE")
+    conn.execute("PRAGMA synchronous=OFF")
+    conn.execute("PRAGMA cache_size=-1000000")
+    conn.execute("PRAGMA foreign_keys=OFF")
+    conn.execute("PRAGMA temp_store=FILE")
+    indexes = conn.execute(f"SELECT name, sql FROM sqlite_master WHERE type='index' AND sql IS NOT NULL AND "
+                           f"tbl_name IN ({', '.join('?' * len(FILLED))})", FILLED).fetchall()
+    started = time.perf_counter()
+    conn.execute("BEGIN")
+    for name, _sql in indexes:
+        conn.execute(f"DROP INDEX {name}")
+    inserter = Inserter(conn)
+    last_title_id = conn.execute("SELECT max(id) FROM title_records").fetchone()[0] or 0
+    known_issns = {row[0] for row in conn.execute("SELECT value FROM title_identifiers WHERE kind = 'issn'")}
+    samples, submissions = add_dois(inserter, start, end, base, seed, account_id, now, last_title_id, known_issns)
     existing = {row[0] for row in conn.execute("SELECT id FROM submissions")}
-    conn.executemany(
-        "INSERT INTO submissions (id, account_id, kind, operation, status, file_name, doi_batch_id, storage_path, "
-        "byte_size, sha256, received_at, started_at, completed_at, record_count, success_count, warning_count, "
-        "failure_count, records_done, attempts, index_status, indexed_at, batch_timestamp) VALUES "
-        "(?, ?, 'deposit', 'doMDUpload', 'completed', 'batch.xml', ?, ?, 0, '', ?, ?, ?, ?, ?, 0, 0, ?, 0, "
-        "'indexed', ?, '20240101000000')",
-        [(sid, account_id, f"bench-{sid}", folder, now, now, now, PER_SUBMISSION, PER_SUBMISSION, PER_SUBMISSION, now)
-         for sid, folder in submissions.items() if sid not in existing])
+    inserter.add("submissions", submission_rows(submissions, existing, account_id, now))
+    inserter.flush()
     conn.execute("COMMIT")
     inserted = time.perf_counter()
-    for _name, sql in indexes:
-        conn.execute(sql)
+    for _name, sql_text in indexes:
+        conn.execute(sql_text)
     conn.execute("ANALYZE")
     conn.execute("PRAGMA journal_mode=WAL")
     conn.close()
@@ -310,49 +452,111 @@ def fill(path: Path, start: int, end: int, base: int, seed: int, account_id: int
             "samples": samples}
 
 
-def scale_settings(path: Path, work: Path, **extra):
+# The keys and indexes of the filled tables (and the foreign keys that refer to them): dropped before the
+# COPY, added after it in the reverse order (indexes, then primary and unique keys, then foreign keys).
+PG_CONSTRAINTS = """
+SELECT conrelid::regclass::text, conname, pg_get_constraintdef(oid), contype FROM pg_constraint
+WHERE (contype IN ('p', 'u', 'f') AND conrelid = ANY(%(tables)s::regclass[]))
+   OR (contype = 'f' AND confrelid = ANY(%(tables)s::regclass[]))
+ORDER BY contype = 'f' DESC, conname
+"""
+PG_INDEXES = """
+SELECT indexrelid::regclass::text, pg_get_indexdef(indexrelid) FROM pg_index
+WHERE indrelid = ANY(%(tables)s::regclass[])
+  AND NOT EXISTS (SELECT 1 FROM pg_constraint WHERE conindid = indexrelid)
+"""
+PG_SEQUENCES = """
+SELECT table_name, column_name, pg_get_serial_sequence(quote_ident(table_name), column_name)
+FROM information_schema.columns WHERE table_schema = current_schema() AND table_name = ANY(%(tables)s)
+  AND pg_get_serial_sequence(quote_ident(table_name), column_name) IS NOT NULL
+"""
+
+
+def fill_postgres(agency: Agency, start: int, end: int, base: int, seed: int, account_id: int) -> dict:
+    """COPY DOIs [start, end) in one transaction, keys and indexes dropped first and added after; the sequences
+    moved past the ids given; then VACUUM ANALYZE (statistics, and the visibility map index-only scans need)."""
+    now = utcnow()
+    tables = list(FILLED) + ["submissions"]
+    with psycopg.connect(agency.conninfo) as conn:
+        conn.execute("SET maintenance_work_mem = '1GB'")  # index builds sort in memory (the server's default: 64MB)
+        conn.execute("SET synchronous_commit = off")
+        constraints = conn.execute(PG_CONSTRAINTS, {"tables": list(FILLED)}).fetchall()
+        indexes = conn.execute(PG_INDEXES, {"tables": list(FILLED)}).fetchall()
+        started = time.perf_counter()
+        for table, name, _definition, _kind in constraints:
+            conn.execute(sql.SQL("ALTER TABLE {} DROP CONSTRAINT {}").format(sql.Identifier(table),
+                                                                           sql.Identifier(name)))
+        for name, _definition in indexes:
+            conn.execute(sql.SQL("DROP INDEX {}").format(sql.Identifier(name)))
+        inserter = Copier(conn)
+        last_title_id = conn.execute("SELECT coalesce(max(id), 0) FROM title_records").fetchone()[0]
+        known_issns = {row[0] for row in conn.execute("SELECT value FROM title_identifiers WHERE kind = 'issn'")}
+        samples, submissions = add_dois(inserter, start, end, base, seed, account_id, now, last_title_id,
+                                        known_issns)
+        existing = {row[0] for row in conn.execute("SELECT id FROM submissions")}
+        inserter.add("submissions", submission_rows(submissions, existing, account_id, now))
+        inserter.flush()
+        for table, column, sequence in conn.execute(PG_SEQUENCES, {"tables": tables}).fetchall():
+            conn.execute(sql.SQL("SELECT setval({}, coalesce((SELECT max({}) FROM {}), 0) + 1, false)").format(
+                sql.Literal(sequence), sql.Identifier(column), sql.Identifier(table)))
+        inserted = time.perf_counter()
+        for _name, definition in indexes:
+            conn.execute(definition)
+        for table, name, definition, _kind in reversed(constraints):
+            conn.execute(sql.SQL("ALTER TABLE {} ADD CONSTRAINT {} ").format(sql.Identifier(table),
+                                                                           sql.Identifier(name))
+                         + sql.SQL(definition))
+        conn.commit()
+        indexed = time.perf_counter()
+    with psycopg.connect(agency.conninfo, autocommit=True) as conn:
+        conn.execute("VACUUM (ANALYZE)")
+    return {"insert_s": inserted - started, "index_s": indexed - inserted,
+            "analyze_s": time.perf_counter() - indexed, "rows": inserter.rows, "samples": samples}
+
+
+def scale_settings(agency: Agency, work: Path, **extra):
+    """A kept PostgreSQL agency upgrades its schema, as a SQLite one does."""
     return load_settings(environ={}, data_dir=work / "var", batch_dir=work / "batches",
-                         database_url=f"sqlite:///{path}", run_worker=False, run_scheduler=False,
-                         password_time_cost=1, **extra)
+                         database_url=agency.url, run_worker=False, run_scheduler=False,
+                         password_time_cost=1, db_auto_upgrade=True, **extra)
 
 
-def disk_bytes(path: Path) -> int:
-    return sum(p.stat().st_size for p in path.parent.glob(path.name + "*"))
+def build_one(agency: Agency, keep: Path, start: int, end: int, base: int, seed: int,
+              template: Agency | None) -> dict:
+    """Agency [0, end): a fresh schema filled with [0, end), or a copy of ``template`` grown by [start, end)."""
+    started = time.perf_counter()
+    start_over(agency, keep, template)
+    copied = time.perf_counter() - started
+    account_id = schema_and_account(agency, -(-end // base), keep / "work")
+    fill = fill_sqlite if agency.is_sqlite else fill_postgres
+    built = fill(agency, start, end, base, seed, account_id)
+    built.update(copy_s=copied, total_s=time.perf_counter() - started)
+    gib = agency.size_bytes() / 2**30
+    doing = "grew to" if template else "built"
+    analyze = f", vacuum analyze {built['analyze_s']:.0f} s" if "analyze_s" in built else ""
+    copy = f"copy {copied:.0f} s, " if template else ""
+    print(f"{doing} {end:,} DOIs in {built['total_s']:.0f} s ({copy}insert {built['insert_s']:.0f} s at "
+          f"{(end - start) / built['insert_s']:,.0f} DOIs/s, {built['rows'] / built['insert_s']:,.0f} rows/s; indexes "
+          f"{built['index_s']:.0f} s{analyze}; {built['rows']:,} rows): {gib:.2f} GiB", flush=True)
+    mark_complete(agency, keep)
+    return built
 
 
-def build(keep: Path, base: int, total: int, seed: int) -> tuple[Path, Path]:
-    base_db, large_db = keep / f"agency-{base}-{seed}.db", keep / f"agency-{total}-{seed}.db"
+def build(keep: Path, base: int, total: int, seed: int, database_url: str | None) -> tuple[Agency, Agency]:
+    """The base agency, then the large one as a copy of it grown (a SQLite file copied, a PostgreSQL database
+    created with the base as TEMPLATE); each reused when a build of it completed."""
+    base_agency, large = agency_at(keep, database_url, base, seed), agency_at(keep, database_url, total, seed)
     samples_file = keep / f"samples-{base}-{seed}.pickle"
-    work = keep / "work"
-    if not (keep / (base_db.name + ".complete")).exists():
-        for p in keep.glob(base_db.name + "*"):
-            p.unlink()
-        started = time.perf_counter()
-        account_id = schema_and_account(base_db, -(-total // base), work)
-        built = fill(base_db, 0, base, base, seed, account_id, work)
+    if not (is_complete(base_agency, keep) and samples_file.exists()):
+        built = build_one(base_agency, keep, 0, base, base, seed, None)
         samples_file.write_bytes(pickle.dumps(built["samples"]))
-        took = time.perf_counter() - started
-        print(f"built {base:,} DOIs in {took:.0f} s (insert {built['insert_s']:.0f} s, indexes "
-              f"{built['index_s']:.0f} s, {built['rows']:,} rows): {disk_bytes(base_db) / 2**30:.2f} GiB", flush=True)
-        (keep / (base_db.name + ".complete")).touch()
     else:
-        print(f"reused {base_db} ({disk_bytes(base_db) / 2**30:.2f} GiB)", flush=True)
-    if total > base and not (keep / (large_db.name + ".complete")).exists():
-        for p in keep.glob(large_db.name + "*"):
-            p.unlink()
-        started = time.perf_counter()
-        shutil.copyfile(base_db, large_db)
-        copied = time.perf_counter() - started
-        account_id = schema_and_account(large_db, -(-total // base), work)
-        built = fill(large_db, base, total, base, seed, account_id, work)
-        took = time.perf_counter() - started
-        print(f"grew to {total:,} DOIs in {took:.0f} s (copy {copied:.0f} s, insert {built['insert_s']:.0f} s, "
-              f"indexes {built['index_s']:.0f} s, {built['rows']:,} rows): "
-              f"{disk_bytes(large_db) / 2**30:.2f} GiB", flush=True)
-        (keep / (large_db.name + ".complete")).touch()
+        print(f"reused {base_agency.label} ({base_agency.size_bytes() / 2**30:.2f} GiB)", flush=True)
+    if total > base and not is_complete(large, keep):
+        build_one(large, keep, base, total, base, seed, base_agency)
     elif total > base:
-        print(f"reused {large_db} ({disk_bytes(large_db) / 2**30:.2f} GiB)", flush=True)
-    return base_db, large_db
+        print(f"reused {large.label} ({large.size_bytes() / 2**30:.2f} GiB)", flush=True)
+    return base_agency, large
 
 
 # --- measuring (one process per size) ----------------------------------------------------------------------
@@ -378,8 +582,8 @@ def children_of(pid: int) -> list[int]:
     return out
 
 
-def measure_resolution(path: Path, work: Path, total: int, base: int, seconds: float, out: dict) -> None:
-    settings = scale_settings(path, work)
+def measure_resolution(agency: Agency, work: Path, total: int, base: int, seconds: float, out: dict) -> None:
+    settings = scale_settings(agency, work)
     os.environ["AGENCY_HANDLE_REST_INSECURE_WRITES"] = "1"
     resolve_bench.doi_of = lambda number: doi_of(number, base)  # the clients fork: they see this
     workers = 2 * (os.cpu_count() or 1) + 1
@@ -413,11 +617,11 @@ def measure_resolution(path: Path, work: Path, total: int, base: int, seconds: f
             process.kill()
 
 
-def measure_handle_protocol(path: Path, work: Path, total: int, base: int, seconds: float, out: dict) -> None:
+def measure_handle_protocol(agency: Agency, work: Path, total: int, base: int, seconds: float, out: dict) -> None:
     """OC_RESOLUTION over UDP against `agency handle-server` (bench/handle_protocol.py's clients), random DOIs."""
     handle_bench.doi_of = lambda number: doi_of(number, base)
     env = dict(os.environ, AGENCY_DATA_DIR=str(work / "var"), AGENCY_BATCH_DIR=str(work / "batches"),
-               AGENCY_DATABASE_URL=f"sqlite:///{path}", AGENCY_RUN_WORKER="0", AGENCY_RUN_SCHEDULER="0")
+               AGENCY_DATABASE_URL=agency.url, AGENCY_RUN_WORKER="0", AGENCY_RUN_SCHEDULER="0")
     port = free_port()
     clients = 2 * (os.cpu_count() or 1)
     with multiprocessing.get_context("fork").Pool(clients) as pool:
@@ -434,13 +638,15 @@ def measure_handle_protocol(path: Path, work: Path, total: int, base: int, secon
 
 
 def measure_paging(port: int, out: dict) -> None:
-    """``GET /api/handles?prefix=10.5555`` pages of 1,000 names: the first 20, then one at 90% of the prefix."""
+    """``GET /api/handles?prefix=10.5555`` pages of 1,000 names: the first 20 (fewer full ones in a rehearsal's
+    small prefix), then one at 90% of the prefix."""
     auth = (f"300%3A0.NA%2F10.{FIRST_PREFIX}", SECRET)
     url = f"http://127.0.0.1:{port}/api/handles"
     session = requests.Session()
     times = []
-    total = 0
-    for page in range(21):
+    total = 21_000
+    page = 0
+    while page < min(21, total // 1000):
         started = time.perf_counter()
         answer = session.get(url, params={"prefix": f"10.{FIRST_PREFIX}", "page": page, "pageSize": 1000},
                              auth=auth, timeout=600)
@@ -451,6 +657,7 @@ def measure_paging(port: int, out: dict) -> None:
         total = int(body["totalCount"])
         if page:
             times.append(elapsed)  # the first request warms the connection
+        page += 1
     deep = int(total * 0.9) // 1000
     started = time.perf_counter()
     answer = session.get(url, params={"prefix": f"10.{FIRST_PREFIX}", "page": deep, "pageSize": 1000}, auth=auth,
@@ -461,8 +668,8 @@ def measure_paging(port: int, out: dict) -> None:
     out["paging_prefix_total"] = total
 
 
-def measure_queries(path: Path, samples: list, out: dict) -> None:
-    db = open_database(f"sqlite:///{path}")
+def measure_queries(agency: Agency, samples: list, out: dict) -> None:
+    db = open_database(agency.url)
     try:
         warm_lines, _ = query_bench.query_lines(samples, 3_000, 3)  # a running service's cache is warm:
         query_bench.run_queries(db, warm_lines, 1000)               # other lines first, not measured
@@ -476,14 +683,10 @@ def measure_queries(path: Path, samples: list, out: dict) -> None:
         db.engine.dispose()
 
 
-def measure_report(path: Path, work: Path, out: dict) -> None:
-    svc = build_agency(scale_settings(path, work))
+def measure_report(agency: Agency, work: Path, out: dict) -> None:
+    svc = build_agency(scale_settings(agency, work))
     try:
         with svc.db.sessions() as session:
-            from sqlalchemy import select
-
-            from agency.models import Account
-
             account_id = session.scalar(select(Account.id).where(Account.login == "bench"))
             registrant = registrant_by_id(session, account_id)
         started = time.perf_counter()
@@ -498,7 +701,7 @@ def measure_report(path: Path, work: Path, out: dict) -> None:
         svc.db.engine.dispose()
 
 
-def measure_load(path: Path, work: Path, run_id: int, out: dict, records: int = 100_000) -> None:
+def measure_load(agency: Agency, work: Path, run_id: int, out: dict, records: int = 100_000) -> None:
     batch_dir = work / f"mddb-{run_id}"
     made = 0
     for number in range(records // 10_000):
@@ -510,8 +713,8 @@ def measure_load(path: Path, work: Path, run_id: int, out: dict, records: int = 
         write_log(folder / "log.xml", submission_id, f"scale-{submission_id}", dois)
         made += len(dois)
     svc = build_agency(load_settings(environ={}, data_dir=work / "var", batch_dir=batch_dir,
-                                     database_url=f"sqlite:///{path}", run_worker=False, run_scheduler=False,
-                                     password_time_cost=1))
+                                     database_url=agency.url, run_worker=False, run_scheduler=False,
+                                     password_time_cost=1, db_auto_upgrade=True))
     try:
         svc.mddb
         started = time.perf_counter()
@@ -543,10 +746,10 @@ def renamed_updates(path: Path, base: int, run_id: int) -> None:
     path.write_text(text, encoding="utf-8")
 
 
-def measure_deposits(path: Path, work: Path, base: int, run_id: int, out: dict) -> None:
+def measure_deposits(agency: Agency, work: Path, base: int, run_id: int, out: dict) -> None:
     folder = work / f"deposit-{run_id}"
     folder.mkdir(parents=True)
-    env = agency_env(work, f"sqlite:///{path}", AGENCY_MAX_BATCH_BYTES=str(2 * 1024**3), AGENCY_RUN_SCHEDULER="0")
+    env = agency_env(work, agency.url, AGENCY_MAX_BATCH_BYTES=str(2 * 1024**3), AGENCY_RUN_SCHEDULER="0")
     server = start_server(env)
     try:
         auth = ("bench", PASSWORD)
@@ -568,7 +771,7 @@ def measure_deposits(path: Path, work: Path, base: int, run_id: int, out: dict) 
         out["server_anon_mb"] = status_kb(server.process.pid, "RssAnon") / 1024
     finally:
         server.stop()
-    svc = build_agency(scale_settings(path, work))  # index the deposits, as the scheduler would: a kept
+    svc = build_agency(scale_settings(agency, work))  # index the deposits, as the scheduler would: a kept
     try:                                           # agency stays consistent for the next run
         svc.mddb.run(mail=False)
     finally:
@@ -576,26 +779,27 @@ def measure_deposits(path: Path, work: Path, base: int, run_id: int, out: dict) 
         shutil.rmtree(folder, ignore_errors=True)
 
 
-def measure_one(path: Path, keep: Path, base: int, total: int, seed: int, seconds: float, run_id: int) -> dict:
-    work = keep / f"work-{path.stem}"
+def measure_one(agency: Agency, keep: Path, base: int, total: int, seed: int, seconds: float, run_id: int) -> dict:
+    work = keep / f"work-{agency.label}"
     work.mkdir(parents=True, exist_ok=True)
     samples = pickle.loads((keep / f"run-samples-{base}-{seed}.pickle").read_bytes())
     out: dict = {"dois": total}
-    steps = (("resolution and paging", lambda: measure_resolution(path, work, total, base, seconds, out)),
-             ("Handle protocol", lambda: measure_handle_protocol(path, work, total, base, seconds / 2, out)),
-             ("piped queries", lambda: measure_queries(path, samples, out)),
-             ("depositor report", lambda: measure_report(path, work, out)),
-             ("metadata load", lambda: measure_load(path, work, run_id, out)),
-             ("deposits", lambda: measure_deposits(path, work, base, run_id, out)))
+    steps = (("resolution and paging", lambda: measure_resolution(agency, work, total, base, seconds, out)),
+             ("Handle protocol", lambda: measure_handle_protocol(agency, work, total, base, seconds / 2, out)),
+             ("piped queries", lambda: measure_queries(agency, samples, out)),
+             ("depositor report", lambda: measure_report(agency, work, out)),
+             ("metadata load", lambda: measure_load(agency, work, run_id, out)),
+             ("deposits", lambda: measure_deposits(agency, work, base, run_id, out)))
     for name, step in steps:
         started = time.perf_counter()
         step()
         print(f"  [{total:,}] {name}: {time.perf_counter() - started:.0f} s", file=sys.stderr, flush=True)
     out["resolve_vs_healthz"] = out["resolve_rps"] / out["healthz_rps"]
     out["query_vs_floor"] = out["query_lines_s"] / out["query_floor_s"]
-    with sqlite3.connect(path) as conn:
-        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-    out["disk_gib"] = disk_bytes(path) / 2**30
+    if agency.is_sqlite:
+        with sqlite3.connect(agency.path) as conn:
+            conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    out["disk_gib"] = agency.size_bytes() / 2**30
     out["bench_hwm_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     out["bench_anon_mb"] = status_kb("self", "RssAnon") / 1024
     return out
@@ -650,34 +854,40 @@ def main() -> int:
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--seconds", type=float, default=8.0, help="measured seconds per resolution route")
     parser.add_argument("--build-only", action="store_true")
-    parser.add_argument("--measure", type=Path, help=argparse.SUPPRESS)  # internal: one size, JSON on stdout
+    parser.add_argument("--database-url", help="postgresql+psycopg://user@host:port/NAME: build and measure the "
+                        "agencies as the databases NAME_{dois}_{seed} on that server (default: SQLite files in --keep)")
+    parser.add_argument("--measure", help=argparse.SUPPRESS)  # internal: one agency's URL, JSON on stdout
+    parser.add_argument("--label", help=argparse.SUPPRESS)
+    parser.add_argument("--count", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--run-id", type=int, default=0, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.measure:
-        count = args.base if args.measure.name.startswith(f"agency-{args.base}-") else args.dois
-        print(json.dumps(measure_one(args.measure, args.keep, args.base, count, args.seed, args.seconds,
-                                     args.run_id)))
+        print(json.dumps(measure_one(Agency(args.measure, args.label), args.keep, args.base, args.count, args.seed,
+                                     args.seconds, args.run_id)))
         return 0
     assert args.dois % args.base == 0 and args.dois >= args.base and args.base % 10_000 == 0
     temporary = None
     if args.keep is None:
         temporary = args.keep = Path(tempfile.mkdtemp(prefix="agency-bench-scale-"))
+    args.keep = args.keep.resolve()  # the servers run from the repository: a SQLite URL must not be relative
     args.keep.mkdir(parents=True, exist_ok=True)
     try:
-        base_db, large_db = build(args.keep, args.base, args.dois, args.seed)
+        agencies = build(args.keep, args.base, args.dois, args.seed, args.database_url)
         if args.build_only:
             return 0
         results = []
-        run_id = int(time.time()) % 10_000_000
+        # the metadata load's submission ids are run_id * 100 + n: above the built ones, within PostgreSQL's integer
+        run_id = 10_000 + int(time.time()) % 1_000_000
         samples = pickle.loads((args.keep / f"samples-{args.base}-{args.seed}.pickle").read_bytes())
-        usable = still_indexed([base_db, large_db], samples)
+        usable = still_indexed(list(agencies), samples)
         if len(usable) < len(samples):
             print(f"query lines from {len(usable):,} of the {len(samples):,} sampled records (the others were "
                   "updated by runs before updates spared them)", flush=True)
         (args.keep / f"run-samples-{args.base}-{args.seed}.pickle").write_bytes(pickle.dumps(usable))
-        for number, path in enumerate((base_db, large_db)):
+        for number, (agency, count) in enumerate(zip(agencies, (args.base, args.dois))):
             answer = subprocess.run(
-                [sys.executable, __file__, "--measure", str(path), "--keep", str(args.keep), "--dois",
+                [sys.executable, __file__, "--measure", agency.url, "--label", agency.label, "--count", str(count),
+                 "--keep", str(args.keep), "--dois",
                  str(args.dois), "--base", str(args.base), "--seed", str(args.seed), "--seconds", str(args.seconds),
                  "--run-id", str(run_id * 10 + number)], stdout=subprocess.PIPE, text=True, check=True)
             results.append(json.loads(answer.stdout.strip().splitlines()[-1]))
@@ -688,6 +898,9 @@ def main() -> int:
     finally:
         if temporary is not None:
             shutil.rmtree(temporary, ignore_errors=True)
+            if args.database_url:  # their samples went with the folder
+                for agency in {agency_at(temporary, args.database_url, n, args.seed) for n in (args.base, args.dois)}:
+                    drop_database(agency)
     return 0
 
 
