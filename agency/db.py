@@ -31,26 +31,9 @@ def _sqlite_pragmas(dbapi_connection, _record) -> None:
     # Large indexes (a metadata index of millions of records) are read through the
     # OS page cache: memory-mapping avoids a system call per page, a bigger page
     # cache keeps the hot index levels in the process.
-    # Address space only (the pages come from the OS cache), and SQLite maps no more than the
-    # file: 1 TiB covers any agency. Python's bundled SQLite stops at 2 GiB (see sqlite_driver).
-    cursor.execute(f"PRAGMA mmap_size={1 << 40}")
+    cursor.execute("PRAGMA mmap_size=8589934592")  # address space only; pages come from the OS cache
     cursor.execute("PRAGMA cache_size=-65536")
     cursor.close()
-
-
-def sqlite_driver():
-    """The SQLite DB-API module: pysqlite3 where its wheel is installed (Linux x86_64), else Python's own.
-
-    Python's bundled SQLite caps memory-mapping at 2 GiB (SQLITE_MAX_MMAP_SIZE), whatever
-    ``mmap_size`` asks; pysqlite3-binary ships a current SQLite built without that cap. Past
-    2 GiB of database (about 1.3 million DOIs with their metadata) every other page read
-    was a system call: at 10 million DOIs a handle look-up cost twice what it did at 1 million.
-    """
-    try:
-        from pysqlite3 import dbapi2
-    except ImportError:
-        import sqlite3 as dbapi2
-    return dbapi2
 
 
 def make_engine(url: str) -> Engine:
@@ -58,8 +41,7 @@ def make_engine(url: str) -> Engine:
         path = url.split("///", 1)[-1]
         if path and path != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(url, module=sqlite_driver(),
-                               connect_args={"timeout": 30, "check_same_thread": False})
+        engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
     return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=10)
