@@ -19,6 +19,7 @@ the same DIR, records and seed reuses it (its build time is then not reported).
 from __future__ import annotations
 
 import argparse
+import gc
 import random
 import shutil
 import sys
@@ -247,6 +248,7 @@ def measure(args, url: str, kept: Path | None) -> None:
         with db.engine.connect() as conn:
             indexed = conn.execute(select(func.count()).select_from(MetadataRecord)).scalar()
         lines, floor_keys = query_lines(built["samples"], args.lines, args.seed + 1)
+        gc.freeze()  # the samples are this script's: the collector must not walk them while the matcher runs
         floor_s = run_floor(db, floor_keys)
         query_s, answered, found = run_queries(db, lines, args.chunk)
         floor_rate, rate = len(floor_keys) / floor_s, answered / query_s

@@ -41,6 +41,7 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import dataclass, replace
 from functools import lru_cache
+from operator import itemgetter
 from typing import Callable, Iterable, Sequence
 
 from sqlalchemy import Integer, String, and_, or_, select
@@ -95,7 +96,7 @@ class Strategy:
     def key_rows(self, keys: QueryKeys) -> list[tuple]:
         """The query's key tuples, each followed by the values of the strategy's rule-outs."""
         rows = [key for key in self.keys_of(keys) if None not in key]
-        for rule_out in self.rule_outs:
+        for rule_out in self.rule_outs if rows else ():
             rows = [row + (value,) for row in rows for value in rule_out.values_of(keys)]
         return rows
 
@@ -220,11 +221,6 @@ FALLBACK_STRATEGIES = (
     Strategy("series title", (R.series_title_key,), _series_title_keys, rule_outs=(SAME_VOLUME, NEAR_YEAR)),
     Strategy("page+year", (R.first_page_key, R.year), _page_year_keys),
 )
-
-
-def _absent_last(row: tuple) -> tuple:
-    """Sorts key rows whose rule-out values may be absent (None compares with nothing)."""
-    return tuple((False, value) if value is not None else (True, 0) for value in row)
 
 
 def _chunks(items: Sequence, size: int) -> Iterable[Sequence]:
@@ -393,7 +389,10 @@ class QueryMatcher:
                 for key in strategy.key_rows(keys):
                     wanted[key].append(i)
             connection = session.connection() if wanted else None
-            for chunk in _chunks(sorted(wanted, key=_absent_last), TERMS_PER_STATEMENT):
+            # In index order of the compared columns (the rule-outs' values may be None, which
+            # compares with nothing; rows equal up to them keep the lines' order).
+            for chunk in _chunks(sorted(wanted, key=itemgetter(slice(0, len(strategy.columns)))),
+                                 TERMS_PER_STATEMENT):
                 for piece, rows in _lookup_pieces(connection, strategy, chunk):
                     if rows is None:
                         for i in wanted[piece[0]]:
