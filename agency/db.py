@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import weakref
 from contextlib import contextmanager
 from operator import itemgetter
 from dataclasses import dataclass
@@ -34,6 +35,18 @@ def _sqlite_pragmas(dbapi_connection, _record) -> None:
     cursor.execute("PRAGMA mmap_size=8589934592")  # address space only; pages come from the OS cache
     cursor.execute("PRAGMA cache_size=-65536")
     cursor.close()
+
+
+def close_with_engine(engine: Engine, close: Callable[[], None]) -> None:
+    """Call the bound method ``close`` when ``engine`` is disposed, without keeping its object alive:
+    connections taken out of the pool (a detached one per thread) are closed with the engine's own."""
+    method_ref = weakref.WeakMethod(close)
+
+    def on_dispose(_engine) -> None:
+        method = method_ref()
+        if method is not None:
+            method()
+    event.listen(engine, "engine_disposed", on_dispose)
 
 
 def make_engine(url: str) -> Engine:

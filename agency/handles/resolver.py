@@ -21,17 +21,17 @@ import json
 import re
 import threading
 import unicodedata
-import weakref
 import zlib
 from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from typing import Iterable, Protocol, Sequence
 from urllib.parse import quote, unquote
 
-from sqlalchemy import Engine, and_, bindparam, event, exists, select
+from sqlalchemy import Engine, and_, bindparam, exists, select
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import aliased
 
+from agency.db import close_with_engine
 from agency.handles.doi_syntax import MAX_DOI_LENGTH, doi_key, doi_prefix
 from agency.handles.store import (ADMIN_HANDLE_INDEX, ADMIN_INDEX, ALIAS_INDEX, MAX_ALIAS_HOPS, URL_INDEX,
                                   HandleValueView, admin_value_data, epoch_seconds, handle_values)
@@ -239,7 +239,7 @@ class FastLookUp:
         self._local = threading.local()
         self._lock = threading.Lock()
         self._open: list = []  # every connection handed out, so close() can close them all
-        event.listen(engine, "engine_disposed", _closer(weakref.WeakMethod(self.close)))
+        close_with_engine(engine, self.close)
 
     def _parameters(self, key: str):
         values = {**self.fixed, "key": key}
@@ -312,15 +312,6 @@ class FastLookUp:
             except self.dbapi_error:
                 pass
         self._local = threading.local()
-
-
-def _closer(close: weakref.WeakMethod):
-    """An engine_disposed listener: disposing the engine closes the look-up's connections too."""
-    def on_dispose(_engine) -> None:
-        method = close()
-        if method is not None:
-            method()
-    return on_dispose
 
 
 def prefix_served(db: Executor, prefix: str) -> bool:

@@ -26,12 +26,13 @@ oldest-used entries go first.
 from __future__ import annotations
 
 import threading
-import weakref
 from collections import OrderedDict
 from typing import Protocol
 
-from sqlalchemy import Engine, event
+from sqlalchemy import Engine
 from sqlalchemy.exc import DBAPIError
+
+from agency.db import close_with_engine
 
 ENTRY_OVERHEAD = 200  # octets a kept entry costs beyond its key and body (dict slot, tuple, bytes headers)
 
@@ -57,7 +58,7 @@ class SqliteChangeMarker:
         self._cursor = None
         self._epoch = 0
         self._lock = threading.Lock()
-        event.listen(engine, "engine_disposed", _closer(weakref.WeakMethod(self.close)))
+        close_with_engine(engine, self.close)
 
     def current(self) -> int:
         with self._lock:
@@ -161,12 +162,3 @@ class AnswerCache:
     def bytes(self) -> int:
         """Octets the kept entries are counted at (keys, bodies and ``ENTRY_OVERHEAD`` each)."""
         return self._bytes
-
-
-def _closer(close: weakref.WeakMethod):
-    """An engine_disposed listener: disposing the engine closes the marker's connection too."""
-    def on_dispose(_engine) -> None:
-        method = close()
-        if method is not None:
-            method()
-    return on_dispose
