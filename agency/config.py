@@ -134,7 +134,11 @@ class Settings:
     handle_read_timeout: float = setting(10.0, "seconds to receive one whole protocol message on TCP")
     handle_idle_timeout: float = setting(30.0, "seconds an idle TCP connection is kept")
     handle_workers: int = setting(8, "threads answering complete protocol messages (database work)")
-    handle_udp_threads: int = setting(4, "threads receiving and answering UDP datagrams")
+    handle_max_udp_waiting: int = setting(64, "UDP requests other than resolution waiting for a handle worker; "
+                                              "more are dropped (the client retries)")
+    handle_udp_threads: int = setting(1, "threads receiving UDP datagrams and answering resolutions (more contend "
+                                         "for the GIL: 4 answered a quarter of what 1 did); other requests go to "
+                                         "the handle workers")
     handle_answer_cache_entries: int = setting(100_000, "resolution answers each handle-server process keeps "
                                                         "while the SQLite database is unchanged (0: none; "
                                                         "PostgreSQL: never kept)")
@@ -271,6 +275,7 @@ RANGES: dict[str, tuple[float | None, float | None]] = {
     "scheduler_lease_seconds": (3, None), "query_sync_lines": (0, None), "query_max_lines": (1, None),
     "query_max_line_chars": (1, None), "password_time_cost": (1, None),
     "handle_answer_cache_entries": (0, None), "handle_answer_cache_bytes": (0, None),
+    "handle_workers": (1, None), "handle_udp_threads": (1, None), "handle_max_udp_waiting": (1, None),
 }
 CHOICES: dict[str, tuple[str, ...]] = {"log_format": ("text", "json"),
                                       "log_level": ("DEBUG", "INFO", "WARNING", "ERROR")}

@@ -354,3 +354,66 @@ def test_ipv6_listening_over_tcp_and_udp(client, svc, alice, settings, host, cli
             assert [v.index for v in values_of(over_udp["body"])] == [1, 100]
     finally:
         server.stop()
+
+
+def _blocking_admin(monkeypatch, server) -> tuple[threading.Event, list]:
+    """Make create-handle requests wait until the returned event is set; the list counts those that arrived."""
+    release, arrived = threading.Event(), []
+    real = server.service.answer
+
+    def answer(envelope, payload, peer):
+        if int.from_bytes(payload[:4], "big") == 100:
+            arrived.append(envelope.request_id)
+            release.wait(20)
+        return real(envelope, payload, peer)
+    monkeypatch.setattr(server.service, "answer", answer)
+    return release, arrived
+
+
+def _until(condition, seconds: float = 10.0) -> None:
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, "the server never got there"
+        time.sleep(0.01)
+
+
+def test_a_slow_udp_request_holds_no_resolution_up(client, svc, alice, monkeypatch):
+    """One UDP thread answers resolutions itself; an administration request waits for a worker thread, so
+    while one is stuck (a database lock, say) resolutions on the same socket are still answered."""
+    register(client, svc, [Article("10.5555/Abc.1", url="https://example.org/abc")])
+    server = svc.start_handle_server(port=0)
+    release, arrived = _blocking_admin(monkeypatch, server)
+    try:
+        assert server.limits.udp_threads == 1
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+            sock.sendto(_admin_request(), ("127.0.0.1", server.port))
+            _until(lambda: arrived)
+            assert parse(udp_message(udp_exchange(server.port, resolution("10.5555/abc.1"))))["rc"] == RC_SUCCESS
+            assert not release.is_set() and arrived == [9]  # answered while the administration request waited
+    finally:
+        release.set()
+        svc.stop_background()
+
+
+def test_udp_requests_waiting_for_a_worker_are_bounded(client, svc, alice, monkeypatch):
+    """With every worker stuck and the waiting room full, further administration datagrams are dropped (UDP
+    clients retry), not queued without end; resolution goes on, and so does everything once they finish."""
+    register(client, svc, [Article("10.5555/Abc.1", url="https://example.org/abc")])
+    svc.settings = svc.settings.replace(handle_workers=2, handle_max_udp_waiting=3)
+    server = svc.start_handle_server(port=0)
+    release, arrived = _blocking_admin(monkeypatch, server)
+    try:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+            for request_id in range(100, 120):
+                sock.sendto(_admin_request(request_id=request_id), ("127.0.0.1", server.port))
+            _until(lambda: len(arrived) == 2)  # the two workers are stuck
+            assert parse(udp_message(udp_exchange(server.port, resolution("10.5555/abc.1"))))["rc"] == RC_SUCCESS
+            release.set()
+            _until(lambda: len(arrived) == 3)  # the third one admitted waited; the other 17 were dropped
+            time.sleep(0.3)
+            assert arrived == [100, 101, 102]
+            sock.sendto(_admin_request(request_id=130), ("127.0.0.1", server.port))
+            _until(lambda: arrived[-1] == 130)  # room again
+    finally:
+        release.set()
+        svc.stop_background()

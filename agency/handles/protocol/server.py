@@ -38,8 +38,13 @@ class ServerLimits:
     read_timeout: float = 10.0  # to receive one whole message once its first octet has arrived
     idle_timeout: float = 30.0  # between messages on one connection
     workers: int = 8
-    udp_threads: int = 4
+    # Threads receiving datagrams and answering resolutions themselves. One: more contend for the GIL and
+    # the answer cache's lock (4 threads answered a quarter of what 1 did, bench/handle_protocol.py).
+    udp_threads: int = 1
     max_partial_udp: int = 64  # split UDP requests being reassembled at once (each at most the message limit)
+    # Other UDP requests (administration, challenge answers, split messages) wait for a worker thread, so that
+    # a slow one never holds resolution up; past this many waiting, datagrams are dropped (the client retries).
+    max_udp_waiting: int = 64
 
 
 class HandleServer:
@@ -61,6 +66,7 @@ class HandleServer:
         self._ready = threading.Event()
         self._partial: OrderedDict[tuple, tuple[float, dict[int, bytes], m.Envelope]] = OrderedDict()
         self._partial_lock = threading.Lock()
+        self._udp_waiting = threading.BoundedSemaphore(limits.max_udp_waiting)
 
     # -- life cycle
 
@@ -175,15 +181,31 @@ class HandleServer:
                 continue
             except OSError:
                 return
-            try:
-                response = self._udp_answer(datagram, peer)
-                if response:
-                    for packet in m.udp_packets(response):
-                        sock.sendto(packet, peer)
-            except OSError:
-                continue
-            except Exception:  # one bad datagram must never stop the thread
-                log.exception("UDP datagram from %s", peer[0])
+            if answered_at_once(datagram):
+                self._udp_reply(datagram, peer)
+            elif self._udp_waiting.acquire(blocking=False):
+                try:
+                    self._pool.submit(self._udp_reply_waiting, datagram, peer)
+                except RuntimeError:  # the pool has shut down: stopping
+                    self._udp_waiting.release()
+            # else dropped: too many requests wait for a worker already; UDP clients retry
+
+    def _udp_reply(self, datagram: bytes, peer) -> None:
+        try:
+            response = self._udp_answer(datagram, peer)
+            if response:
+                for packet in m.udp_packets(response):
+                    self._udp.sendto(packet, peer)
+        except OSError:
+            pass
+        except Exception:  # one bad datagram must never stop the thread
+            log.exception("UDP datagram from %s", peer[0])
+
+    def _udp_reply_waiting(self, datagram: bytes, peer) -> None:
+        try:
+            self._udp_reply(datagram, peer)
+        finally:
+            self._udp_waiting.release()
 
     def _udp_answer(self, datagram: bytes, peer) -> bytes | None:
         if len(datagram) < m.ENVELOPE_SIZE:
@@ -218,6 +240,17 @@ class HandleServer:
             self._partial.pop(key, None)
         whole = b"".join(parts[i] for i in range(count))
         return first, whole
+
+
+_AT_ONCE = frozenset({m.OC_RESOLUTION, m.OC_GET_SITEINFO})
+
+
+def answered_at_once(datagram: bytes) -> bool:
+    """A whole, plain resolution or site-information request: read-only and quick, answered by the thread that
+    received it. Anything else (or anything it cannot tell) waits for a worker thread."""
+    return (len(datagram) >= m.ENVELOPE_SIZE + 4
+            and not datagram[2] & (m.ENV_COMPRESSED | m.ENV_ENCRYPTED | m.ENV_TRUNCATED)
+            and int.from_bytes(datagram[m.ENVELOPE_SIZE:m.ENVELOPE_SIZE + 4], "big") in _AT_ONCE)
 
 
 def _socket(family: int, kind: int, host: str) -> socket.socket:
