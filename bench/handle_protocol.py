@@ -9,8 +9,9 @@ handle-server` on a free port and load-tests OC_RESOLUTION of random DOIs from
 several client processes: UDP (one datagram each way) and TCP (a new
 connection per request, as CNRI's client does). The floor, measured in the
 same run on the same port, is a bare server built the same way (asyncio TCP,
-blocking UDP threads) that answers every request with a pre-encoded response of
-the same size, read from the live server before: everything but decoding,
+as many blocking UDP threads as the server has, AGENCY_HANDLE_UDP_THREADS) that
+answers every request with a pre-encoded response of the same size, read from
+the live server before: everything but decoding,
 the database and encoding. Also prints `GET /api/handles/{doi}` over HTTP
 (`agency serve`, waitress) for comparison. Goal: UDP and TCP at least 50% of
 their floors. Figures on a shared machine are noisy: compare ratios, not
@@ -261,7 +262,8 @@ def run(args, work: Path, database_url: str) -> int:
 
 def main() -> int:
     if len(sys.argv) == 4 and sys.argv[1] == "--floor-server":
-        floor_server(int(sys.argv[2]), bytes.fromhex(sys.argv[3]), udp_threads=4)
+        # As many receiving threads as the agency's server has (AGENCY_HANDLE_UDP_THREADS): built the same way.
+        floor_server(int(sys.argv[2]), bytes.fromhex(sys.argv[3]), udp_threads=load_settings().handle_udp_threads)
         return 0
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--handles", type=int, default=100_000)
