@@ -417,3 +417,24 @@ def test_udp_requests_waiting_for_a_worker_are_bounded(client, svc, alice, monke
     finally:
         release.set()
         svc.stop_background()
+
+
+def test_tcp_resolution_is_answered_while_every_worker_is_busy(client, svc, alice, monkeypatch):
+    """Over TCP too, a resolution is answered by the event loop itself, not queued behind administration
+    requests that hold every worker thread (here both, stuck)."""
+    register(client, svc, [Article("10.5555/Abc.1", url="https://example.org/abc")])
+    svc.settings = svc.settings.replace(handle_workers=2)
+    server = svc.start_handle_server(port=0)
+    release, arrived = _blocking_admin(monkeypatch, server)
+    stuck = [socket.create_connection(("127.0.0.1", server.port)) for _ in range(2)]
+    try:
+        for request_id, sock in enumerate(stuck, start=200):
+            sock.sendall(_admin_request(request_id=request_id))
+        _until(lambda: len(arrived) == 2)
+        assert parse(tcp_exchange(server.port, resolution("10.5555/abc.1")))["rc"] == RC_SUCCESS
+        assert not release.is_set()
+    finally:
+        release.set()
+        for sock in stuck:
+            sock.close()
+        svc.stop_background()

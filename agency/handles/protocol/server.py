@@ -148,6 +148,8 @@ class HandleServer:
                 envelope = m.Envelope.decode(head)
                 if payload is None:  # announced length over the limit: say so, then hang up
                     response = _too_long(envelope, self.max_bytes)
+                elif answered_at_once(head[2], payload):  # read-only and quick: no hand-over to a worker
+                    response = self.service.answer(envelope, payload, address)
                 else:
                     response = await loop.run_in_executor(self._pool, self.service.answer, envelope, payload,
                                                           address)
@@ -181,7 +183,7 @@ class HandleServer:
                 continue
             except OSError:
                 return
-            if answered_at_once(datagram):
+            if len(datagram) >= m.ENVELOPE_SIZE and answered_at_once(datagram[2], datagram[m.ENVELOPE_SIZE:]):
                 self._udp_reply(datagram, peer)
             elif self._udp_waiting.acquire(blocking=False):
                 try:
@@ -245,12 +247,12 @@ class HandleServer:
 _AT_ONCE = frozenset({m.OC_RESOLUTION, m.OC_GET_SITEINFO})
 
 
-def answered_at_once(datagram: bytes) -> bool:
-    """A whole, plain resolution or site-information request: read-only and quick, answered by the thread that
-    received it. Anything else (or anything it cannot tell) waits for a worker thread."""
-    return (len(datagram) >= m.ENVELOPE_SIZE + 4
-            and not datagram[2] & (m.ENV_COMPRESSED | m.ENV_ENCRYPTED | m.ENV_TRUNCATED)
-            and int.from_bytes(datagram[m.ENVELOPE_SIZE:m.ENVELOPE_SIZE + 4], "big") in _AT_ONCE)
+def answered_at_once(envelope_flags: int, payload: bytes) -> bool:
+    """A whole, plain resolution or site-information request (by its envelope's flag octet and its payload):
+    read-only and quick, answered by the thread that received it (the UDP thread, the TCP event loop).
+    Anything else (or anything it cannot tell) waits for a worker thread."""
+    return (len(payload) >= 4 and not envelope_flags & (m.ENV_COMPRESSED | m.ENV_ENCRYPTED | m.ENV_TRUNCATED)
+            and int.from_bytes(payload[:4], "big") in _AT_ONCE)
 
 
 def _socket(family: int, kind: int, host: str) -> socket.socket:
