@@ -6,12 +6,13 @@ import io
 import threading
 
 import pytest
-from sqlalchemy import event, func, select
+from sqlalchemy import func, select
 
 from agency.deposit.intake import TooManyPending
 from agency.models import Submission
 from agency.services import build_agency
 from batchgen import Article, deposit_xml
+from sql_statements import sqlite_plan, statements_starting
 
 CAP, DEPOSITS = 3, 20
 
@@ -53,20 +54,10 @@ def test_the_account_lock_checks_no_referring_table(svc, alice):
     handles.account_id), on every deposit."""
     if svc.db.dialect != "sqlite":
         pytest.skip("SQLite shows its foreign-key checks in the statement's plan; PostgreSQL runs them as triggers")
-    statements: list[tuple[str, tuple]] = []
-
-    def capture(_conn, _cursor, statement, parameters, _context, _executemany):
-        if statement.startswith("UPDATE accounts"):
-            statements.append((statement, parameters))
-
-    event.listen(svc.db.engine, "before_cursor_execute", capture)
-    try:
+    with statements_starting(svc.db.engine, "UPDATE accounts") as statements:
         with svc.db.transaction() as session:
             svc.intake._lock_account(session, alice)
-    finally:
-        event.remove(svc.db.engine, "before_cursor_execute", capture)
     assert len(statements) == 1
-    with svc.db.engine.connect() as conn:
-        plan = [row[3] for row in conn.exec_driver_sql("EXPLAIN QUERY PLAN " + statements[0][0], statements[0][1])]
+    plan = sqlite_plan(svc.db.engine, *statements[0])
     assert any("accounts" in step for step in plan), plan
     assert not any(table in step for step in plan for table in ("handles", "submissions", "prefixes")), plan

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from sqlalchemy import event, insert, text
+from sqlalchemy import insert, text
 
 from agency.models import Submission
 from agency.models.types import utcnow
 from conftest import ALICE, add_account
+from sql_statements import sqlite_plan, statements_starting
 
 
 def test_claim_takes_the_queued_submission_through_the_unfinished_index(svc):
@@ -21,22 +22,11 @@ def test_claim_takes_the_queued_submission_through_the_unfinished_index(svc):
         session.execute(insert(Submission), [{**common, "status": "queued"}])
         queued = session.scalar(text("SELECT max(id) FROM submissions"))
         session.execute(text("ANALYZE"))  # statistics that say: one status value, everywhere
-    statements: list[tuple[str, object]] = []
-
-    def capture(_conn, _cursor, statement, parameters, _context, _executemany):
-        if statement.startswith("SELECT submissions.id, submissions.kind"):
-            statements.append((statement, parameters))
-
-    event.listen(svc.db.engine, "before_cursor_execute", capture)
-    try:
+    with statements_starting(svc.db.engine, "SELECT submissions.id, submissions.kind") as statements:
         assert svc.worker.claim() == (queued, "deposit")
         assert svc.worker.claim() is None  # leased now: nothing else to take
-    finally:
-        event.remove(svc.db.engine, "before_cursor_execute", capture)
     assert statements
     if svc.db.dialect == "sqlite":
-        with svc.db.engine.connect() as conn:
-            plan = [row[3] for row in conn.exec_driver_sql("EXPLAIN QUERY PLAN " + statements[0][0],
-                                                           statements[0][1])]
+        plan = sqlite_plan(svc.db.engine, *statements[0])
         assert any("ix_submissions_unfinished" in step for step in plan), plan
         assert not any(step.startswith("SCAN submissions") for step in plan), plan
