@@ -19,7 +19,6 @@ the same DIR, records and seed reuses it (its build time is then not reported).
 from __future__ import annotations
 
 import argparse
-import gc
 import random
 import shutil
 import sys
@@ -40,6 +39,8 @@ from agency.models import (  # noqa: E402
 )
 from agency.query.matcher import QueryMatcher  # noqa: E402
 from agency.query.piped_format import Found, answer_line, parse_lines  # noqa: E402
+from agency.models.base import Base  # noqa: E402
+from agency.services import settle_startup_heap  # noqa: E402
 from scratch import scratch_database  # noqa: E402
 
 TABLES = (MetadataRecord.__table__, MetadataContributor.__table__, MetadataIdentifier.__table__,
@@ -111,6 +112,8 @@ def build_index(db, total: int, seed: int) -> dict:
             table.create(conn)
             for index in table.indexes:
                 index.drop(conn)
+        # The rest of the schema, empty: answers are mapped through aliases (alias_links), as in the service.
+        Base.metadata.create_all(conn, checkfirst=True)
     rows, contributors, identifiers, locators = [], [], [], []
     samples, journal_titles = [], {}
     with db.engine.begin() as conn:
@@ -248,7 +251,7 @@ def measure(args, url: str, kept: Path | None) -> None:
         with db.engine.connect() as conn:
             indexed = conn.execute(select(func.count()).select_from(MetadataRecord)).scalar()
         lines, floor_keys = query_lines(built["samples"], args.lines, args.seed + 1)
-        gc.freeze()  # the samples are this script's: the collector must not walk them while the matcher runs
+        settle_startup_heap()  # the samples are this script's: the collector must not walk them while the matcher runs
         floor_s = run_floor(db, floor_keys)
         query_s, answered, found = run_queries(db, lines, args.chunk)
         floor_rate, rate = len(floor_keys) / floor_s, answered / query_s

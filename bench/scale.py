@@ -47,7 +47,6 @@ build and 14.65 GiB of disk (1,000,000: 4 minutes, 1.44 GiB); see docs/scaling.m
 from __future__ import annotations
 
 import argparse
-import gc
 import json
 import multiprocessing
 import os
@@ -93,7 +92,7 @@ from agency.metadata.extraction import Contributor, IdentifierText, RecordMetada
 from agency.metadata.index import LoadSource, journal_title_rows, prepare  # noqa: E402
 from agency.models import Account, Handle, Prefix  # noqa: E402
 from agency.models.types import utcnow  # noqa: E402
-from agency.services import build_agency  # noqa: E402
+from agency.services import build_agency, settle_startup_heap  # noqa: E402
 from generate import write_batch  # noqa: E402
 from live_server import agency_env, start_server  # noqa: E402
 from mddb import write_log  # noqa: E402
@@ -672,7 +671,7 @@ def measure_paging(port: int, out: dict) -> None:
 def measure_queries(agency: Agency, samples: list, out: dict) -> None:
     # The samples are this script's, not the service's: keep the garbage collector from walking
     # them over and over while it times the matcher (they cost it 10-15% of the run).
-    gc.freeze()
+    settle_startup_heap()
     db = open_database(agency.url)
     try:
         warm_lines, _ = query_bench.query_lines(samples, 3_000, 3)  # a running service's cache is warm:

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import base64
 import functools
-import json
 import re
 import threading
 import unicodedata
