@@ -5,6 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 import textwrap
+import time
 
 import pytest
 from batchgen import Article
@@ -16,7 +17,9 @@ from agency.handles.protocol.assembly import answer_cache
 from agency.handles.protocol.directory import StoreDirectory
 from agency.handles.protocol.service import HandleService
 from agency.handles.values import HandleValue
-from hdl_wire import handle_port, parse, resolution, tcp_exchange, text, udp_exchange, udp_message  # noqa: F401
+from hdl_wire import (  # noqa: F401
+    handle_port, parse, request, resolution, tcp_exchange, text, u32, udp_exchange, udp_message,
+)
 from resolve_data import register
 
 EXPIRY = slice(36, 40)  # the header's expiration time: the only octets that depend on the clock
@@ -50,7 +53,23 @@ def cached_service(svc, entries: int = 1000, max_bytes: int = 1 << 20) -> Handle
 
 
 def ask(service: HandleService, data: bytes) -> bytes:
+    """As the transports ask: the envelope's octets and the rest."""
+    return service.answer_octets(data[:m.ENVELOPE_SIZE], data[m.ENVELOPE_SIZE:], "127.0.0.1")
+
+
+def parsed_in_full(service: HandleService, data: bytes) -> bytes:
     return service.answer(m.Envelope.decode(data), data[m.ENVELOPE_SIZE:], "127.0.0.1")
+
+
+class CountedMarker:
+    """A change marker that counts how often it is read."""
+
+    def __init__(self, marker) -> None:
+        self.marker, self.reads = marker, 0
+
+    def current(self) -> int:
+        self.reads += 1
+        return self.marker.current()
 
 
 def urls(answer: bytes) -> list[bytes]:
@@ -118,6 +137,11 @@ def test_answers_are_the_octets_of_the_uncached_path(registered, svc):
     service = cached_service(svc)
     requests = [resolution("10.5555/cache.1"), resolution("10.5555/CACHE.1", request_id=99, session=5),
                 resolution("10.5555/cache.3", version=(2, 1), suggested=(2, 1)),
+                resolution("10.5555/cache.3", version=(2, 5), suggested=(2, 11)),  # answered in 2.11
+                resolution("10.5555/cache.3", version=(2, 11), suggested=(2, 3)),
+                resolution("10.5555/cache.3", version=(2, 9), suggested=(0, 0)),  # no suggestion: its own
+                resolution("10.5555/cache.3", version=(2, 20), suggested=(2, 30)),  # newer than ours: ours
+                resolution("10.5555/cache.1", credential=b""),  # no credential field at all
                 resolution("10.5555/cache.3", indexes=(7,)), resolution("10.5555/cache.3", types=("URL",)),
                 resolution("10.5555/cache.3", types=("NOTHING",)), resolution("10.5555/none"),
                 resolution("10.5555/cache.1", flags=0x19800000),  # with the request digest
@@ -128,7 +152,7 @@ def test_answers_are_the_octets_of_the_uncached_path(registered, svc):
             expected[EXPIRY] = got[EXPIRY] = b"\0\0\0\0"
             assert got == expected, data
             assert parse(bytes(got))["request_id"] == parse(data)["request_id"]
-    assert len(service.answers) == len({data[20 + 24:-4] for data in requests})  # one per body
+    assert len(service.answers) == len({parse(data)["body"] for data in requests})  # one per body
 
 
 def test_authenticated_requests_and_hidden_values_are_not_kept(registered, svc):
@@ -202,3 +226,92 @@ def test_the_change_check_holds_no_snapshot(registered, svc):
         pooled.close()
     assert busy == 0  # no read transaction left open between checks: the WAL can be emptied
     assert service.answers.marker.current() != before
+
+
+# Requests the short way leaves to the full parse: each answered exactly as ``answer`` answers it.
+UNUSUAL = {
+    "signed": resolution("10.5555/cache.1", credential=text(b"\x00\x02" + b"credential")),
+    "version 1.9": resolution("10.5555/cache.1", version=(1, 9)),
+    "version 2.0": resolution("10.5555/cache.1", version=(2, 0)),
+    "version 3.0": resolution("10.5555/cache.1", version=(3, 0)),
+    "site information": request(m.OC_GET_SITEINFO, text("/") + u32(0) + u32(0)),
+    "the site handle": resolution("/"),
+    "no slash": resolution("10.5555"),
+    "not served here": resolution("10.9999/cache.1"),
+    "control character": resolution("10.5555/cache\x01"),
+    "index list cut short": request(1, text("10.5555/cache.1") + u32(3) + u32(1)),
+    "bad UTF-8": resolution(b"10.5555/\xff\xfe"),
+    "compressed": bytes([2, 11, 0x80 | 2, 11]) + resolution("10.5555/cache.1")[4:],
+    "a response": resolution("10.5555/cache.1")[:24] + u32(1) + resolution("10.5555/cache.1")[28:],
+    "body length past the end": resolution("10.5555/cache.1")[:40] + u32(500) + resolution("10.5555/cache.1")[44:],
+    "credential length past the end": resolution("10.5555/cache.1")[:-4] + u32(9),
+    "envelope length too short": resolution("10.5555/cache.1")[:16] + u32(10) + resolution("10.5555/cache.1")[20:],
+    "trailing octets": resolution("10.5555/cache.1")[:16] + u32(len(resolution("10.5555/cache.1")) - 16)
+    + resolution("10.5555/cache.1")[20:] + b"\0\0\0\0",
+}
+
+
+@pytest.mark.parametrize("name", list(UNUSUAL))
+def test_requests_off_the_short_way_are_answered_as_the_full_parse_answers_them(registered, svc, name):
+    service = cached_service(svc)
+    data = UNUSUAL[name]
+    for _ in range(2):  # the second time, a kept answer would show
+        expected, got = parsed_in_full(service, data), ask(service, data)
+        if expected is None:
+            assert got is None
+            continue
+        expected, got = bytearray(expected), bytearray(got)
+        expected[EXPIRY] = got[EXPIRY] = b"\0\0\0\0"
+        assert got == expected
+
+
+def test_a_plain_resolution_is_answered_without_the_full_parse(registered, svc, monkeypatch):
+    service = cached_service(svc)
+    found, absent = resolution("10.5555/cache.1"), resolution("10.5555/absent")
+
+    def refused(*_args, **_kwargs):
+        raise AssertionError("a plain resolution went through the full parse")
+
+    monkeypatch.setattr(m, "parse_message", refused)
+    for _ in range(2):  # read and kept, then given again
+        assert urls(ask(service, found)) == [b"https://example.org/first"]
+        assert parse(ask(service, absent))["rc"] == m.RC_HANDLE_NOT_FOUND
+    assert len(service.answers) == 2
+
+
+def test_one_change_check_serves_what_was_received_before_it(registered, svc):
+    service = cached_service(svc)
+    cache = service.answers
+    cache.marker = counted = CountedMarker(cache.marker)
+    asked = resolution("10.5555/cache.2")
+    checked = service.check_store()
+    assert urls(service.answer_octets(asked[:20], asked[20:], "127.0.0.1", checked)) == [b"https://example.org/second"]
+    assert urls(service.answer_octets(asked[:20], asked[20:], "127.0.0.1", checked)) == [b"https://example.org/second"]
+    assert counted.reads == 1 and len(cache) == 1  # read and kept under one check
+    with svc.db.transaction() as session:
+        HandleEditor(session, "operator:test").modify("10.5555/cache.2", [HandleValue(1, "URL", b"https://x.org/5")])
+    # Received before the commit, checked before it: the kept answer is still a right one for it.
+    assert cache.get(parse(asked)["body"]) is not None
+    assert urls(ask(service, asked)) == [b"https://x.org/5"]  # received after it: checked again, read again
+    assert counted.reads == 2
+
+
+def test_udp_datagrams_received_together_share_one_change_check(registered, svc):
+    server = svc.start_handle_server()
+    cache = server.service.answers
+    if cache is None:
+        pytest.skip("no answer cache on this database (PostgreSQL has no cheap change check)")
+    cache.marker = counted = CountedMarker(cache.marker)
+    import socket
+
+    count = 20
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.settimeout(5)
+        with cache._lock:  # the UDP thread waits at its check while the rest arrive
+            for n in range(count):
+                sock.sendto(resolution("10.5555/cache.1", request_id=1000 + n), ("127.0.0.1", server.port))
+            time.sleep(0.2)
+        answers = [sock.recv(65535) for _ in range(count)]
+    assert sorted(parse(a)["request_id"] for a in answers) == list(range(1000, 1000 + count))
+    assert all(urls(a) == [b"https://example.org/first"] for a in answers)
+    assert counted.reads <= 3  # one for the first datagram's batch, one for the rest (at most 32 at once)

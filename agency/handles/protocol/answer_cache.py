@@ -127,16 +127,37 @@ class AnswerCache:
     def lookup(self, key: bytes) -> tuple[tuple[int, bytes] | None, int]:
         """The kept answer for ``key`` (None if none is valid) and the marker it was checked against."""
         with self._lock:
-            version = self.marker.current()
-            if version != self._version:
-                self._entries.clear()
-                self._bytes = 0
-                self._version = version
-                return None, version
-            found = self._entries.get(key)
-            if found is not None:
-                self._entries.move_to_end(key)
-            return found, version
+            version = self._checked()
+            return self._get(key), version
+
+    def check(self) -> int:
+        """Read the marker now (dropping every answer if it moved) and give it: from then on, ``get`` answers for
+        requests received before this call."""
+        with self._lock:
+            return self._checked()
+
+    def get(self, key: bytes) -> tuple[int, bytes] | None:
+        """The kept answer for ``key``, for a request received before the last ``check`` or ``lookup``.
+
+        Every marker reading is taken under the lock and replaces the last one, so what is kept is valid as of
+        the latest reading, which is no older than the caller's: the answer reflects the store at some moment
+        after the request arrived."""
+        with self._lock:
+            return self._get(key)
+
+    def _checked(self) -> int:
+        version = self.marker.current()
+        if version != self._version:
+            self._entries.clear()
+            self._bytes = 0
+            self._version = version
+        return version
+
+    def _get(self, key: bytes) -> tuple[int, bytes] | None:
+        found = self._entries.get(key)
+        if found is not None:
+            self._entries.move_to_end(key)
+        return found
 
     def keep(self, key: bytes, version: int, answer: tuple[int, bytes]) -> None:
         """Keep ``answer``, read after ``lookup`` gave ``version``, unless a commit was seen since."""

@@ -58,6 +58,9 @@ _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 _ENVELOPE_FIELDS = struct.Struct(">BBBBIIIi").unpack_from
 _HEADER_FIELDS = struct.Struct(">IIIHBBIi").unpack_from
+_ENVELOPE = struct.Struct(">BBBBIIII").pack
+_HEADER = struct.Struct(">IIIHBBII").pack
+_NO_CREDENTIAL = b"\0\0\0\0"
 
 
 class ProtocolError(Exception):
@@ -155,6 +158,54 @@ def answer_version(envelope: Envelope) -> tuple[int, int]:
     return max(LOWEST_VERSION, min(HIGHEST_VERSION, wanted))
 
 
+@dataclass(slots=True)
+class PlainResolution:
+    """A whole, unsigned resolution request in a version we speak, read from its octets without parsing the
+    body: what a kept answer is looked up by (``body``) and what its response echoes."""
+
+    body: bytes
+    signed_part: bytes  # header and body: what a request digest covers
+    session_id: int
+    request_id: int
+    version: tuple[int, int]  # the one to answer in
+    op_flags: int
+    recursion_count: int
+
+
+def plain_resolution(envelope_octets: bytes, payload: bytes, max_bytes: int) -> PlainResolution | None:
+    """``payload`` (the message after the envelope) as a plain resolution request, or None when it is anything
+    else, or anything ``parse_message`` and ``check_version`` would refuse: it is then parsed in full.
+
+    Resolution is the hot path, and an answer kept for the same body needs nothing else from the request, so
+    this reads the envelope and header with two unpacks and checks only what decides that."""
+    if len(envelope_octets) < ENVELOPE_SIZE or len(payload) < HEADER_SIZE:
+        return None
+    major, minor, flag_byte, suggested_minor, session, request, sequence, length = _ENVELOPE_FIELDS(envelope_octets)
+    if (major != HIGHEST_VERSION[0] or (major, minor) < LOWEST_VERSION or flag_byte & 0xE0 or sequence
+            or length != len(payload) or length > max_bytes):
+        return None
+    op, rc, flags, _serial, recursion, _reserved, _expiration, body_length = _HEADER_FIELDS(payload)
+    body_end = HEADER_SIZE + body_length
+    if op != OC_RESOLUTION or rc or body_length < 0 or not (body_end == length or (
+            body_end + 4 == length and payload[body_end:] == _NO_CREDENTIAL)):
+        return None
+    suggested = (flag_byte & 0x03, suggested_minor) if flag_byte & 0x03 else (major, minor)
+    version = max(LOWEST_VERSION, min(HIGHEST_VERSION, max(suggested, (major, minor))))
+    return PlainResolution(payload[HEADER_SIZE:body_end], payload[:body_end], session, request, version, flags,
+                           recursion)
+
+
+def plain_resolution_response(request: PlainResolution, response_code: int, body: bytes,
+                              site_serial: int = 1) -> bytes:
+    """The response to ``request``: octet for octet what ``response_bytes`` makes for the same request parsed
+    in full (the expiration time aside, which is the clock's)."""
+    digest = b""
+    if request.op_flags & OF_REQUEST_DIGEST:
+        digest = bytes([HASH_SHA1]) + hashlib.sha1(request.signed_part).digest()
+    return _packed_response(OC_RESOLUTION, response_code, digest, body, site_serial, request.recursion_count,
+                            request.version, HIGHEST_VERSION, request.session_id, request.request_id)
+
+
 def parse_message(envelope: Envelope, payload: bytes, max_bytes: int) -> Message:
     """The message proper (everything after the envelope), checked against the envelope and ``max_bytes``."""
     if envelope.length < HEADER_SIZE or envelope.length > max_bytes:
@@ -207,7 +258,7 @@ def _body(message: Message):
 
 def _decoded(parse):
     """Turn a value-format error inside a body into a protocol error."""
-    def wrapper(message: Message):
+    def wrapper(message):
         try:
             return parse(message)
         except ValueFormatError as exc:
@@ -227,10 +278,14 @@ _I32_AT = struct.Struct(">i").unpack_from
 _PLAIN_HANDLE = re.compile(rb"^[\x20-\x7e]{1,2048}$")
 
 
-@_decoded
 def resolution_request(message: Message) -> Resolution:
     """Handle, IndexList, TypeList (RFC 3652 section 3.2.1)."""
-    body = message.body
+    return resolution_query(message.body)
+
+
+@_decoded
+def resolution_query(body: bytes) -> Resolution:
+    """A resolution request's body (handle, IndexList, TypeList)."""
     # The common case, read directly: a printable ASCII handle and no index or type list.
     if len(body) >= 12:
         length = _I32_AT(body, 0)[0]
@@ -238,7 +293,7 @@ def resolution_request(message: Message) -> Resolution:
             raw = body[4:4 + length]
             if _PLAIN_HANDLE.match(raw):
                 return Resolution(raw.decode("ascii"), (), ())
-    reader = _body(message)
+    reader = Reader(body)
     handle = read_handle(reader)
     indexes = tuple(reader.i32() for _ in range(reader.count(4, MAX_LIST, "index list")))
     types = tuple(reader.text(MAX_TYPE_BYTES, "type") for _ in range(reader.count(4, MAX_LIST, "type list")))
@@ -302,33 +357,32 @@ def challenge_answer(message: Message) -> ChallengeAnswer:
 # ---------------------------------------------------------------------------
 # Responses
 
-_ENVELOPE = struct.Struct(">BBBBIIII").pack
-_HEADER = struct.Struct(">IIIHBBII").pack
-_NO_CREDENTIAL = b"\0\0\0\0"
-
 
 def response_bytes(request: Message, response_code: int, body: bytes = b"", *, session_id: int | None = None,
                    with_digest: bool | None = None, op_code: int | None = None,
                    request_id: int | None = None, site_serial: int = 1, suggested: tuple[int, int] | None = None,
                    version: tuple[int, int] | None = None) -> bytes:
-    """The message proper (header, body, empty credential) and its envelope, answering ``request``.
-
-    Packed directly (no intermediate objects): this runs for every resolution."""
+    """The message proper (header, body, empty credential) and its envelope, answering ``request``."""
     include_digest = request.flag(OF_REQUEST_DIGEST) if with_digest is None else with_digest
-    if include_digest:
-        body = request.digest() + body
-    header = _HEADER(request.header.op_code if op_code is None else op_code, response_code,
-                     OF_REQUEST_DIGEST if include_digest else 0, site_serial & 0xFFFF,
-                     request.header.recursion_count & 0xFF, 0,
-                     (int(time.time()) + RESPONSE_LIFETIME_SECONDS) & 0xFFFFFFFF, len(body))
-    major, minor = version or answer_version(request.envelope)
-    suggested_major, suggested_minor = suggested or HIGHEST_VERSION
     envelope = request.envelope
-    length = len(header) + len(body) + 4
-    return b"".join((_ENVELOPE(major, minor, suggested_major & 0x03, suggested_minor,
-                               envelope.session_id if session_id is None else session_id,
-                               envelope.request_id if request_id is None else request_id, 0, length),
-                     header, body, _NO_CREDENTIAL))
+    return _packed_response(request.header.op_code if op_code is None else op_code, response_code,
+                            request.digest() if include_digest else b"", body, site_serial,
+                            request.header.recursion_count, version or answer_version(envelope),
+                            suggested or HIGHEST_VERSION, envelope.session_id if session_id is None else session_id,
+                            envelope.request_id if request_id is None else request_id)
+
+
+def _packed_response(op_code: int, response_code: int, digest: bytes, body: bytes, site_serial: int,
+                     recursion_count: int, version: tuple[int, int], suggested: tuple[int, int], session_id: int,
+                     request_id: int) -> bytes:
+    """Envelope, header, digest (if any) and body, empty credential. Packed directly (no intermediate
+    objects): this runs for every resolution."""
+    length = len(digest) + len(body)
+    header = _HEADER(op_code, response_code, OF_REQUEST_DIGEST if digest else 0, site_serial & 0xFFFF,
+                     recursion_count & 0xFF, 0, (int(time.time()) + RESPONSE_LIFETIME_SECONDS) & 0xFFFFFFFF, length)
+    return b"".join((_ENVELOPE(version[0], version[1], suggested[0] & 0x03, suggested[1], session_id, request_id, 0,
+                               HEADER_SIZE + length + 4),
+                     header, digest, body, _NO_CREDENTIAL))
 
 
 def error_body(message: str) -> bytes:

@@ -45,6 +45,9 @@ class ServerLimits:
     # Other UDP requests (administration, challenge answers, split messages) wait for a worker thread, so that
     # a slow one never holds resolution up; past this many waiting, datagrams are dropped (the client retries).
     max_udp_waiting: int = 64
+    # Datagrams taken off the socket at once, when they have arrived already: one check of the store for
+    # changes serves them all (it costs more than the rest of a kept answer).
+    udp_batch: int = 32
 
 
 class HandleServer:
@@ -145,13 +148,12 @@ class HandleServer:
                 if rest is None:
                     return
                 head, payload = first + rest[0], rest[1]
-                envelope = m.Envelope.decode(head)
                 if payload is None:  # announced length over the limit: say so, then hang up
-                    response = _too_long(envelope, self.max_bytes)
+                    response = _too_long(m.Envelope.decode(head), self.max_bytes)
                 elif answered_at_once(head[2], payload):  # read-only and quick: no hand-over to a worker
-                    response = self.service.answer(envelope, payload, address)
+                    response = self.service.answer_octets(head, payload, address)
                 else:
-                    response = await loop.run_in_executor(self._pool, self.service.answer, envelope, payload,
+                    response = await loop.run_in_executor(self._pool, self.service.answer_octets, head, payload,
                                                           address)
                 if response:
                     writer.write(response)
@@ -175,26 +177,38 @@ class HandleServer:
     # -- UDP
 
     def _run_udp(self) -> None:
-        sock = self._udp
+        sock, batch_limit = self._udp, self.limits.udp_batch
         while not self._stop.is_set():
             try:
-                datagram, peer = sock.recvfrom(65535)
+                batch = [sock.recvfrom(65535)]
             except (BlockingIOError, InterruptedError, socket.timeout):  # the receive timeout: check for stop
                 continue
             except OSError:
                 return
-            if len(datagram) >= m.ENVELOPE_SIZE and answered_at_once(datagram[2], datagram[m.ENVELOPE_SIZE:]):
-                self._udp_reply(datagram, peer)
-            elif self._udp_waiting.acquire(blocking=False):
+            # What else has arrived already: one check of the store for changes serves all of it.
+            while len(batch) < batch_limit:
                 try:
-                    self._pool.submit(self._udp_reply_waiting, datagram, peer)
-                except RuntimeError:  # the pool has shut down: stopping
-                    self._udp_waiting.release()
-            # else dropped: too many requests wait for a worker already; UDP clients retry
+                    batch.append(sock.recvfrom(65535, socket.MSG_DONTWAIT))
+                except (BlockingIOError, InterruptedError):
+                    break
+                except OSError:
+                    return
+            checked = None
+            for datagram, peer in batch:
+                if len(datagram) >= m.ENVELOPE_SIZE and answered_at_once(datagram[2], datagram[m.ENVELOPE_SIZE:]):
+                    if checked is None:
+                        checked = self.service.check_store()
+                    self._udp_reply(datagram, peer, checked)
+                elif self._udp_waiting.acquire(blocking=False):
+                    try:
+                        self._pool.submit(self._udp_reply_waiting, datagram, peer)
+                    except RuntimeError:  # the pool has shut down: stopping
+                        self._udp_waiting.release()
+                # else dropped: too many requests wait for a worker already; UDP clients retry
 
-    def _udp_reply(self, datagram: bytes, peer) -> None:
+    def _udp_reply(self, datagram: bytes, peer, checked: int | None = None) -> None:
         try:
-            response = self._udp_answer(datagram, peer)
+            response = self._udp_answer(datagram, peer, checked)
             if response:
                 for packet in m.udp_packets(response):
                     self._udp.sendto(packet, peer)
@@ -209,19 +223,19 @@ class HandleServer:
         finally:
             self._udp_waiting.release()
 
-    def _udp_answer(self, datagram: bytes, peer) -> bytes | None:
+    def _udp_answer(self, datagram: bytes, peer, checked: int | None = None) -> bytes | None:
         if len(datagram) < m.ENVELOPE_SIZE:
             return None  # not even an envelope: nothing to answer to
-        envelope = m.Envelope.decode(datagram)
         payload = datagram[m.ENVELOPE_SIZE:]
-        if envelope.length < 0 or envelope.length > self.max_bytes:
-            return _too_long(envelope, self.max_bytes)
-        if envelope.truncated or len(payload) < envelope.length:
-            whole = self._reassemble(envelope, payload, peer)
+        length = int.from_bytes(datagram[16:20], "big", signed=True)
+        if length < 0 or length > self.max_bytes:
+            return _too_long(m.Envelope.decode(datagram), self.max_bytes)
+        if datagram[2] & m.ENV_TRUNCATED or len(payload) < length:
+            whole = self._reassemble(m.Envelope.decode(datagram), payload, peer)
             if whole is None:
                 return None
-            envelope, payload = whole
-        return self.service.answer(envelope, payload, peer[0])
+            return self.service.answer(*whole, peer[0])
+        return self.service.answer_octets(datagram, payload, peer[0], checked)
 
     def _reassemble(self, envelope: m.Envelope, payload: bytes, peer) -> tuple[m.Envelope, bytes] | None:
         """Collect the packets of a split request; the whole message once every packet has arrived."""

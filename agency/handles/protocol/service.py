@@ -32,6 +32,7 @@ from agency.handles.values import (
 
 log = logging.getLogger(__name__)
 SITE_HANDLE = "/"
+STORE_UNREADABLE = "the handle store could not be read; try again shortly"
 
 
 @dataclass(frozen=True)
@@ -71,7 +72,49 @@ class HandleService:
             return self._error(request, exc.code, exc.message)
         except SQLAlchemyError:
             log.exception("handle store error answering op %s", request.header.op_code)
-            return self._error(request, m.RC_SERVER_BUSY, "the handle store could not be read; try again shortly")
+            return self._error(request, m.RC_SERVER_BUSY, STORE_UNREADABLE)
+
+    def answer_octets(self, envelope_octets: bytes, payload: bytes, peer: str,
+                      checked: int | None = None) -> bytes | None:
+        """``answer`` for a message as received (its envelope's octets, then the rest): what the transports call.
+
+        A plain resolution (most of what a handle server receives) takes a shorter way where answers are kept:
+        it is looked up by its body's octets before anything else is parsed, and answered from the
+        few fields the response echoes. ``checked``: what ``check_store`` gave after this message was received
+        (one change check serves every message received before it); None to check now."""
+        plain = None if self.answers is None else m.plain_resolution(envelope_octets, payload,
+                                                                       self.limits.max_message_bytes)
+        if plain is not None:
+            if checked is None:
+                found, checked = self.answers.lookup(plain.body)
+            else:
+                found = self.answers.get(plain.body)
+            if found is None:
+                found = self._plain_answer(plain, checked)
+            if found is not None:
+                return m.plain_resolution_response(plain, found[0], found[1], self.site_serial)
+        return self.answer(m.Envelope.decode(envelope_octets), payload, peer)
+
+    def _plain_answer(self, plain: m.PlainResolution, checked: int) -> tuple[int, bytes] | None:
+        """The answer to a plain resolution of a handle served here, read and kept; None for anything else (a
+        malformed body, the site handle, a prefix served elsewhere), which ``answer`` answers in full."""
+        try:
+            query = m.resolution_query(plain.body)
+        except m.ProtocolError:
+            return None
+        if query.handle == SITE_HANDLE or "/" not in query.handle or not self.directory.serves(query.handle):
+            return None
+        try:
+            found = self._read_answer(query)
+        except SQLAlchemyError:
+            log.exception("handle store error answering a resolution")
+            return m.RC_SERVER_BUSY, m.error_body(STORE_UNREADABLE)
+        self.answers.keep(plain.body, checked, found)
+        return found
+
+    def check_store(self) -> int | None:
+        """Check the store for commits once, for every message received so far (None: nothing is kept)."""
+        return None if self.answers is None else self.answers.check()
 
     def _dispatch(self, request: m.Message, peer: str) -> bytes:
         op = request.header.op_code
