@@ -19,9 +19,13 @@ absolute numbers.
 
 On SQLite the server keeps resolution answers while the database is unchanged
 (agency/handles/protocol/answer_cache.py): the first request for a DOI reads
-the store, later ones do not. Random DOIs of --handles make the UDP round
-start cold (with 20,000 handles about two thirds of its requests are hits);
-AGENCY_HANDLE_ANSWER_CACHE_ENTRIES=0 measures without the cache.
+the store, later ones do not. So UDP is measured twice: "cold", right after
+the server starts (random DOIs of --handles: with 100,000 handles and 8 s
+about half of the requests ask a DOI for the first time), and "warm", once
+every handle has been asked for once (the steady state of a server whose
+cache holds its handles; TCP is measured after that too).
+AGENCY_HANDLE_ANSWER_CACHE_ENTRIES=0 measures without the cache. "cpu µs/req"
+is the server process's CPU time (user + system) per answered request.
 """
 
 from __future__ import annotations
@@ -47,7 +51,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
 from agency.config import load_settings  # noqa: E402
-from resolve import doi_of, percentile, register_dois  # noqa: E402
+from resolve import doi_of, percentile, register_dois, server_cpu_seconds  # noqa: E402
 from scratch import free_port, scratch_database  # noqa: E402
 
 
@@ -111,6 +115,21 @@ def client_loop(job: tuple) -> tuple[int, int, list[float]]:
     return len(latencies), errors, latencies
 
 
+def ask_each(job: tuple) -> int:
+    """Resolve handles ``first``, ``first + step``, ... once each over UDP: what warms the answer cache."""
+    port, first, step, handles = job
+    udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    udp.settimeout(2.0)
+    asked = 0
+    for n in range(first, handles, step):
+        try:
+            one_exchange("udp", port, resolution_request(doi_of(n), n + 1), udp)
+            asked += 1
+        except OSError:
+            pass
+    return asked
+
+
 def http_loop(job: tuple) -> tuple[int, int, list[float]]:
     _transport, port, seconds, handles, seed = job
     rng = random.Random(seed)
@@ -135,21 +154,26 @@ def http_loop(job: tuple) -> tuple[int, int, list[float]]:
     return len(latencies), errors, latencies
 
 
-def measure(pool, loop, transport: str, port: int, seconds: float, clients: int, handles: int) -> dict:
+def measure(pool, loop, transport: str, port: int, seconds: float, clients: int, handles: int,
+            server_pid: int) -> dict:
     jobs = [(transport, port, seconds, handles, random.random()) for _ in range(clients)]
+    cpu_before = server_cpu_seconds(server_pid)
     started = time.perf_counter()
     results = pool.map(loop, jobs)
     elapsed = time.perf_counter() - started
+    cpu = server_cpu_seconds(server_pid) - cpu_before
     latencies = sorted(x for _, _, lat in results for x in lat)
     ok = sum(r[0] for r in results)
-    return {"ok": ok, "errors": sum(r[1] for r in results), "rps": ok / elapsed, "latencies": latencies}
+    return {"ok": ok, "errors": sum(r[1] for r in results), "rps": ok / elapsed, "latencies": latencies,
+            "cpu_us": 1e6 * cpu / max(ok, 1)}
 
 
 def line(name: str, result: dict, floor: dict | None = None) -> str:
     lat = result["latencies"]
     p50, p99 = (percentile(lat, p) * 1000 for p in (50, 99))
     ratio = f"{100 * result['rps'] / floor['rps']:>5.0f}%" if floor else "     -"
-    return f"{name:<22} {result['ok']:>8} {result['errors']:>6} {result['rps']:>9.0f} {p50:>8.2f} {p99:>8.2f} {ratio}"
+    return (f"{name:<22} {result['ok']:>8} {result['errors']:>6} {result['rps']:>9.0f} {p50:>8.2f} {p99:>8.2f} "
+            f"{result['cpu_us']:>9.1f} {ratio}")
 
 
 # ---------------------------------------------------------------------------
@@ -228,9 +252,14 @@ def run(args, work: Path, database_url: str) -> int:
                        "handle protocol on", work / "server.log")
         try:
             response = one_exchange("tcp", port, resolution_request(doi_of(0), 1), None)
+            results["udp cold"] = measure(pool, client_loop, "udp", port, args.seconds, args.clients, args.handles,
+                                          server.pid)
+            started = time.perf_counter()
+            asked = sum(pool.map(ask_each, [(port, n, args.clients, args.handles) for n in range(args.clients)]))
+            print(f"asked each of {asked} handles once in {time.perf_counter() - started:.1f} s", flush=True)
             for transport in ("udp", "tcp"):
                 results[transport] = measure(pool, client_loop, transport, port, args.seconds, args.clients,
-                                             args.handles)
+                                             args.handles, server.pid)
         finally:
             stop(server)
         floor = start([sys.executable, __file__, "--floor-server", str(port), response.hex()], env, "floor ready",
@@ -238,7 +267,7 @@ def run(args, work: Path, database_url: str) -> int:
         try:
             for transport in ("udp", "tcp"):
                 results[f"{transport} floor"] = measure(pool, client_loop, transport, port, args.seconds,
-                                                        args.clients, args.handles)
+                                                        args.clients, args.handles, floor.pid)
         finally:
             stop(floor)
         http_port = free_port()
@@ -246,13 +275,16 @@ def run(args, work: Path, database_url: str) -> int:
                     work / "web.log")
         try:
             time.sleep(0.5)
-            results["http"] = measure(pool, http_loop, "http", http_port, args.seconds, args.clients, args.handles)
+            results["http"] = measure(pool, http_loop, "http", http_port, args.seconds, args.clients, args.handles,
+                                      web.pid)
         finally:
             stop(web)
     print(f"\n{args.handles} handles, {args.clients} client processes, {args.seconds:.0f} s each, "
           f"response {len(response)} octets, {os.cpu_count()} cores (shared machine: figures are noisy)")
-    print(f"{'':<22} {'ok':>8} {'errors':>6} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'floor':>6}")
-    print(line("UDP agency", results["udp"], results["udp floor"]))
+    print(f"{'':<22} {'ok':>8} {'errors':>6} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'cpu µs/req':>9} "
+          f"{'floor':>6}")
+    print(line("UDP agency, cold", results["udp cold"], results["udp floor"]))
+    print(line("UDP agency, warm", results["udp"], results["udp floor"]))
     print(line("UDP floor (bare)", results["udp floor"]))
     print(line("TCP agency", results["tcp"], results["tcp floor"]))
     print(line("TCP floor (bare)", results["tcp floor"]))
