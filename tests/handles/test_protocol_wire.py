@@ -438,3 +438,28 @@ def test_tcp_resolution_is_answered_while_every_worker_is_busy(client, svc, alic
         for sock in stuck:
             sock.close()
         svc.stop_background()
+
+
+def test_a_prefix_given_a_moment_ago_is_served_at_once(served, svc):
+    from agency.admin.audit import Actor
+    from agency.admin.prefixes import add
+
+    before = parse(udp_message(udp_exchange(served, resolution("10.7777/new.1"))))
+    assert before["rc"] == 301 and b"10.7777 is not served here" in before["body"]
+    with svc.db.transaction() as session:
+        add(session, Actor.operator("ops"), "alice", "10.7777")
+    for exchange in (lambda data: udp_message(udp_exchange(served, data)), lambda data: tcp_exchange(served, data)):
+        assert parse(exchange(resolution("10.7777/new.1")))["rc"] == RC_HANDLE_NOT_FOUND  # served, no such handle
+
+
+def test_a_prefix_another_agency_now_serves_is_not_answered_for(served, svc, monkeypatch):
+    from agency.admin.audit import Actor
+    from agency.admin.prefixes import mark_served_elsewhere
+    from agency.handles.protocol import directory
+
+    assert parse(udp_message(udp_exchange(served, resolution("10.5555/abc.1"))))["rc"] == RC_SUCCESS
+    monkeypatch.setattr(directory, "PREFIX_CACHE_SECONDS", 0.0)  # no wait for the list to be read again
+    with svc.db.transaction() as session:
+        mark_served_elsewhere(session, Actor.operator("ops"), "10.5555", "Another RA's handle service")
+    for exchange in (lambda data: udp_message(udp_exchange(served, data)), lambda data: tcp_exchange(served, data)):
+        assert parse(exchange(resolution("10.5555/abc.1")))["rc"] == 301  # the client goes where the GHR says

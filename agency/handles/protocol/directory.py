@@ -2,9 +2,9 @@
 
 Resolution reads a handle's values with one prepared query and encodes the
 publicly readable ones straight from the rows (``public_values_encoded``);
-other reads take one session each. Prefixes served here are cached for a few
-seconds (a new prefix is answered for within that time), so a resolution
-costs one query. Prefix records (``0.NA/<prefix>``) come from the
+other reads take one session each. The prefixes served here are kept for a few
+seconds, so a resolution costs one query (a prefix not in the list is looked
+up before the server says it is served elsewhere). Prefix records (``0.NA/<prefix>``) come from the
 store when they have been created there (``agency prefixes create``), else they
 are derived from the prefix's owner as the REST API shows them.
 """
@@ -29,6 +29,7 @@ from agency.handles.values import (
 from agency.models import Account, Handle, HandleValue as ValueRow, Prefix
 
 PREFIX_CACHE_SECONDS = 5.0
+_SERVED = select(Prefix.prefix).where(Prefix.served_elsewhere.is_(None))
 
 
 class StoreDirectory:
@@ -41,20 +42,30 @@ class StoreDirectory:
         self._lock = threading.Lock()
 
     def served_prefixes(self) -> frozenset[str]:
+        """The prefixes answered for here: every prefix held by an account, except those another agency
+        now serves (Handbook 9.1.6: their clients are sent there). Read again every few seconds."""
         now = time.monotonic()
         if now - self._loaded > PREFIX_CACHE_SECONDS:
             with self._lock:
                 if now - self._loaded > PREFIX_CACHE_SECONDS:
                     with self.db.sessions() as session:
-                        self._prefixes = frozenset(session.scalars(select(Prefix.prefix)))
+                        self._prefixes = frozenset(session.scalars(_SERVED))
                     self._loaded = time.monotonic()
         return self._prefixes
 
-    def forget_prefixes(self) -> None:
-        self._loaded = 0.0
-
     def serves(self, handle: str) -> bool:
-        return handle_prefix(handle) in self.served_prefixes()
+        """Whether ``handle``'s prefix is served here. A prefix missing from the list is looked up before the
+        answer is no, so a prefix created a moment ago is served at once (a prefix removed or moved away is
+        noticed within ``PREFIX_CACHE_SECONDS``). The look-up is one indexed read, as a handle that does not
+        exist costs: asking for unserved prefixes costs a client no more than asking for absent handles."""
+        prefix = handle_prefix(handle)
+        if prefix in self.served_prefixes():
+            return True
+        with self.db.sessions() as session:
+            served = session.scalar(_SERVED.where(Prefix.prefix == prefix)) is not None
+        if served:
+            self._loaded = 0.0  # read the whole list again at the next request
+        return served
 
     def values(self, handle: str) -> list[HandleValue] | None:
         """Every value of ``handle`` (public or not), or None when it does not exist.
