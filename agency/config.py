@@ -144,8 +144,12 @@ class Settings:
                                                         "PostgreSQL: never kept)")
     handle_answer_cache_bytes: int = setting(64 * 1024 * 1024, "... and the octets they may take at most")
     handle_processes: int = setting(1, "processes of `agency handle-server` sharing its port (one per core)")
-    handle_auth_failures: int = setting(5, "wrong secret keys per client address before answers are refused")
-    handle_auth_window_seconds: int = setting(300, "... for this many seconds")
+    handle_auth_failures: int = setting(5, "wrong key answers (protocol and REST) from one client address within "
+                                           "the window before that address is refused (counted per process)")
+    handle_auth_failures_per_key: int = setting(10, "wrong answers for one key (index:handle), from any address, "
+                                                    "within the window before it is refused, except from addresses "
+                                                    "it succeeded from")
+    handle_auth_window_seconds: int = setting(300, "how long a wrong key answer counts (and the longest wait)")
     handle_ra_admin: str = setting("300:0.NA/10", "the RA's administrator key (index:handle) that HS_ADMIN 100 of "
                                                   "every prefix record names")
     handle_service: str = setting("0.NA/10", "the service handle HS_SERV of every prefix record names")
@@ -276,6 +280,8 @@ RANGES: dict[str, tuple[float | None, float | None]] = {
     "query_max_line_chars": (1, None), "password_time_cost": (1, None),
     "handle_answer_cache_entries": (0, None), "handle_answer_cache_bytes": (0, None),
     "handle_workers": (1, None), "handle_udp_threads": (1, None), "handle_max_udp_waiting": (1, None),
+    "handle_auth_failures": (1, None), "handle_auth_failures_per_key": (1, None),
+    "handle_auth_window_seconds": (1, None),
 }
 CHOICES: dict[str, tuple[str, ...]] = {"log_format": ("text", "json"),
                                       "log_level": ("DEBUG", "INFO", "WARNING", "ERROR")}

@@ -51,7 +51,7 @@ class Agency:
     _mds: object | None = None
     _scheduler: object | None = None
     _handle_server: object | None = None
-    _handle_rest_limiter: object | None = None
+    _handle_key_guard: SignInGuard | None = None
 
     @property
     def mddb(self):
@@ -89,21 +89,22 @@ class Agency:
             self._scheduler.start()
 
     @property
-    def handle_rest_limiter(self):
-        """Wrong secret keys on the Handle.Net REST API, per client address (bounded)."""
-        if self._handle_rest_limiter is None:
-            from agency.handles.protocol.authentication import FailureLimiter
+    def handle_key_guard(self) -> SignInGuard:
+        """Wrong key answers, per key and per client address: the REST API's, and the protocol server's when it
+        runs in this process (one count for both)."""
+        if self._handle_key_guard is None:
+            from agency.handles.protocol.assembly import key_guard
 
-            self._handle_rest_limiter = FailureLimiter(self.settings.handle_auth_failures,
-                                                       self.settings.handle_auth_window_seconds)
-        return self._handle_rest_limiter
+            self._handle_key_guard = key_guard(self.settings)
+        return self._handle_key_guard
 
     def start_handle_server(self, port: int | None = None):
         """Start the Handle protocol server (TCP and UDP) in this process; returns it (``.port``)."""
         from agency.handles.protocol.assembly import build_handle_server
 
         if self._handle_server is None:
-            self._handle_server = build_handle_server(self.settings, self.db, audit=handle_audit, port=port).start()
+            self._handle_server = build_handle_server(self.settings, self.db, audit=handle_audit, port=port,
+                                                      guard=self.handle_key_guard).start()
         return self._handle_server
 
     def finished_results(self, submission_id: int) -> list | None:

@@ -26,6 +26,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from agency.handles import resolver, rest_writes
 from agency.handles.editing import EditError
 from agency.handles.values import ValueFormatError
+from agency.sign_in import TooManyFailures
 from agency.web import openapi
 from agency.web.common import agency, http_date, not_modified
 
@@ -191,19 +192,21 @@ def _with_writer(handle: str | None, work) -> Response:
         return _refuse(rest_writes.AUTHENTICATION_NEEDED, "Authenticate with HTTP Basic: user index:handle "
                        "of your secret key (e.g. 300%3A0.NA%2F10.5555), password the secret key.", handle=handle)
     address = request.remote_addr or "?"
-    wait = svc.handle_rest_limiter.retry_after(address)
-    if wait:
-        response = _refuse(rest_writes.AUTHENTICATION_FAILED, "Too many failed authentications from this "
-                           "address; try again later.", 429, handle)
-        response.headers["Retry-After"] = str(int(wait) + 1)
-        return response
     try:
         credentials = rest_writes.parse_basic_user(auth.username, auth.password or "")
+        key_name = f"{credentials.key.index}:{credentials.key.handle}"
+        try:
+            svc.handle_key_guard.check(key_name, address)
+        except TooManyFailures as exc:
+            response = _refuse(rest_writes.AUTHENTICATION_FAILED, "Too many failed authentications for this key or "
+                               f"from this address; try again in {exc.retry_after} s.", 429, handle)
+            response.headers["Retry-After"] = str(exc.retry_after)
+            return response
         with svc.db.transaction() as session:
             if not rest_writes.authenticate_key(session, credentials):
-                svc.handle_rest_limiter.failed(address)
+                svc.handle_key_guard.failed(key_name, address)
                 return _refuse(rest_writes.AUTHENTICATION_FAILED, "Authentication failed.", handle=handle)
-            svc.handle_rest_limiter.succeeded(address)
+            svc.handle_key_guard.succeeded(key_name, address)
             from agency.services import handle_audit
 
             result = work(rest_writes.RestWriter(session, credentials.key, handle_audit))

@@ -10,7 +10,7 @@ import time
 import pytest
 from batchgen import Article
 
-from agency.handles.protocol.authentication import FailureLimiter, answer_matches
+from agency.handles.protocol.authentication import answer_matches
 from agency.handles.values import HandleValue
 from hdl_wire import (  # noqa: F401
     handle_port, make_prefix_record, parse, request, resolution, tcp_exchange, text, u32, udp_exchange, udp_message,
@@ -250,17 +250,71 @@ def test_answer_schemes_and_limits():
         answer_matches(key, nonce, digest, b"\x99abc")
 
 
-def test_failure_limiter_is_bounded():
-    limiter = FailureLimiter(allowed=2, window=60, capacity=100)
-    for n in range(1000):
-        limiter.failed(f"10.0.{n // 256}.{n % 256}")
-    assert len(limiter._failures) == 100
-    limiter.failed("a")
-    assert limiter.retry_after("a") == 0
-    limiter.failed("a")
-    assert limiter.retry_after("a") > 0
-    limiter.succeeded("a")
-    assert limiter.retry_after("a") == 0
+def _ask_as(service, data: bytes, address: str) -> dict:
+    return parse(service.answer_octets(data[:20], data[20:], address))
+
+
+def _right_answer(data: bytes, challenge: dict) -> bytes:
+    import hashlib
+
+    digest, nonce = hashlib.sha1(data[20:-4]).digest(), challenge["body"][25:]
+    key = hashlib.sha1(b"prefix-secret-10.5555").hexdigest().encode()
+    return text("HS_SECKEY") + text("0.NA/10.5555") + u32(300) + text(
+        b"\x02" + hashlib.sha1(key + nonce + digest + key).digest())
+
+
+def _answer_as(service, address: str, body_for, n: int) -> dict:
+    data = _admin_request(f"10.5555/g{n}")
+    challenge = _ask_as(service, data, address)
+    return _ask_as(service, _answer(challenge["session"], body_for(data, challenge)), address)
+
+
+def test_guessing_at_one_key_from_many_addresses_is_refused(client, svc, alice, handle_port):
+    make_prefix_record(svc)
+    service = svc.start_handle_server().service
+    per_key = svc.settings.handle_auth_failures_per_key
+    assert per_key > svc.settings.handle_auth_failures  # so the per-address limit alone would not stop this
+    wrong = lambda _data, _challenge: text("HS_SECKEY") + text("0.NA/10.5555") + u32(300) + text(  # noqa: E731
+        b"\x02" + b"\0" * 20)
+    assert _answer_as(service, "192.0.2.200", _right_answer, 0)["rc"] == RC_SUCCESS  # the key holder, earlier
+    for n in range(per_key):  # one wrong guess from each of many addresses
+        assert b"too many" not in _answer_as(service, f"198.51.100.{n}", wrong, n + 1)["body"]
+    refused = _answer_as(service, "203.0.113.1", _right_answer, 100)  # a new address, even with the right secret
+    assert refused["rc"] == RC_AUTHEN_FAILED and b"too many failed authentications for this key" in refused["body"]
+    # The key holder's own address, where it succeeded before, is not locked out by others' guessing.
+    assert _answer_as(service, "192.0.2.200", _right_answer, 101)["rc"] == RC_SUCCESS
+
+
+def test_one_address_trying_many_keys_is_refused(client, svc, alice, handle_port):
+    make_prefix_record(svc)
+    service = svc.start_handle_server().service
+    per_address = svc.settings.handle_auth_failures
+
+    def other_key(n):
+        return lambda _data, _challenge: text("HS_SECKEY") + text("0.NA/10.5555") + u32(1000 + n) + text(
+            b"\x02" + b"\0" * 20)
+
+    bodies = [_answer_as(service, "198.51.100.77", other_key(n), n)["body"] for n in range(per_address + 1)]
+    assert all(b"too many" not in body for body in bodies[:per_address])
+    assert b"too many failed authentications" in bodies[-1]
+    assert _answer_as(service, "198.51.100.78", _right_answer, 99)["rc"] == RC_SUCCESS  # others are not affected
+
+
+def test_the_rest_api_and_the_protocol_count_wrong_keys_together(client, svc, alice):
+    import base64
+    import json
+
+    make_prefix_record(svc)
+    service = svc.start_handle_server().service  # in the web service's process, as under `agency serve`
+    wrong = {"Authorization": "Basic " + base64.b64encode(b"300%3A0.NA%2F10.5555:not-it").decode(),
+             "Content-Type": "application/json"}
+    for _ in range(svc.settings.handle_auth_failures):
+        response = client.put("/api/handles/10.5555/rest", data=json.dumps([{"index": 1, "type": "URL",
+                                                                              "data": "https://example.org/"}]),
+                              headers=wrong, base_url="https://localhost")
+        assert response.status_code == 403
+    refused = _answer_as(service, "127.0.0.1", _right_answer, 1)  # the test client's address, over the protocol
+    assert refused["rc"] == RC_AUTHEN_FAILED and b"too many failed authentications" in refused["body"]
 
 
 def test_concurrent_clients(served):

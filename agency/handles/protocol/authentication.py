@@ -1,4 +1,4 @@
-"""Challenge-response (RFC 3652 section 3.5): challenges issued, HS_SECKEY answers checked, failures throttled.
+"""Challenge-response (RFC 3652 section 3.5): challenges issued and HS_SECKEY answers checked.
 
 A challenge remembers the request it guards, so the answer, which CNRI's
 client sends on a new TCP connection with the challenge's session id, is
@@ -16,9 +16,7 @@ import hashlib
 import hmac
 import os
 import secrets
-import threading
 import time
-from collections import OrderedDict
 from dataclasses import dataclass
 
 from sqlalchemy import delete, func, select
@@ -115,35 +113,3 @@ def answer_matches(key: bytes, nonce: bytes, request_digest: bytes, answer: byte
         raise AnswerError(f"PBKDF2 parameters refused: {iterations} iterations, {key_bits} key bits")
     derived = hashlib.pbkdf2_hmac("sha1", key, salt, iterations, key_bits // 8)
     return hmac.compare_digest(mac, hmac.new(derived, signed, hashlib.sha1).digest())
-
-
-class FailureLimiter:
-    """Wrong secrets per client address: after ``allowed`` failures within ``window`` seconds, answers from that
-    address are refused unchecked until the window has passed. Remembers at most ``capacity`` addresses
-    (the oldest forgotten first), so a spray of addresses costs bounded memory."""
-
-    def __init__(self, allowed: int = 5, window: float = 300.0, capacity: int = 10_000) -> None:
-        self.allowed, self.window, self.capacity = allowed, window, capacity
-        self._failures: OrderedDict[str, list[float]] = OrderedDict()
-        self._lock = threading.Lock()
-
-    def retry_after(self, address: str) -> float:
-        """Seconds until ``address`` may try again (0 when it may now)."""
-        now = time.monotonic()
-        with self._lock:
-            recent = [t for t in self._failures.get(address, []) if now - t < self.window]
-            if len(recent) < self.allowed:
-                return 0.0
-            return self.window - (now - recent[-self.allowed])
-
-    def failed(self, address: str) -> None:
-        now = time.monotonic()
-        with self._lock:
-            recent = [t for t in self._failures.pop(address, []) if now - t < self.window][-self.allowed:]
-            self._failures[address] = recent + [now]
-            while len(self._failures) > self.capacity:
-                self._failures.popitem(last=False)
-
-    def succeeded(self, address: str) -> None:
-        with self._lock:
-            self._failures.pop(address, None)

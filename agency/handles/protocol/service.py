@@ -22,13 +22,14 @@ from agency.handles.editing import PREFIX_NAMESPACE, EditError, HandleEditor, ha
 from agency.handles.protocol import messages as m
 from agency.handles.protocol.answer_cache import AnswerCache
 from agency.handles.protocol.authentication import (
-    AnswerError, ChallengeLimit, Challenges, FailureLimiter, answer_matches,
+    AnswerError, ChallengeLimit, Challenges, answer_matches,
 )
 from agency.handles.protocol.directory import StoreDirectory
 from agency.handles.public_keys import KeyFormatError, signature_matches
 from agency.handles.values import (
     ADD_HANDLE, DELETE_HANDLE, PUBKEY_TYPE, SECKEY_TYPE, HandleValue, Reference, type_matches,
 )
+from agency.sign_in import SignInGuard, TooManyFailures
 
 log = logging.getLogger(__name__)
 SITE_HANDLE = "/"
@@ -43,7 +44,7 @@ class Limits:
 class HandleService:
     def __init__(self, db: Database, directory: StoreDirectory, site_record: bytes, *, site_serial: int = 1,
                  limits: Limits = Limits(), audit: Callable | None = None,
-                 challenges: Challenges | None = None, limiter: FailureLimiter | None = None,
+                 challenges: Challenges | None = None, guard: SignInGuard | None = None,
                  answers: AnswerCache | None = None) -> None:
         self.db = db
         self.directory = directory
@@ -52,7 +53,7 @@ class HandleService:
         self.limits = limits
         self.audit = audit
         self.challenges = challenges or Challenges(db, limits.max_message_bytes)
-        self.limiter = limiter or FailureLimiter()
+        self.guard = guard or SignInGuard()  # wrong key answers: per key and per client address
         self.answers = answers  # None: every resolution reads the store
 
     # -- entry point
@@ -187,34 +188,36 @@ class HandleService:
             return self._error(answer_message, m.RC_AUTHEN_TIMEOUT,
                                "no challenge is open for this session (it expired, was answered, or never existed)")
         request = challenge.request
-        wait = self.limiter.retry_after(peer)
-        if wait:
-            return self._error(answer_message, m.RC_AUTHEN_FAILED, f"too many failed authentications from "
-                               f"this address; try again in {int(wait) + 1} s", op_code=request.header.op_code)
         if answer.auth_type not in (SECKEY_TYPE, PUBKEY_TYPE):
             return self._error(answer_message, m.RC_AUTHEN_FAILED, f"authentication type {answer.auth_type[:40]!r}"
                                " is not supported here: use HS_SECKEY or HS_PUBKEY", op_code=request.header.op_code)
-        key = self._key_value(answer.handle, answer.index, answer.auth_type)
-        try:
-            if key is None:
-                good = False
-            elif answer.auth_type == PUBKEY_TYPE:
-                good = signature_matches(key, challenge.nonce, challenge.request_digest, answer.answer)
-            else:
-                good = answer_matches(key, challenge.nonce, challenge.request_digest, answer.answer)
-        except (AnswerError, KeyFormatError) as exc:
-            good = False
-            log.info("refused challenge answer from %s: %s", peer, exc)
-        if not good:
-            self.limiter.failed(peer)
+        try:  # answers being checked count as failures until they are known: a burst cannot outrun the limit
+            with self.guard.attempt(f"{answer.index}:{answer.handle}", peer) as outcome:
+                outcome.succeeded = self._answer_is_right(answer, challenge, peer)
+        except TooManyFailures as exc:
+            return self._error(answer_message, m.RC_AUTHEN_FAILED, "too many failed authentications for this key "
+                               f"or from this address; try again in {exc.retry_after} s", op_code=request.header.op_code)
+        if not outcome.succeeded:
             return self._error(answer_message, m.RC_AUTHEN_FAILED, "authentication failed",
                                op_code=request.header.op_code)
-        self.limiter.succeeded(peer)
         identity = Reference(answer.handle, answer.index)
         code, message = self._perform(request, identity)
         if code == m.RC_SUCCESS:
             return self._reply(answer_message, m.RC_SUCCESS, b"", op_code=request.header.op_code)
         return self._error(answer_message, code, message, op_code=request.header.op_code)
+
+    def _answer_is_right(self, answer: m.ChallengeAnswer, challenge, peer: str) -> bool:
+        """Whether the answer proves the key it names (a key that does not exist proves nothing)."""
+        key = self._key_value(answer.handle, answer.index, answer.auth_type)
+        if key is None:
+            return False
+        try:
+            if answer.auth_type == PUBKEY_TYPE:
+                return signature_matches(key, challenge.nonce, challenge.request_digest, answer.answer)
+            return answer_matches(key, challenge.nonce, challenge.request_digest, answer.answer)
+        except (AnswerError, KeyFormatError) as exc:
+            log.info("refused challenge answer from %s: %s", peer, exc)
+            return False
 
     def _key_value(self, handle: str, index: int, key_type: str) -> bytes | None:
         """The data of the HS_SECKEY or HS_PUBKEY value an answer names (None when there is no such value)."""
