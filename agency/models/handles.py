@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import Boolean, Float, ForeignKey, Integer, LargeBinary, SmallInteger, String, Text, text
+from sqlalchemy import Boolean, Float, ForeignKey, Index, Integer, LargeBinary, SmallInteger, String, Text, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from agency.models.base import Base
@@ -23,10 +23,13 @@ class Handle(Base):
     """
 
     __tablename__ = "handles"
+    # A prefix's handles in name order, from the index alone: a page of `/api/handles?prefix=` skips index
+    # entries, not rows, and costs the same however many other prefixes the agency holds.
+    __table_args__ = (Index("ix_handles_prefix_key", "prefix", "key"),)
 
     key: Mapped[str] = mapped_column(String(2048), primary_key=True)
     name: Mapped[str] = mapped_column(String(2048))
-    prefix: Mapped[str] = mapped_column(String(64), index=True)
+    prefix: Mapped[str] = mapped_column(String(64))
     version: Mapped[str] = mapped_column(String(19))
     revision: Mapped[int] = mapped_column(Integer, default=1)
     account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"))

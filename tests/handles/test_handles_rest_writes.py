@@ -123,3 +123,28 @@ def test_secret_values_and_listing(writable, client, svc):
     assert writable.get("/api/handles?prefix=10.5555&page=-1", headers=basic()).status_code == 400
     prefixes = writable.get("/api/prefixes").get_json()
     assert prefixes == {"responseCode": 1, "prefixes": ["10.32013", "10.5555"]}
+
+
+def test_prefix_pages_walk_every_handle_once_in_order_from_the_index(writable, client, svc):
+    from sql_statements import sqlite_plan, statements_starting
+
+    register(client, svc, [Article(f"10.5555/Page.{n}", url=f"https://example.org/p{n}") for n in (3, 10, 1, 7, 2)])
+    for n in range(3):
+        writable.put(f"/api/handles/10.5555/put.{n}", data=json.dumps([URL_VALUE]), headers=basic())
+    pages, page = [], 0
+    with statements_starting(svc.db.engine, "SELECT handles.name") as seen:
+        while True:
+            body = writable.get(f"/api/handles?prefix=10.5555&page={page}&pageSize=3", headers=basic()).get_json()
+            if not body["handles"]:
+                break
+            assert len(body["handles"]) <= 3 and body["totalCount"] == "8"
+            pages.append(body["handles"])
+            page += 1
+    names = [name for p in pages for name in p]
+    assert len(pages) == 3 and len(names) == 8
+    assert [name.lower() for name in names] == sorted(name.lower() for name in names)  # key order, each once
+    assert {name.lower() for name in names} == {f"10.5555/page.{n}" for n in (1, 2, 3, 7, 10)} | {
+        f"10.5555/put.{n}" for n in range(3)}
+    if svc.db.dialect == "sqlite":
+        plan = " ".join(sqlite_plan(svc.db.engine, *seen[-1]))
+        assert "COVERING INDEX ix_handles_prefix_key" in plan, plan  # skipped entries are index steps, not rows
