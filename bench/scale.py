@@ -628,8 +628,10 @@ def measure_handle_protocol(agency: Agency, work: Path, total: int, base: int, s
         server = handle_bench.start([sys.executable, "-m", "agency.cli", "handle-server", "--port", str(port)], env,
                                     "handle protocol on", work / "handle-server.log")
         try:
-            handle_bench.measure(pool, handle_bench.client_loop, "udp", port, 1.0, clients, total)  # warm-up
-            result = handle_bench.measure(pool, handle_bench.client_loop, "udp", port, seconds, clients, total)
+            handle_bench.measure(pool, handle_bench.client_loop, "udp", port, 1.0, clients, total,
+                                 server.pid)  # warm-up
+            result = handle_bench.measure(pool, handle_bench.client_loop, "udp", port, seconds, clients, total,
+                                          server.pid)
         finally:
             handle_bench.stop(server)
     out["udp_rps"] = result["rps"]
