@@ -148,7 +148,7 @@ def test_answers_are_the_octets_of_the_uncached_path(registered, svc):
                 resolution("10.5555/cache.1", flags=0x19800000, request_id=12345)]
     for _ in range(2):  # read, then kept
         for data in requests:
-            expected, got = bytearray(ask(uncached, data)), bytearray(ask(service, data))
+            expected, got = bytearray(parsed_in_full(uncached, data)), bytearray(ask(service, data))
             expected[EXPIRY] = got[EXPIRY] = b"\0\0\0\0"
             assert got == expected, data
             assert parse(bytes(got))["request_id"] == parse(data)["request_id"]
@@ -315,3 +315,25 @@ def test_udp_datagrams_received_together_share_one_change_check(registered, svc)
     assert sorted(parse(a)["request_id"] for a in answers) == list(range(1000, 1000 + count))
     assert all(urls(a) == [b"https://example.org/first"] for a in answers)
     assert counted.reads <= 3  # one for the first datagram's batch, one for the rest (at most 32 at once)
+
+
+def test_without_kept_answers_the_short_way_gives_the_octets_of_the_full_parse(registered, svc, monkeypatch):
+    """PostgreSQL keeps no answers: plain resolutions still skip the full parse, and answer the same."""
+    service = HandleService(svc.db, StoreDirectory(svc.db, svc.settings.handle_ttl), b"site")
+    requests = [resolution("10.5555/cache.1"), resolution("10.5555/CACHE.1", request_id=99, session=5),
+                resolution("10.5555/cache.2", version=(2, 5), suggested=(2, 11)), resolution("10.5555/none"),
+                resolution("10.5555/cache.1", flags=0x19800000), resolution("10.5555/cache.1", types=("URL",)),
+                *UNUSUAL.values()]
+    expected = [parsed_in_full(service, data) for data in requests]
+    parse_message = m.parse_message
+    full_parses = []
+    monkeypatch.setattr(m, "parse_message", lambda *a: full_parses.append(1) or parse_message(*a))
+    for data, wanted in zip(requests, expected):
+        got = ask(service, data)
+        if wanted is None:
+            assert got is None
+            continue
+        wanted, got = bytearray(wanted), bytearray(got)
+        wanted[EXPIRY] = got[EXPIRY] = b"\0\0\0\0"
+        assert got == wanted, data
+    assert len(full_parses) <= len(UNUSUAL)  # the six plain ones took the short way

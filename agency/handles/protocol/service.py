@@ -79,26 +79,27 @@ class HandleService:
                       checked: int | None = None) -> bytes | None:
         """``answer`` for a message as received (its envelope's octets, then the rest): what the transports call.
 
-        A plain resolution (most of what a handle server receives) takes a shorter way where answers are kept:
-        it is looked up by its body's octets before anything else is parsed, and answered from the
-        few fields the response echoes. ``checked``: what ``check_store`` gave after this message was received
-        (one change check serves every message received before it); None to check now."""
-        plain = None if self.answers is None else m.plain_resolution(envelope_octets, payload,
-                                                                       self.limits.max_message_bytes)
+        A plain resolution (most of what a handle server receives) takes a shorter way: it is looked up among
+        the kept answers (where there are any) by its body's octets before anything else is parsed, and
+        answered from the few fields the response echoes. ``checked``: what ``check_store`` gave after this
+        message was received (one change check serves every message received before it); None to check now."""
+        plain = m.plain_resolution(envelope_octets, payload, self.limits.max_message_bytes)
         if plain is not None:
-            if checked is None:
-                found, checked = self.answers.lookup(plain.body)
-            else:
-                found = self.answers.get(plain.body)
+            found = None
+            if self.answers is not None:
+                if checked is None:
+                    found, checked = self.answers.lookup(plain.body)
+                else:
+                    found = self.answers.get(plain.body)
             if found is None:
                 found = self._plain_answer(plain, checked)
             if found is not None:
                 return m.plain_resolution_response(plain, found[0], found[1], self.site_serial)
         return self.answer(m.Envelope.decode(envelope_octets), payload, peer)
 
-    def _plain_answer(self, plain: m.PlainResolution, checked: int) -> tuple[int, bytes] | None:
-        """The answer to a plain resolution of a handle served here, read and kept; None for anything else (a
-        malformed body, the site handle, a prefix served elsewhere), which ``answer`` answers in full."""
+    def _plain_answer(self, plain: m.PlainResolution, checked: int | None) -> tuple[int, bytes] | None:
+        """The answer to a plain resolution of a handle served here, read (and kept, where answers are); None for
+        anything else (a malformed body, the site handle, a prefix served elsewhere): ``answer`` answers it."""
         try:
             query = m.resolution_query(plain.body)
         except m.ProtocolError:
@@ -110,7 +111,8 @@ class HandleService:
         except SQLAlchemyError:
             log.exception("handle store error answering a resolution")
             return m.RC_SERVER_BUSY, m.error_body(STORE_UNREADABLE)
-        self.answers.keep(plain.body, checked, found)
+        if self.answers is not None:
+            self.answers.keep(plain.body, checked, found)
         return found
 
     def check_store(self) -> int | None:
