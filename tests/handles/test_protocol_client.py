@@ -140,3 +140,48 @@ def test_several_server_processes_share_the_port(hdl_client, client, svc, alice,
     finally:
         process.terminate()
         process.wait(timeout=20)
+
+
+def server_public_key(hdl_client, served) -> str:
+    """The server's public key as a client learns it: from the site information (HS_PUBKEY encoding, hex)."""
+    site = hdl_client("resolve", "--siteinfo", "--long", *served)
+    return next(line.split("=", 1)[1] for line in site.stdout.splitlines() if line.startswith("# publicKey="))
+
+
+def other_public_key() -> str:
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    from agency.handles.protocol.site import public_key_bytes
+
+    return public_key_bytes(rsa.generate_private_key(public_exponent=65537, key_size=2048)).hex()
+
+
+@pytest.mark.parametrize("transport", ["--tcp", "--udp"])
+def test_certified_responses_are_verified_by_the_client(hdl_client, served, transport):
+    """CT set: CNRI's library checks the response's signature with the key from the site information, and
+    refuses the same response checked with another key (so it did check)."""
+    certify = ["--certify", "--server-pubkey", "hex:" + server_public_key(hdl_client, served)]
+    signed = hdl_client("resolve", *served, transport, *certify, "10.5555/ABC.1")
+    assert signed.returncode == 0, signed.stdout + signed.stderr
+    assert value_lines(signed.stdout)[1][1:3] == ["URL", "https://example.org/abc"]
+    # An error response and a referral-free refusal are signed too.
+    assert hdl_client("resolve", *served, transport, *certify, "10.5555/nope").stdout.startswith("responseCode\t100\t")
+    assert hdl_client("resolve", *served, transport, *certify, "10.9999/x").stdout.startswith("responseCode\t301\t")
+    # The version the answer is in decides what is signed besides header and body: older ones too.
+    for version in ("2.1", "2.6", "2.7"):
+        older = hdl_client("resolve", *served, transport, "--version", version, *certify, "10.5555/abc.1")
+        assert older.returncode == 0, version + older.stdout + older.stderr
+    forged = hdl_client("resolve", *served, transport, "--certify", "--server-pubkey", "hex:" + other_public_key(),
+                        "10.5555/abc.1")
+    assert forged.returncode == 2 and "MISSING_OR_INVALID_SIGNATURE" in forged.stdout, forged.stdout
+
+
+@pytest.mark.parametrize("transport", ["--tcp", "--udp"])  # over UDP the signed site information is split
+def test_certified_site_info(hdl_client, served, transport):
+    key = server_public_key(hdl_client, served)
+    signed = hdl_client("resolve", "--siteinfo", *served, transport, "--certify", "--server-pubkey", "hex:" + key)
+    assert signed.returncode == 0, signed.stdout + signed.stderr
+    assert any(line.startswith("server") for line in signed.stdout.splitlines())
+    forged = hdl_client("resolve", "--siteinfo", *served, transport, "--certify", "--server-pubkey",
+                        "hex:" + other_public_key())
+    assert forged.returncode == 2 and "MISSING_OR_INVALID_SIGNATURE" in forged.stdout, forged.stdout

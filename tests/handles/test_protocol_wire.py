@@ -517,3 +517,33 @@ def test_a_prefix_another_agency_now_serves_is_not_answered_for(served, svc, mon
         mark_served_elsewhere(session, Actor.operator("ops"), "10.5555", "Another RA's handle service")
     for exchange in (lambda data: udp_message(udp_exchange(served, data)), lambda data: tcp_exchange(served, data)):
         assert parse(exchange(resolution("10.5555/abc.1")))["rc"] == 301  # the client goes where the GHR says
+
+
+def test_a_certified_request_being_signed_holds_no_resolution_up(client, svc, alice, monkeypatch):
+    """A signature costs some 30 resolutions' time: certified requests wait for a worker thread, so the UDP
+    thread and the TCP event loop go on answering plain resolutions meanwhile."""
+    register(client, svc, [Article("10.5555/Abc.1", url="https://example.org/abc")])
+    server = svc.start_handle_server(port=0)
+    release, signing = threading.Event(), []
+    real = server.service.signer.credential
+
+    def slow_credential(signed: bytes) -> bytes:
+        signing.append(1)
+        release.wait(20)
+        return real(signed)
+    monkeypatch.setattr(server.service.signer, "credential", slow_credential)
+    certified = resolution("10.5555/abc.1", flags=0x19000000 | 0x40000000, request_id=77)
+    try:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+            sock.sendto(certified, ("127.0.0.1", server.port))
+            _until(lambda: signing)
+            assert parse(udp_message(udp_exchange(server.port, resolution("10.5555/abc.1"))))["rc"] == RC_SUCCESS
+            assert parse(tcp_exchange(server.port, resolution("10.5555/abc.1")))["rc"] == RC_SUCCESS
+            assert not release.is_set()
+            release.set()
+            sock.settimeout(10)
+            answer = parse(sock.recv(65535))
+            assert answer["request_id"] == 77 and answer["rc"] == RC_SUCCESS  # answered once signed
+    finally:
+        release.set()
+        svc.stop_background()

@@ -14,6 +14,7 @@ import re
 import struct
 import time
 from dataclasses import dataclass
+from typing import Callable
 
 from agency.handles.values import (
     MAX_HANDLE_BYTES, MAX_TYPE_BYTES, HandleValue, Reader, ValueFormatError, blob, text, u32,
@@ -61,6 +62,9 @@ _HEADER_FIELDS = struct.Struct(">IIIHBBIi").unpack_from
 _ENVELOPE = struct.Struct(">BBBBIIII").pack
 _HEADER = struct.Struct(">IIIHBBII").pack
 _NO_CREDENTIAL = b"\0\0\0\0"
+# Makes a response's Message Credential (its length first) from what it signs (``signed_envelope_fields``, then
+# the response's header and body): signing.ResponseSigner.credential.
+Credential = Callable[[bytes], bytes]
 
 
 class ProtocolError(Exception):
@@ -160,8 +164,9 @@ def answer_version(envelope: Envelope) -> tuple[int, int]:
 
 @dataclass(slots=True)
 class PlainResolution:
-    """A whole, unsigned resolution request in a version we speak, read from its octets without parsing the
-    body: what a kept answer is looked up by (``body``) and what its response echoes."""
+    """A whole, unsigned resolution request in a version we speak, not asking for a certified (signed) response,
+    read from its octets without parsing the body: what a kept answer is looked up by (``body``) and what its
+    response echoes."""
 
     body: bytes
     signed_part: bytes  # header and body: what a request digest covers
@@ -186,7 +191,7 @@ def plain_resolution(envelope_octets: bytes, payload: bytes, max_bytes: int) -> 
         return None
     op, rc, flags, _serial, recursion, _reserved, _expiration, body_length = _HEADER_FIELDS(payload)
     body_end = HEADER_SIZE + body_length
-    if op != OC_RESOLUTION or rc or body_length < 0 or not (body_end == length or (
+    if op != OC_RESOLUTION or rc or flags & OF_CERTIFIED or body_length < 0 or not (body_end == length or (
             body_end + 4 == length and payload[body_end:] == _NO_CREDENTIAL)):
         return None
     suggested = (flag_byte & 0x03, suggested_minor) if flag_byte & 0x03 else (major, minor)
@@ -361,28 +366,53 @@ def challenge_answer(message: Message) -> ChallengeAnswer:
 def response_bytes(request: Message, response_code: int, body: bytes = b"", *, session_id: int | None = None,
                    with_digest: bool | None = None, op_code: int | None = None,
                    request_id: int | None = None, site_serial: int = 1, suggested: tuple[int, int] | None = None,
-                   version: tuple[int, int] | None = None) -> bytes:
-    """The message proper (header, body, empty credential) and its envelope, answering ``request``."""
+                   version: tuple[int, int] | None = None, credential: Credential | None = None) -> bytes:
+    """The message proper (header, body, credential) and its envelope, answering ``request``. The credential is
+    empty unless ``credential`` is given (to sign a certified response)."""
     include_digest = request.flag(OF_REQUEST_DIGEST) if with_digest is None else with_digest
     envelope = request.envelope
     return _packed_response(request.header.op_code if op_code is None else op_code, response_code,
                             request.digest() if include_digest else b"", body, site_serial,
                             request.header.recursion_count, version or answer_version(envelope),
                             suggested or HIGHEST_VERSION, envelope.session_id if session_id is None else session_id,
-                            envelope.request_id if request_id is None else request_id)
+                            envelope.request_id if request_id is None else request_id, credential)
 
 
 def _packed_response(op_code: int, response_code: int, digest: bytes, body: bytes, site_serial: int,
                      recursion_count: int, version: tuple[int, int], suggested: tuple[int, int], session_id: int,
-                     request_id: int) -> bytes:
-    """Envelope, header, digest (if any) and body, empty credential. Packed directly (no intermediate
-    objects): this runs for every resolution."""
+                     request_id: int, credential: Credential | None = None) -> bytes:
+    """Envelope, header, digest (if any) and body, then the credential: empty, or what ``credential`` makes of
+    the signed envelope fields, header and body. Packed directly (no intermediate objects): this runs for every
+    resolution."""
     length = len(digest) + len(body)
     header = _HEADER(op_code, response_code, OF_REQUEST_DIGEST if digest else 0, site_serial & 0xFFFF,
                      recursion_count & 0xFF, 0, (int(time.time()) + RESPONSE_LIFETIME_SECONDS) & 0xFFFFFFFF, length)
+    signed = _NO_CREDENTIAL
+    if credential is not None:
+        signed = credential(b"".join((signed_envelope_fields(version, suggested, session_id, request_id), header,
+                                      digest, body)))
     return b"".join((_ENVELOPE(version[0], version[1], suggested[0] & 0x03, suggested[1], session_id, request_id, 0,
-                               HEADER_SIZE + length + 4),
-                     header, digest, body, _NO_CREDENTIAL))
+                               HEADER_SIZE + length + len(signed)),
+                     header, digest, body, signed))
+
+
+def signed_envelope_fields(version: tuple[int, int], suggested: tuple[int, int], session_id: int,
+                           request_id: int) -> bytes:
+    """What a response's signature covers before its header and body, by the response's version.
+
+    RFC 3652 signs the header and body only, and so does CNRI's client library (9.2) up to version 2.5; from
+    2.6 on it also signs envelope fields (never the flags, sequence number or length, which UDP packets
+    change), followed by its session counter (0: no session here). Found by experiment with that library:
+    2.8 and up: major, minor, suggested major, suggested minor, session id, request id, counter (16 octets);
+    2.7: major, minor, session id, request id, counter (14); 2.6: major, minor, then the first two octets of
+    the session id, the counter and six zero octets (14; the counter overwrites the rest of the session id)."""
+    if version < (2, 6):
+        return b""
+    if version == (2, 6):
+        return bytes(version) + u32(session_id)[:2] + bytes(10)
+    if version == (2, 7):
+        return bytes(version) + struct.pack(">III", session_id & 0xFFFFFFFF, request_id & 0xFFFFFFFF, 0)
+    return bytes((*version, *suggested)) + struct.pack(">III", session_id & 0xFFFFFFFF, request_id & 0xFFFFFFFF, 0)
 
 
 def error_body(message: str) -> bytes:

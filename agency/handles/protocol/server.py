@@ -229,7 +229,9 @@ class HandleServer:
         payload = datagram[m.ENVELOPE_SIZE:]
         length = int.from_bytes(datagram[16:20], "big", signed=True)
         if length < 0 or length > self.max_bytes:
-            return _too_long(m.Envelope.decode(datagram), self.max_bytes)
+            # The header arrived with the envelope here (unlike over TCP, where it is never read): signed if CT.
+            op_flags = int.from_bytes(payload[8:12], "big") if len(payload) >= m.HEADER_SIZE else 0
+            return _too_long(m.Envelope.decode(datagram), self.max_bytes, self.service.credential_for(op_flags))
         if datagram[2] & m.ENV_TRUNCATED or len(payload) < length:
             whole = self._reassemble(m.Envelope.decode(datagram), payload, peer)
             if whole is None:
@@ -264,9 +266,12 @@ _AT_ONCE = frozenset({m.OC_RESOLUTION, m.OC_GET_SITEINFO})
 def answered_at_once(envelope_flags: int, payload: bytes) -> bool:
     """A whole, plain resolution or site-information request (by its envelope's flag octet and its payload):
     read-only and quick, answered by the thread that received it (the UDP thread, the TCP event loop).
-    Anything else (or anything it cannot tell) waits for a worker thread."""
-    return (len(payload) >= 4 and not envelope_flags & (m.ENV_COMPRESSED | m.ENV_ENCRYPTED | m.ENV_TRUNCATED)
-            and int.from_bytes(payload[:4], "big") in _AT_ONCE)
+    Anything else (or anything it cannot tell) waits for a worker thread: so does a request for a certified
+    response, whose signature costs some 30 resolutions' time (a flood of them is then bounded by the
+    workers and the waiting limit, and holds no plain resolution up)."""
+    return (len(payload) >= 12 and not envelope_flags & (m.ENV_COMPRESSED | m.ENV_ENCRYPTED | m.ENV_TRUNCATED)
+            and int.from_bytes(payload[:4], "big") in _AT_ONCE
+            and not int.from_bytes(payload[8:12], "big") & m.OF_CERTIFIED)
 
 
 def _socket(family: int, kind: int, host: str) -> socket.socket:
@@ -279,13 +284,15 @@ def _socket(family: int, kind: int, host: str) -> socket.socket:
     return sock
 
 
-def _too_long(envelope: m.Envelope, limit: int) -> bytes:
-    """RC_PROTOCOL_ERROR for a message whose announced length is refused, without reading it."""
+def _too_long(envelope: m.Envelope, limit: int, credential: m.Credential | None = None) -> bytes:
+    """RC_PROTOCOL_ERROR for a message whose announced length is refused, without reading it (so unsigned unless
+    ``credential`` is given: over TCP the request's flags are never read)."""
     header = m.Header(0, 0, 0, 0, 0, 0, 0)
     stub = m.Message(envelope, header, b"", b"", b"")
     return m.response_bytes(stub, m.RC_PROTOCOL_ERROR,
                             m.error_body(f"message length {envelope.length} is outside 0..{limit}"), with_digest=False,
-                            version=max(m.LOWEST_VERSION, min(m.HIGHEST_VERSION, envelope.version)))
+                            version=max(m.LOWEST_VERSION, min(m.HIGHEST_VERSION, envelope.version)),
+                            credential=credential)
 
 
 def bind_pair(host: str, port: int) -> tuple[socket.socket, socket.socket]:

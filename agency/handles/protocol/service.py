@@ -6,6 +6,9 @@ secret or an HS_PUBKEY key pair); the answer, checked against the key value it
 names, releases the guarded request, which is then allowed only if that key
 holds the permission through the handle's HS_ADMIN values
 (or, to create a handle, the prefix record's).
+
+A request with the CT flag gets a response signed with the server's key (signing.py), whatever it answers;
+other responses carry an empty credential.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from agency.handles.protocol.authentication import (
     AnswerError, ChallengeLimit, Challenges, answer_matches,
 )
 from agency.handles.protocol.directory import StoreDirectory
+from agency.handles.protocol.signing import ResponseSigner
 from agency.handles.public_keys import KeyFormatError, signature_matches
 from agency.handles.values import (
     ADD_HANDLE, DELETE_HANDLE, PUBKEY_TYPE, SECKEY_TYPE, HandleValue, Reference, type_matches,
@@ -45,7 +49,7 @@ class HandleService:
     def __init__(self, db: Database, directory: StoreDirectory, site_record: bytes, *, site_serial: int = 1,
                  limits: Limits = Limits(), audit: Callable | None = None,
                  challenges: Challenges | None = None, guard: SignInGuard | None = None,
-                 answers: AnswerCache | None = None) -> None:
+                 answers: AnswerCache | None = None, signer: ResponseSigner | None = None) -> None:
         self.db = db
         self.directory = directory
         self.site_record = site_record
@@ -55,6 +59,7 @@ class HandleService:
         self.challenges = challenges or Challenges(db, limits.max_message_bytes)
         self.guard = guard or SignInGuard()  # wrong key answers: per key and per client address
         self.answers = answers  # None: every resolution reads the store
+        self.signer = signer  # None: certified requests get unsigned responses (a service without a key pair)
 
     # -- entry point
 
@@ -79,10 +84,11 @@ class HandleService:
                       checked: int | None = None) -> bytes | None:
         """``answer`` for a message as received (its envelope's octets, then the rest): what the transports call.
 
-        A plain resolution (most of what a handle server receives) takes a shorter way: it is looked up among
-        the kept answers (where there are any) by its body's octets before anything else is parsed, and
-        answered from the few fields the response echoes. ``checked``: what ``check_store`` gave after this
-        message was received (one change check serves every message received before it); None to check now."""
+        A plain resolution (most of what a handle server receives, and never one asking for a certified
+        response) takes a shorter way: it is looked up among the kept answers (where there are any) by its
+        body's octets before anything else is parsed, and answered from the few fields the response echoes.
+        ``checked``: what ``check_store`` gave after this message was received (one change check serves every
+        message received before it); None to check now."""
         plain = m.plain_resolution(envelope_octets, payload, self.limits.max_message_bytes)
         if plain is not None:
             found = None
@@ -114,6 +120,12 @@ class HandleService:
         if self.answers is not None:
             self.answers.keep(plain.body, checked, found)
         return found
+
+    def credential_for(self, op_flags: int) -> m.Credential | None:
+        """What signs the response to a request with these operation flags: the signer when CT asks for it."""
+        if self.signer is None or not op_flags & m.OF_CERTIFIED:
+            return None
+        return self.signer.credential
 
     def check_store(self) -> int | None:
         """Check the store for commits once, for every message received so far (None: nothing is kept)."""
@@ -181,7 +193,8 @@ class HandleService:
         except ChallengeLimit:
             return self._error(request, m.RC_SERVER_BUSY, "too many open challenges; try again shortly")
         return m.response_bytes(request, m.RC_AUTHEN_NEEDED, m.challenge_body(challenge.nonce),
-                                session_id=challenge.session_id, with_digest=True, site_serial=self.site_serial)
+                                session_id=challenge.session_id, with_digest=True, site_serial=self.site_serial,
+                                credential=self.credential_for(request.header.op_flags))
 
     def _answered(self, answer_message: m.Message, peer: str) -> bytes:
         answer = m.challenge_answer(answer_message)
@@ -292,10 +305,11 @@ class HandleService:
     # -- replies
 
     def _reply(self, request: m.Message, code: int, body: bytes, op_code: int | None = None) -> bytes:
-        return m.response_bytes(request, code, body, op_code=op_code, site_serial=self.site_serial)
+        return m.response_bytes(request, code, body, op_code=op_code, site_serial=self.site_serial,
+                                credential=self.credential_for(request.header.op_flags))
 
     def _error(self, request: m.Message, code: int, message: str, op_code: int | None = None) -> bytes:
-        return m.response_bytes(request, code, m.error_body(message), op_code=op_code, site_serial=self.site_serial)
+        return self._reply(request, code, m.error_body(message), op_code)
 
     def _bare_error(self, envelope: m.Envelope, payload: bytes, exc: m.ProtocolError) -> bytes | None:
         """An error for a message that did not parse (dropped when it claims to be a response itself)."""
@@ -305,7 +319,8 @@ class HandleService:
         stub = m.Message(envelope, header, b"", b"", b"")
         return m.response_bytes(stub, exc.code, m.error_body(exc.message), with_digest=False,
                                 site_serial=self.site_serial,
-                                version=max(m.LOWEST_VERSION, min(m.HIGHEST_VERSION, envelope.version)))
+                                version=max(m.LOWEST_VERSION, min(m.HIGHEST_VERSION, envelope.version)),
+                                credential=self.credential_for(header.op_flags))
 
 
 def _bits(mask: int):
