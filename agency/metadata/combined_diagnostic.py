@@ -66,6 +66,14 @@ def xml_text(text: str) -> str:
     return _NOT_XML.sub("", text)
 
 
+def xml_texts(texts: tuple[str, ...]) -> tuple[str, ...]:
+    """``xml_text`` of each text: the tuple itself when all are printable (nearly always, and a
+    record's messages are mostly one shared tuple), checked without a Python call per text."""
+    if all(map(str.isprintable, texts)):
+        return texts
+    return tuple(xml_text(text) for text in texts)
+
+
 @dataclass(slots=True)
 class CombinedRow:
     """One record: its deposit result and its indexing result."""
