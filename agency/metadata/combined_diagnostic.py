@@ -222,7 +222,8 @@ class CombinedDiagnostics:
         """Stream the document to a temporary file, fsync it, rename it into place."""
         tmp = path.with_name(path.name + ".part")
         with open(tmp, "w", encoding="utf-8") as fh:
-            for chunk in self.xml.generate(record_diagnostics=self.records.chunks(rows), counts=counts, submission_id=submission_id,
+            for chunk in self.xml.generate(record_diagnostics=self.records.chunks(rows), counts=counts,
+                                           submission_id=submission_id,
                                            batch_id=xml_text(batch_id) if batch_id else None,
                                            indexed_at=indexed_at.strftime("%Y-%m-%dT%H:%M:%SZ"),
                                            service=SERVICE_NAME):
