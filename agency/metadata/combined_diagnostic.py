@@ -13,9 +13,10 @@ import re
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Iterable
+from typing import Iterable, Iterator
 
 from jinja2 import Environment
+from markupsafe import Markup, escape
 
 from agency.deposit.batch_files import fsync_dir
 from agency.deposit.logs import SERVICE_NAME
@@ -23,6 +24,7 @@ from agency.handles.store import FAILURE, SUCCESS, WARNING
 from agency.metadata.index import SKIPPED
 
 COMBINED_TEMPLATE = "logs/combined_diagnostic.xml.j2"
+RECORD_TEMPLATE = "logs/combined_record.xml.j2"  # its record_diagnostic macro renders one record
 MAIL_TEXT = "mail/combined.txt.j2"
 MAIL_HTML = "mail/combined.html.j2"
 LISTED_PROBLEMS = 100  # the email lists this many failures and warnings; the attachment has them all
@@ -62,6 +64,14 @@ def xml_text(text: str) -> str:
     if text.isprintable():  # nearly always: nothing to drop
         return text
     return _NOT_XML.sub("", text)
+
+
+def xml_texts(texts: tuple[str, ...]) -> tuple[str, ...]:
+    """``xml_text`` of each text: the tuple itself when all are printable (nearly always, and a
+    record's messages are mostly one shared tuple), checked without a Python call per text."""
+    if all(map(str.isprintable, texts)):
+        return texts
+    return tuple(xml_text(text) for text in texts)
 
 
 @dataclass(slots=True)
@@ -138,6 +148,59 @@ class CombinedCounts:
             into.append(problem)
 
 
+_DOI_MARK = "\x00doi\x00"  # stands for the DOI in a rendered shape: escaping keeps it, and xml_text'd text lacks it
+SHAPES_KEPT = 256  # distinct (statuses, messages) kept rendered; a batch has a handful
+RECORDS_PER_CHUNK = 512  # record_diagnostic elements handed to the document template at once
+
+
+class RecordDiagnostics:
+    """The record_diagnostic elements of combined.xml, from the template's ``record_diagnostic`` macro.
+
+    Records differ mostly by their DOI: nearly all share one of a few (deposit status and message,
+    indexing status and messages). The macro renders each such shape once with a mark for the DOI,
+    and every record of that shape is the rendered text with its own DOI, escaped as the template
+    escapes it, in the mark's place: the same bytes as rendering each record, at a fraction of the cost.
+    """
+
+    def __init__(self, templates: Environment) -> None:
+        self.macro = templates.get_template(RECORD_TEMPLATE).module.record_diagnostic
+        self.shapes: dict[tuple, tuple[str, str] | None] = {}
+
+    def chunks(self, rows: Iterable[CombinedRow]) -> Iterator[Markup]:
+        """The rendered records in order, joined in chunks (the document template's loop runs per chunk)."""
+        pieces: list[str] = []
+        for row in rows:
+            pieces.append(self.render(row))
+            if len(pieces) == RECORDS_PER_CHUNK:
+                yield Markup("".join(pieces))
+                pieces = []
+        if pieces:
+            yield Markup("".join(pieces))
+
+    def render(self, row: CombinedRow) -> str:
+        """One record_diagnostic element."""
+        shape = self._shape(row)
+        if shape is None:  # the mark is not where the DOI goes: render this record on its own
+            return str(self.macro(row))
+        before, after = shape
+        return "".join((before, escape(row.doi), after))  # not +: Markup's __radd__ would escape the markup
+
+    def _shape(self, row: CombinedRow) -> tuple[str, str] | None:
+        """The text before and after the DOI of records like ``row`` (None if it cannot be split there)."""
+        key = (row.deposit_status, row.deposit_message, row.index_status, row.index_messages)
+        try:
+            return self.shapes[key]
+        except KeyError:
+            pass
+        marked = str(self.macro(CombinedRow(row.seq, _DOI_MARK, *key)))
+        parts = marked.split(_DOI_MARK)
+        shape = (parts[0], parts[1]) if len(parts) == 2 else None
+        if len(self.shapes) >= SHAPES_KEPT:
+            self.shapes.clear()
+        self.shapes[key] = shape
+        return shape
+
+
 @dataclass(frozen=True)
 class MailContent:
     subject: str
@@ -150,6 +213,7 @@ class CombinedDiagnostics:
 
     def __init__(self, templates: Environment) -> None:
         self.xml = templates.get_template(COMBINED_TEMPLATE)
+        self.records = RecordDiagnostics(templates)
         self.text = templates.get_template(MAIL_TEXT)
         self.html = templates.get_template(MAIL_HTML)
 
@@ -158,7 +222,8 @@ class CombinedDiagnostics:
         """Stream the document to a temporary file, fsync it, rename it into place."""
         tmp = path.with_name(path.name + ".part")
         with open(tmp, "w", encoding="utf-8") as fh:
-            for chunk in self.xml.generate(rows=rows, counts=counts, submission_id=submission_id,
+            for chunk in self.xml.generate(record_diagnostics=self.records.chunks(rows), counts=counts,
+                                           submission_id=submission_id,
                                            batch_id=xml_text(batch_id) if batch_id else None,
                                            indexed_at=indexed_at.strftime("%Y-%m-%dT%H:%M:%SZ"),
                                            service=SERVICE_NAME):

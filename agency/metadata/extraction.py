@@ -18,6 +18,7 @@ version (4.3.0 to 5.x) and the grant_id schema share them.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 from typing import Iterator
 
@@ -111,7 +112,7 @@ class BatchHead:
 
 
 _LOCAL = LOCAL_NAMES
-
+_year_of = lru_cache(maxsize=1024)(year_of)  # a batch's dates repeat a few years: one regex search each
 
 
 def _clean(text: str | None) -> str | None:
@@ -190,26 +191,27 @@ def _year(kids: _Kids) -> int | None:
             continue
         if name == "database_date":
             for inner in ("publication_date", "creation_date", "update_date"):
-                year = year_of(_text(date, inner, "year"))
+                year = _year_of(_text(date, inner, "year"))
                 if year:
                     return year
             continue
-        year = year_of(_text(date, "year")) or year_of(_clean(date.text))
+        year = _year_of(_text(date, "year")) or _year_of(_clean(date.text))
         if year:
             return year
     return None
 
 
-_PERSON_PARTS = {"surname": 0, "given_name": 1, "ORCID": 2}
-
-
 def _person(node) -> Contributor:
-    parts: list[str | None] = [None, None, None]
+    surname = given_name = orcid = None
     for child in node:
-        index = _PERSON_PARTS.get(_LOCAL[child.tag])
-        if index is not None:
-            parts[index] = _leaf_text(child)
-    return Contributor("person", node.get("contributor_role"), node.get("sequence"), parts[0], parts[1], parts[2])
+        name = _LOCAL[child.tag]
+        if name == "surname":
+            surname = _leaf_text(child)
+        elif name == "given_name":
+            given_name = _leaf_text(child)
+        elif name == "ORCID":
+            orcid = _leaf_text(child)
+    return Contributor("person", node.get("contributor_role"), node.get("sequence"), surname, given_name, orcid)
 
 
 def _contributors(kids: _Kids) -> list[Contributor]:
@@ -348,6 +350,8 @@ def _apply_own(element, record: RecordMetadata) -> None:
 
 
 def _dedupe_identifiers(record: RecordMetadata) -> None:
+    if len(record.identifiers) < 2:  # most records: nothing to compare
+        return
     seen: set[tuple[str, str]] = set()
     unique = []
     for identifier in record.identifiers:

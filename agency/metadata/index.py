@@ -20,7 +20,7 @@ from agency.db import bulk_insert
 from agency.handles.doi_syntax import doi_key, doi_prefix
 from agency.handles.store import URL_INDEX, FAILURE, SUCCESS, WARNING, shown_version, value_text, version_of
 from agency.metadata.identifiers import Identifier, parse_isbn, parse_issn
-from agency.metadata.extraction import IdentifierText, RecordMetadata
+from agency.metadata.extraction import Contributor, IdentifierText, RecordMetadata
 from agency.models import (
     Handle, HandleValue, MetadataContributor, MetadataIdentifier, MetadataJournalTitle, MetadataLocator, MetadataRecord,
 )
@@ -38,6 +38,9 @@ class IndexResult:
 
     status: str
     messages: tuple[str, ...] = ()
+
+
+INDEXED = IndexResult(SUCCESS, ("Metadata indexed",))  # nearly every record's result: one shared instance
 
 
 @dataclass(slots=True)
@@ -78,8 +81,8 @@ class LoadSource:
     registrant: str | None
 
 
-def _fit(record: RecordMetadata, name: str, warnings: list[str]) -> str | None:
-    value = getattr(record, name)
+def _fit(name: str, value: str | None, warnings: list[str]) -> str | None:
+    """``value`` cut to its column's length, with a warning when it had to be cut."""
     limit = _LIMITS[name]
     if value is not None and len(value) > limit:
         warnings.append(f"{name.replace('_', ' ')} is longer than {limit} characters; it was cut to index it")
@@ -103,6 +106,8 @@ def _parsed_identifier(kind: str, raw: str) -> tuple[Identifier | None, str | No
 _title_key = lru_cache(maxsize=_REPEATED)(title_key)
 _volume_key = lru_cache(maxsize=_REPEATED)(volume_key)
 _name_key = lru_cache(maxsize=_REPEATED)(name_key)
+_page_key = lru_cache(maxsize=_REPEATED)(page_key)  # first pages repeat across a batch's issues
+_version_of = lru_cache(maxsize=_REPEATED)(version_of)  # a batch's records share its timestamp
 
 
 def identifier_rows(key: str, identifiers: Sequence[IdentifierText], warnings: list[str]) -> list[dict]:
@@ -125,9 +130,7 @@ def contributor_rows(key: str, record: RecordMetadata) -> tuple[list[dict], str 
     """Rows in deposit order, the first author marked; returns them and the first author's surname."""
     rows = []
     first_author = None
-    authors = [c for c in record.contributors if c.kind == "person" and (c.role in (None, "author")
-                                                                           or "investigator" in (c.role or ""))]
-    marked = next((c for c in authors if c.sequence == "first"), authors[0] if authors else None)
+    marked = _first_author(record.contributors)
     for position, contributor in enumerate(record.contributors, start=1):
         is_first = contributor is marked
         if is_first:
@@ -143,6 +146,23 @@ def contributor_rows(key: str, record: RecordMetadata) -> tuple[list[dict], str 
     return rows, first_author
 
 
+def _is_author(contributor: Contributor) -> bool:
+    role = contributor.role
+    return contributor.kind == "person" and (role is None or role == "author" or "investigator" in role)
+
+
+def _first_author(contributors: list[Contributor]) -> Contributor | None:
+    """The author deposited with sequence "first", else the first author listed (one pass)."""
+    first_listed = None
+    for contributor in contributors:
+        if _is_author(contributor):
+            if contributor.sequence == "first":
+                return contributor
+            if first_listed is None:
+                first_listed = contributor
+    return first_listed
+
+
 def prepare(record: RecordMetadata, source: LoadSource) -> PreparedRecord:
     """The rows for one record, and the warnings its metadata deserves."""
     key = doi_key(record.doi)
@@ -150,13 +170,18 @@ def prepare(record: RecordMetadata, source: LoadSource) -> PreparedRecord:
     if record.expects_title and not record.title:
         warnings.append("Record has no title: searches by title will not find it")
     contributors, first_author = contributor_rows(key, record)
-    identifiers = identifier_rows(key, record.identifiers, warnings)
-    volume, issue = _fit(record, "volume", warnings), _fit(record, "issue", warnings)
-    first_page = _fit(record, "first_page", warnings)
+    identifiers = identifier_rows(key, record.identifiers, warnings) if record.identifiers else []
+    # The warnings come in this order: volume, issue, first page, type, last page, edition, component.
+    volume, issue = _fit("volume", record.volume, warnings), _fit("issue", record.issue, warnings)
+    first_page = _fit("first_page", record.first_page, warnings)
+    publication_type = _fit("publication_type", record.publication_type, warnings)
+    last_page = _fit("last_page", record.last_page, warnings)
+    edition_number = _fit("edition_number", record.edition_number, warnings)
+    component_number = _fit("component_number", record.component_number, warnings)
     row = {
         "doi_key": key, "doi": record.doi, "prefix": doi_prefix(record.doi)[:64], "url": record.url,
         "content_type": record.content_type[:64], "body_type": record.body_type[:64],
-        "publication_type": _fit(record, "publication_type", warnings),
+        "publication_type": publication_type,
         "title": record.title, "title_key": title_key(record.title),
         "journal_title": record.journal_title, "journal_title_key": _title_key(record.journal_title),
         "journal_abbrev": record.journal_abbrev, "journal_abbrev_key": _title_key(record.journal_abbrev),
@@ -164,12 +189,12 @@ def prepare(record: RecordMetadata, source: LoadSource) -> PreparedRecord:
         "volume_title": record.volume_title, "volume_title_key": _title_key(record.volume_title),
         "volume": volume, "volume_key": _cut(_volume_key(volume)), "issue": issue,
         "issue_key": _cut(_volume_key(issue)), "first_page": first_page,
-        "first_page_key": _cut(page_key(first_page)), "last_page": _fit(record, "last_page", warnings),
-        "edition_number": _fit(record, "edition_number", warnings),
-        "component_number": _fit(record, "component_number", warnings), "year": record.year,
+        "first_page_key": _cut(_page_key(first_page)), "last_page": last_page,
+        "edition_number": edition_number,
+        "component_number": component_number, "year": record.year,
         "publisher": record.publisher, "registrant": source.registrant, "depositor_login": source.login[:255],
         "first_author_surname": first_author, "first_author_key": _name_key(first_author),
-        "version": version_of(record.timestamp or "0"), "submission_id": source.submission_id,
+        "version": _version_of(record.timestamp or "0"), "submission_id": source.submission_id,
         "batch_folder": source.folder,
     }
     return PreparedRecord(record.seq, key, row, contributors, identifiers, warnings)
@@ -254,8 +279,7 @@ class MetadataWriter:
                     "Metadata not replaced: the index already holds this DOI from a newer deposit "
                     f"(timestamp {shown_version(newer[p.key])})",) + tuple(p.warnings))
             else:
-                results[p.seq] = IndexResult(WARNING if p.warnings else SUCCESS,
-                                             tuple(p.warnings) or ("Metadata indexed",))
+                results[p.seq] = IndexResult(WARNING, tuple(p.warnings)) if p.warnings else INDEXED
         return results
 
 

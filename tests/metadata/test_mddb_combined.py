@@ -194,3 +194,35 @@ def test_advice_covers_the_common_failures(svc, client, alice):
         assert heading in text, heading
     assert "timestamp element greater than the previous deposit" in text
     assert str(sid) in message["Subject"]
+
+
+def test_records_rendered_once_per_shape_are_the_bytes_of_rendering_each_record(svc, tmp_path):
+    """combined.xml reuses the macro's rendering of a (statuses, messages) shape for every DOI of that shape:
+    the document must be byte for byte the one the macro gives when it renders every record itself."""
+    from datetime import datetime, timezone
+
+    from agency.metadata import combined_diagnostic
+    from agency.metadata.combined_diagnostic import (
+        COMBINED_TEMPLATE, RECORD_TEMPLATE, CombinedCounts, CombinedDiagnostics, CombinedRow,
+    )
+
+    shapes = [("Success", "Successfully added", "Success", ("Metadata indexed",)),
+              ("Warning", "Added, 'but' \"quoted\"", "Warning", ("ISSN 'A&B' is not valid", "a <second> one")),
+              ("Failure", "Invalid DOI: <bad> & worse", "Skipped", ()),
+              ("Success", "a message holding the \x00doi\x00 mark", "Failure", ("mark \x00doi\x00 again",))]
+    dois = ["10.5555/plain", "10.1002/(SICI)1097-4636(199706)35:4<431::AID-JBM4>3.0.CO;2-H", "10.5555/\"q\"&'a'"]
+    rows = [CombinedRow(n, dois[n % 3] + str(n), *shapes[n % 4]) for n in range(1, 1200)]
+    rows += [CombinedRow(n, f"10.5555/{n}", "Failure", f"Duplicate DOI (also record {n})", "Failure", (str(n),))
+             for n in range(1200, 1200 + combined_diagnostic.SHAPES_KEPT + 10)]  # more shapes than are kept
+    counts = CombinedCounts()
+    for row in rows:
+        counts.add(row)
+    when = datetime(2026, 1, 2, 3, 4, 5, tzinfo=timezone.utc)
+    path = tmp_path / "combined.xml"
+    CombinedDiagnostics(svc.templates).write(path, rows, counts, 7, "b&<id>", when)
+
+    each = svc.templates.get_template(RECORD_TEMPLATE).module.record_diagnostic
+    expected = svc.templates.get_template(COMBINED_TEMPLATE).render(
+        record_diagnostics=[each(row) for row in rows], counts=counts, submission_id=7, batch_id="b&<id>",
+        indexed_at="2026-01-02T03:04:05Z", service=combined_diagnostic.SERVICE_NAME)
+    assert path.read_text(encoding="utf-8") == expected

@@ -48,6 +48,26 @@ def test_overlong_fields_are_cut_with_a_warning():
     assert any("volume is longer than 255 characters" in w for w in prepared.warnings)
 
 
+def test_every_overlong_field_warns_once_in_a_fixed_order_after_title_and_identifier_warnings():
+    """The warnings of a record are listed in combined.xml as they come: no title, identifiers, then the
+    cut fields in this order (the order the index has always reported them in)."""
+    order = ("volume", "issue", "first_page", "publication_type", "last_page", "edition_number", "component_number")
+    limits = {"volume": 255, "issue": 255, "first_page": 255, "last_page": 255, "edition_number": 64,
+              "component_number": 255, "publication_type": 64}
+    fields = {name: "x" * (limits[name] + 1) for name in order}
+    record = article(1, "10.5555/all-long", title=None, identifiers=[IdentifierText("issn", "bad", None)],
+                     **fields)
+    prepared = prepare(record, SOURCE)
+    cut = [f"{name.replace('_', ' ')} is longer than {limits[name]} characters; it was cut to index it"
+           for name in order]
+    assert prepared.warnings == ["Record has no title: searches by title will not find it",
+                                 "ISSN 'bad' is not a valid ISSN; it was not indexed", *cut]
+    assert all(prepared.row[name] == "x" * limits[name] for name in order)
+    for name in order:  # one field at a time: only its own warning
+        assert prepare(article(2, "10.5555/one", **{name: fields[name]}), SOURCE).warnings == [
+            cut[order.index(name)]]
+
+
 def test_a_record_the_database_refuses_fails_alone(svc):
     good = [prepare(article(n, f"10.5555/ok{n}"), SOURCE) for n in (1, 3)]
     bad = prepare(article(2, "10.5555/bad"), SOURCE)
