@@ -136,9 +136,11 @@ class Settings:
     handle_workers: int = setting(8, "threads answering complete protocol messages (database work)")
     handle_max_udp_waiting: int = setting(64, "UDP requests other than resolution waiting for a handle worker; "
                                               "more are dropped (the client retries)")
-    handle_udp_threads: int = setting(1, "threads receiving UDP datagrams and answering resolutions (more contend "
-                                         "for the GIL: 4 answered a quarter of what 1 did); other requests go to "
-                                         "the handle workers")
+    handle_udp_threads: int = setting(0, "threads receiving UDP datagrams and answering resolutions; 0: one on "
+                                         "SQLite (answers are kept and CPU-bound: 4 threads contending for the "
+                                         "GIL answered a quarter of what 1 did), four on PostgreSQL (each "
+                                         "resolution waits for a round trip: 4 answered 35% more than 1); other "
+                                         "requests go to the handle workers")
     handle_answer_cache_entries: int = setting(100_000, "resolution answers each handle-server process keeps "
                                                         "while the SQLite database is unchanged (0: none; "
                                                         "PostgreSQL: never kept)")
@@ -197,6 +199,13 @@ class Settings:
         if self.database_url:
             return self.database_url
         return f"sqlite:///{(self.data_dir / 'agency.db').resolve()}"
+
+    @property
+    def udp_threads(self) -> int:
+        """``handle_udp_threads``, 0 resolved by the database (see the setting)."""
+        if self.handle_udp_threads:
+            return self.handle_udp_threads
+        return 1 if self.effective_database_url.startswith("sqlite") else 4
 
     @property
     def maildir(self) -> Path:
@@ -279,7 +288,7 @@ RANGES: dict[str, tuple[float | None, float | None]] = {
     "scheduler_lease_seconds": (3, None), "query_sync_lines": (0, None), "query_max_lines": (1, None),
     "query_max_line_chars": (1, None), "password_time_cost": (1, None),
     "handle_answer_cache_entries": (0, None), "handle_answer_cache_bytes": (0, None),
-    "handle_workers": (1, None), "handle_udp_threads": (1, None), "handle_max_udp_waiting": (1, None),
+    "handle_workers": (1, None), "handle_udp_threads": (0, None), "handle_max_udp_waiting": (1, None),
     "handle_auth_failures": (1, None), "handle_auth_failures_per_key": (1, None),
     "handle_auth_window_seconds": (1, None),
 }

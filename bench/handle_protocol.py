@@ -295,7 +295,7 @@ def run(args, work: Path, database_url: str) -> int:
 def main() -> int:
     if len(sys.argv) == 4 and sys.argv[1] == "--floor-server":
         # As many receiving threads as the agency's server has (AGENCY_HANDLE_UDP_THREADS): built the same way.
-        floor_server(int(sys.argv[2]), bytes.fromhex(sys.argv[3]), udp_threads=load_settings().handle_udp_threads)
+        floor_server(int(sys.argv[2]), bytes.fromhex(sys.argv[3]), udp_threads=load_settings().udp_threads)
         return 0
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--handles", type=int, default=100_000)

@@ -43,3 +43,12 @@ def test_the_command_reports_a_wrong_value_without_a_traceback(tmp_path):
     assert result.returncode == 2
     assert "AGENCY_MAX_BATCH_BYTES must be a whole number; got 'big'" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_udp_threads_follow_the_database_unless_set(tmp_path):
+    sqlite = load_settings(environ={}, data_dir=tmp_path)
+    postgres = load_settings(environ={"AGENCY_DATABASE_URL": "postgresql+psycopg://u@h:5432/agency"}, data_dir=tmp_path)
+    assert (sqlite.udp_threads, postgres.udp_threads) == (1, 4)  # CPU-bound kept answers; round trips to overlap
+    chosen = load_settings(environ={"AGENCY_HANDLE_UDP_THREADS": "2",
+                                    "AGENCY_DATABASE_URL": "postgresql+psycopg://u@h:5432/agency"}, data_dir=tmp_path)
+    assert chosen.udp_threads == 2

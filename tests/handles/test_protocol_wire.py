@@ -434,8 +434,12 @@ def _until(condition, seconds: float = 10.0) -> None:
 def test_a_slow_udp_request_holds_no_resolution_up(client, svc, alice, monkeypatch):
     """One UDP thread answers resolutions itself; an administration request waits for a worker thread, so
     while one is stuck (a database lock, say) resolutions on the same socket are still answered."""
+    from dataclasses import replace
+
+    from agency.handles.protocol.assembly import build_handle_server
+
     register(client, svc, [Article("10.5555/Abc.1", url="https://example.org/abc")])
-    server = svc.start_handle_server(port=0)
+    server = build_handle_server(replace(svc.settings, handle_udp_threads=1), svc.db, port=0).start()
     release, arrived = _blocking_admin(monkeypatch, server)
     try:
         assert server.limits.udp_threads == 1
@@ -446,14 +450,14 @@ def test_a_slow_udp_request_holds_no_resolution_up(client, svc, alice, monkeypat
             assert not release.is_set() and arrived == [9]  # answered while the administration request waited
     finally:
         release.set()
-        svc.stop_background()
+        server.stop()
 
 
 def test_udp_requests_waiting_for_a_worker_are_bounded(client, svc, alice, monkeypatch):
     """With every worker stuck and the waiting room full, further administration datagrams are dropped (UDP
     clients retry), not queued without end; resolution goes on, and so does everything once they finish."""
     register(client, svc, [Article("10.5555/Abc.1", url="https://example.org/abc")])
-    svc.settings = svc.settings.replace(handle_workers=2, handle_max_udp_waiting=3)
+    svc.settings = svc.settings.replace(handle_workers=2, handle_max_udp_waiting=3, handle_udp_threads=1)  # in order
     server = svc.start_handle_server(port=0)
     release, arrived = _blocking_admin(monkeypatch, server)
     try:

@@ -59,7 +59,7 @@ def build_handle_server(settings: Settings, db: Database, audit: Callable | None
                           ServerLimits(max_connections=settings.handle_max_connections,
                                        read_timeout=settings.handle_read_timeout,
                                        idle_timeout=settings.handle_idle_timeout, workers=settings.handle_workers,
-                                       udp_threads=settings.handle_udp_threads,
+                                       udp_threads=settings.udp_threads,
                                        max_udp_waiting=settings.handle_max_udp_waiting), sockets=sockets)
     service.site_record = site_record(settings, server.port, key).encode()
     return server
