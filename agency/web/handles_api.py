@@ -194,7 +194,7 @@ def _with_writer(handle: str | None, work) -> Response:
     address = request.remote_addr or "?"
     try:
         credentials = rest_writes.parse_basic_user(auth.username, auth.password or "")
-        key_name = f"{credentials.key.index}:{credentials.key.handle}"
+        key_name = str(credentials.key)  # index:handle, as the protocol server counts it
         try:
             svc.handle_key_guard.check(key_name, address)
         except TooManyFailures as exc:

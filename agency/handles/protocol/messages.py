@@ -158,7 +158,11 @@ def check_version(envelope: Envelope) -> None:
 
 def answer_version(envelope: Envelope) -> tuple[int, int]:
     """The highest version both sides speak: the client's suggested one, capped at ours, never below 2.1."""
-    wanted = max(envelope.suggested, envelope.version)
+    return spoken_version(max(envelope.suggested, envelope.version))
+
+
+def spoken_version(wanted: tuple[int, int]) -> tuple[int, int]:
+    """``wanted`` brought within the versions we speak (2.1 to ours)."""
     return max(LOWEST_VERSION, min(HIGHEST_VERSION, wanted))
 
 
@@ -195,7 +199,7 @@ def plain_resolution(envelope_octets: bytes, payload: bytes, max_bytes: int) -> 
             body_end + 4 == length and payload[body_end:] == _NO_CREDENTIAL)):
         return None
     suggested = (flag_byte & 0x03, suggested_minor) if flag_byte & 0x03 else (major, minor)
-    version = max(LOWEST_VERSION, min(HIGHEST_VERSION, max(suggested, (major, minor))))
+    version = spoken_version(max(suggested, (major, minor)))
     return PlainResolution(payload[HEADER_SIZE:body_end], payload[:body_end], session, request, version, flags,
                            recursion)
 
@@ -413,6 +417,15 @@ def signed_envelope_fields(version: tuple[int, int], suggested: tuple[int, int],
     if version == (2, 7):
         return bytes(version) + struct.pack(">III", session_id & 0xFFFFFFFF, request_id & 0xFFFFFFFF, 0)
     return bytes((*version, *suggested)) + struct.pack(">III", session_id & 0xFFFFFFFF, request_id & 0xFFFFFFFF, 0)
+
+
+def unparsed_error(envelope: Envelope, header: Header | None, response_code: int, message: str, *,
+                   site_serial: int = 1, credential: Credential | None = None) -> bytes:
+    """An error answering a message that could not be parsed (``header``: its header, if that much was read):
+    no request digest, in the envelope's own version brought within ours."""
+    stub = Message(envelope, header or Header(0, 0, 0, 0, 0, 0, 0), b"", b"", b"")
+    return response_bytes(stub, response_code, error_body(message), with_digest=False, site_serial=site_serial,
+                          version=spoken_version(envelope.version), credential=credential)
 
 
 def error_body(message: str) -> bytes:

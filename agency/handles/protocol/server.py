@@ -287,12 +287,8 @@ def _socket(family: int, kind: int, host: str) -> socket.socket:
 def _too_long(envelope: m.Envelope, limit: int, credential: m.Credential | None = None) -> bytes:
     """RC_PROTOCOL_ERROR for a message whose announced length is refused, without reading it (so unsigned unless
     ``credential`` is given: over TCP the request's flags are never read)."""
-    header = m.Header(0, 0, 0, 0, 0, 0, 0)
-    stub = m.Message(envelope, header, b"", b"", b"")
-    return m.response_bytes(stub, m.RC_PROTOCOL_ERROR,
-                            m.error_body(f"message length {envelope.length} is outside 0..{limit}"), with_digest=False,
-                            version=max(m.LOWEST_VERSION, min(m.HIGHEST_VERSION, envelope.version)),
-                            credential=credential)
+    return m.unparsed_error(envelope, None, m.RC_PROTOCOL_ERROR, f"message length {envelope.length} is outside "
+                            f"0..{limit}", credential=credential)
 
 
 def bind_pair(host: str, port: int) -> tuple[socket.socket, socket.socket]:

@@ -206,8 +206,9 @@ class HandleService:
         if answer.auth_type not in (SECKEY_TYPE, PUBKEY_TYPE):
             return self._error(answer_message, m.RC_AUTHEN_FAILED, f"authentication type {answer.auth_type[:40]!r}"
                                " is not supported here: use HS_SECKEY or HS_PUBKEY", op_code=request.header.op_code)
+        identity = Reference(answer.handle, answer.index)
         try:  # answers being checked count as failures until they are known: a burst cannot outrun the limit
-            with self.guard.attempt(f"{answer.index}:{answer.handle}", peer) as outcome:
+            with self.guard.attempt(str(identity), peer) as outcome:
                 outcome.succeeded = self._answer_is_right(answer, challenge, peer)
         except TooManyFailures as exc:
             return self._error(answer_message, m.RC_AUTHEN_FAILED, "too many failed authentications for this key "
@@ -215,7 +216,6 @@ class HandleService:
         if not outcome.succeeded:
             return self._error(answer_message, m.RC_AUTHEN_FAILED, "authentication failed",
                                op_code=request.header.op_code)
-        identity = Reference(answer.handle, answer.index)
         code, message = self._perform(request, identity)
         if code == m.RC_SUCCESS:
             return self._reply(answer_message, m.RC_SUCCESS, b"", op_code=request.header.op_code)
@@ -313,14 +313,11 @@ class HandleService:
 
     def _bare_error(self, envelope: m.Envelope, payload: bytes, exc: m.ProtocolError) -> bytes | None:
         """An error for a message that did not parse (dropped when it claims to be a response itself)."""
-        header = m.Header.decode(payload) if len(payload) >= m.HEADER_SIZE else m.Header(0, 0, 0, 0, 0, 0, 0)
-        if header.response_code != 0:
+        header = m.Header.decode(payload) if len(payload) >= m.HEADER_SIZE else None
+        if header is not None and header.response_code != 0:
             return None
-        stub = m.Message(envelope, header, b"", b"", b"")
-        return m.response_bytes(stub, exc.code, m.error_body(exc.message), with_digest=False,
-                                site_serial=self.site_serial,
-                                version=max(m.LOWEST_VERSION, min(m.HIGHEST_VERSION, envelope.version)),
-                                credential=self.credential_for(header.op_flags))
+        return m.unparsed_error(envelope, header, exc.code, exc.message, site_serial=self.site_serial,
+                                credential=self.credential_for(header.op_flags if header else 0))
 
 
 def _bits(mask: int):
