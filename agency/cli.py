@@ -623,7 +623,7 @@ def cmd_datacite_reindex(args) -> int:
 
 
 def cmd_db(args) -> int:
-    """Schema migrations: upgrade, current, history (and revision, for developers)."""
+    """Schema migrations: upgrade, downgrade, current, history (and revision, for developers)."""
     from agency import migrations
     from agency.db import open_database
 
@@ -636,11 +636,18 @@ def cmd_db(args) -> int:
         return 0
     db = open_database(load_settings().effective_database_url)
     try:
-        if args.action == "upgrade":
+        if args.action in ("upgrade", "downgrade"):
             import logging
 
             logging.getLogger("alembic.runtime.migration").setLevel(logging.INFO)  # each step it runs
-            print(f"database at {', '.join(migrations.upgrade(db, args.revision))} (head)")
+            step = migrations.upgrade if args.action == "upgrade" else migrations.downgrade
+            try:
+                reached = step(db, args.revision)
+            except migrations.ForeignKeysBroken as exc:
+                print(f"agency: {exc}", file=sys.stderr)
+                return 1
+            head = " (head)" if set(reached) == set(migrations.head_revisions()) else ""
+            print(f"database at {', '.join(reached) or 'base'}{head}")
             return 0
         with db.engine.connect() as connection:
             current = migrations.current_revisions(connection)
@@ -658,6 +665,8 @@ def add_db_commands(sub) -> None:
     db = parser.add_subparsers(dest="action", required=True)
     upgrade = db.add_parser("upgrade", help="upgrade the database's schema (default: to the newest revision)")
     upgrade.add_argument("revision", nargs="?", default="heads")
+    downgrade = db.add_parser("downgrade", help="take the schema back to REVISION (undoing an upgrade)")
+    downgrade.add_argument("revision")
     db.add_parser("current", help="the database's revision and the newest one (exit 1 when behind)")
     db.add_parser("history", help="every revision, newest first")
     revision = db.add_parser("revision", help="write a new revision from the models' differences (developers)")

@@ -84,15 +84,71 @@ def _exclusive(db: Database) -> Iterator[Connection]:
                 fcntl.flock(lock_file, fcntl.LOCK_UN)
 
 
+class ForeignKeysBroken(RuntimeError):
+    """An upgrade would have left rows whose foreign key finds nothing: it was rolled back."""
+
+
+@contextlib.contextmanager
+def _foreign_keys_off(connection: Connection) -> Iterator[None]:
+    """SQLite: foreign keys off while revisions run (they are checked before the upgrade is kept).
+
+    A revision that rebuilds a table (copy, drop, rename: SQLite's only way to change most of a
+    table's declaration) would otherwise have the drop delete, through ON DELETE CASCADE, the
+    rows that refer to it, or fail on those that may not dangle. This is SQLite's own procedure
+    (lang_altertable.html, "other kinds of table schema changes"). The pragma only takes effect
+    outside a transaction, so it is set before the first revision runs."""
+    if connection.dialect.name != "sqlite":
+        yield
+        return
+    connection.commit()
+    connection.exec_driver_sql("PRAGMA foreign_keys=OFF")
+    try:
+        yield
+    finally:
+        connection.rollback()  # a no-op after the upgrade's commit; the pragma needs no open transaction
+        connection.exec_driver_sql("PRAGMA foreign_keys=ON")
+
+
+def _begin(connection: Connection) -> None:
+    """SQLite: open the transaction now, so that the revisions' DDL is part of it.
+
+    Python's sqlite3 module begins a transaction only before a data change, so a revision's
+    CREATE TABLE would otherwise be kept even if a later step fails and the rest is rolled back."""
+    if connection.dialect.name == "sqlite":
+        connection.exec_driver_sql("BEGIN")
+
+
+def _check_foreign_keys(connection: Connection) -> None:
+    """Refuse (roll back) an upgrade that leaves a row whose foreign key finds nothing."""
+    if connection.dialect.name != "sqlite":
+        return  # PostgreSQL checks foreign keys itself, also during revisions
+    broken = connection.exec_driver_sql("PRAGMA foreign_key_check").fetchall()
+    if broken:
+        connection.rollback()
+        raise ForeignKeysBroken(f"the upgrade would leave {len(broken)} rows whose foreign key finds nothing "
+                                f"(first: {tuple(broken[0])}); it was rolled back")
+
+
 def upgrade(db: Database, revision: str = "heads") -> tuple[str, ...]:
     """Bring the schema to ``revision`` (adopting a pre-migration database first); returns the new version."""
-    with _exclusive(db) as connection:
+    return _migrate(db, command.upgrade, revision)
+
+
+def downgrade(db: Database, revision: str) -> tuple[str, ...]:
+    """Take the schema back to ``revision`` (an operator undoing an upgrade); returns the new version."""
+    return _migrate(db, command.downgrade, revision)
+
+
+def _migrate(db: Database, step, revision: str) -> tuple[str, ...]:
+    with _exclusive(db) as connection, _foreign_keys_off(connection):
         config = alembic_config(connection)
         if _predates_migrations(connection):
             log.warning("database has no schema version: adopting it as revision %s (its tables are kept)", BASELINE)
             command.stamp(config, BASELINE)
             connection.commit()
-        command.upgrade(config, revision)
+        _begin(connection)
+        step(config, revision)
+        _check_foreign_keys(connection)
         connection.commit()
         return current_revisions(connection)
 

@@ -25,7 +25,9 @@ class Handle(Base):
     __tablename__ = "handles"
     # A prefix's handles in name order, from the index alone: a page of `/api/handles?prefix=` skips index
     # entries, not rows, and costs the same however many other prefixes the agency holds.
-    __table_args__ = (Index("ix_handles_prefix_key", "prefix", "key"),)
+    # On SQLite the row is stored in its key's B-tree (WITHOUT ROWID, migration 0015): a look-up descends
+    # one tree instead of the key's index and then the rowid table.
+    __table_args__ = (Index("ix_handles_prefix_key", "prefix", "key"), {"sqlite_with_rowid": False})
 
     key: Mapped[str] = mapped_column(String(2048), primary_key=True)
     name: Mapped[str] = mapped_column(String(2048))
@@ -50,6 +52,7 @@ class HandleValue(Base):
     """
 
     __tablename__ = "handle_values"
+    __table_args__ = {"sqlite_with_rowid": False}  # as ``handles``: a handle's values are one range of one tree
 
     handle_key: Mapped[str] = mapped_column(
         String(2048), ForeignKey("handles.key", ondelete="CASCADE"), primary_key=True

@@ -185,3 +185,86 @@ def test_an_empty_database_is_created_at_start(tmp_path, database_url, db):
         assert "submissions" in inspect(svc.db.engine).get_table_names()
     finally:
         svc.db.engine.dispose()
+
+
+ROWID_REVISION = "0014"  # the last revision whose handle tables are rowid tables on SQLite
+KEY_ORDERED = ("handles", "handle_values")
+
+
+def _declarations(connection) -> dict[str, str]:
+    return {name: sql for name, sql in connection.exec_driver_sql(
+        "SELECT name, sql FROM sqlite_master WHERE type IN ('table', 'index') AND sql IS NOT NULL")}
+
+
+def _look_up_plan(connection) -> str:
+    from agency.handles.protocol.directory import record_statement
+
+    compiled = record_statement("sqlite").compile(dialect=connection.dialect)
+    rows = connection.exec_driver_sql("EXPLAIN QUERY PLAN " + str(compiled),
+                                      tuple(compiled.params.get(n, "10.5555/x") for n in compiled.positiontup))
+    return " | ".join(row[3] for row in rows)
+
+
+def test_handle_tables_are_stored_in_key_order_on_sqlite(db, database_url, tmp_path, monkeypatch, capsys):
+    """Migration 0015: a resolution descends one B-tree per table (the key's), not the key's index and then the
+    rowid table; the rows, the other indexes and a downgrade survive the rebuild."""
+    if db.dialect != "sqlite":
+        pytest.skip("PostgreSQL tables have no rowid: 0015 changes nothing there")
+    migrations.upgrade(db, ROWID_REVISION)
+    with db.engine.begin() as connection:
+        connection.exec_driver_sql("INSERT INTO accounts (login, email, password_hash, created_at) "
+                                   "VALUES ('a', 'a@example.org', 'x', CURRENT_TIMESTAMP)")
+        for n in range(3):
+            connection.exec_driver_sql(
+                "INSERT INTO handles (key, name, prefix, version, revision, account_id, submission_id, created_at, "
+                "updated_at) VALUES (?, ?, '10.5555', '1', 1, 1, 1, CURRENT_TIMESTAMP, CURRENT_TIMESTAMP)",
+                (f"10.5555/x{n}", f"10.5555/X{n}"))
+            connection.exec_driver_sql("INSERT INTO handle_values (handle_key, idx, type, data, ttl, timestamp) "
+                                       "VALUES (?, 1, 'URL', ?, 86400, CURRENT_TIMESTAMP)",
+                                       (f"10.5555/x{n}", f"https://example.org/{n}".encode()))
+        connection.exec_driver_sql("INSERT INTO withdrawals (handle_key, doi, active, reason, withdrawn_at) "
+                                   "VALUES ('10.5555/x1', '10.5555/X1', 1, 'r', CURRENT_TIMESTAMP)")
+    with db.engine.connect() as connection:
+        before, rowid_tables = _snapshot(connection), _declarations(connection)
+        assert "sqlite_autoindex_handles_1" in _look_up_plan(connection)
+
+    migrations.upgrade(db)
+
+    with db.engine.connect() as connection:
+        declared = _declarations(connection)
+        assert all(declared[t].upper().endswith("WITHOUT ROWID") for t in KEY_ORDERED)
+        assert {n for n in declared if n.startswith("ix_")} >= {n for n in rowid_tables if n.startswith("ix_")}
+        assert _look_up_plan(connection).startswith("SEARCH handles USING PRIMARY KEY (key=?) | "
+                                                    "SEARCH handle_values USING PRIMARY KEY (handle_key=?)")
+        assert _snapshot(connection) == before
+        assert connection.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1  # on again after the upgrade
+
+    monkeypatch.setenv("AGENCY_DATABASE_URL", database_url)
+    monkeypatch.setenv("AGENCY_DATA_DIR", str(tmp_path / "var"))
+    assert main(["db", "downgrade", ROWID_REVISION]) == 0  # an operator taking the upgrade back
+    assert f"database at {ROWID_REVISION}\n" in capsys.readouterr().out
+    with db.engine.connect() as connection:
+        assert not any(_declarations(connection)[t].upper().endswith("WITHOUT ROWID") for t in KEY_ORDERED)
+        assert "sqlite_autoindex_handles_1" in _look_up_plan(connection)
+        assert _snapshot(connection) == before
+
+
+def test_an_upgrade_that_would_leave_a_dangling_foreign_key_is_rolled_back_whole(db):
+    """Revisions run with SQLite's foreign keys off (a table rebuild needs it): what they leave is checked before
+    it is kept, and a refused upgrade takes back its DDL too (the copies a rebuild made), not only its rows."""
+    if db.dialect != "sqlite":
+        pytest.skip("PostgreSQL checks foreign keys during the revisions themselves")
+    migrations.upgrade(db, ROWID_REVISION)
+    with db.engine.connect() as connection:
+        connection.exec_driver_sql("PRAGMA foreign_keys=OFF")  # a row made dangling by hand, before the upgrade
+        connection.exec_driver_sql("INSERT INTO alias_links (alias_key, target) VALUES ('10.5555/gone', '10.5555/y')")
+        connection.commit()
+        connection.exec_driver_sql("PRAGMA foreign_keys=ON")
+        before = _declarations(connection)
+
+    with pytest.raises(migrations.ForeignKeysBroken, match=r"1 rows whose foreign key finds nothing.*alias_links"):
+        migrations.upgrade(db)
+
+    with db.engine.connect() as connection:
+        assert migrations.current_revisions(connection) == (ROWID_REVISION,)
+        assert _declarations(connection) == before
