@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from functools import lru_cache
+from operator import itemgetter
 from typing import Sequence
 
 from sqlalchemy import bindparam, delete, func, select, update
@@ -226,6 +227,7 @@ def _keep_existing(statement):
     """ON CONFLICT DO NOTHING: a title variant already learnt stays as it is."""
     return statement.on_conflict_do_nothing()
 _UPDATED_COLUMNS = [c.name for c in _RECORDS.columns if c.name != "doi_key"]
+_BY_KEY = itemgetter("doi_key")
 
 
 class MetadataWriter:
@@ -264,7 +266,7 @@ class MetadataWriter:
         newer = {p.key: stored[p.key] for p in prepared if p.key in stored and stored[p.key] > p.row["version"]}
         fresh = [p for p in prepared if p.key not in newer]
         if fresh:
-            rows = sorted((p.row for p in fresh), key=lambda row: row["doi_key"])  # one lock order
+            rows = sorted((p.row for p in fresh), key=_BY_KEY)  # one lock order
             bulk_insert(connection, _RECORDS, rows, constants={"indexed_at": func.current_timestamp()},
                         on_conflict=_newer_or_equal_replaces)
             replaced = [p.key for p in fresh if p.key in stored]

@@ -92,8 +92,9 @@ def read_log(data: bytes) -> DepositLog:
     if local_name(root.tag) != "doi_batch_diagnostic":
         raise FolderProblem(f"log.xml is not a deposit log (root element <{local_name(root.tag)}>)")
     entries, submission_id, batch_id, refused = [], None, None, False
+    local = LOCAL_NAMES
     for child in root:
-        name = local_name(child.tag)
+        name = local[child.tag]
         if name == "record_diagnostic":
             status = child.get("status") or ""
             if status not in (SUCCESS, WARNING, FAILURE):
