@@ -181,7 +181,7 @@ class _Kids:
         node = self.first.get(name)
         if node is None:
             return None
-        return _text(node, *path)
+        return _text(node, *path) if path else _leaf_text(node)
 
 
 def _year(kids: _Kids) -> int | None:
@@ -225,7 +225,8 @@ def _contributors(kids: _Kids) -> list[Contributor]:
         elif name == "organization":
             found.append(Contributor("organization", node.get("contributor_role"), node.get("sequence"),
                                      _clean("".join(node.itertext())), None, None))
-    found.extend(_person(node) for node in kids.people)  # dissertation: person_name directly
+    if kids.people:  # dissertation: person_name directly
+        found.extend(_person(node) for node in kids.people)
     return found
 
 
