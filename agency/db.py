@@ -213,7 +213,8 @@ def _sqlite_executemany(connection: Connection, table: Table, rows: list[dict], 
         getter = itemgetter(*order) if len(order) > 1 else (lambda row, name=order[0]: (row[name],))
         cached = _EXECUTEMANY_CACHE[key] = (str(compiled), getter)
     sql, getter = cached
-    parameters = [getter({**row, **values}) for row in rows] if values else [getter(row) for row in rows]
+    # Each row's values are taken as the driver binds it (map, not a list built first: no Python loop).
+    parameters = map(getter, ({**row, **values} for row in rows) if values else rows)
     with driver_cursor(connection, sql) as cursor:
         cursor.executemany(sql, parameters)
 

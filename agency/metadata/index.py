@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from functools import lru_cache
+from operator import itemgetter
 from typing import Sequence
 
 from sqlalchemy import bindparam, delete, func, select, update
@@ -18,7 +19,9 @@ from sqlalchemy.orm import Session
 
 from agency.db import bulk_insert
 from agency.handles.doi_syntax import doi_key, doi_prefix
-from agency.handles.store import URL_INDEX, FAILURE, SUCCESS, WARNING, shown_version, value_text, version_of
+from agency.handles.store import (
+    URL_INDEX, FAILURE, SUCCESS, WARNING, KeyList, shown_version, value_text, version_of,
+)
 from agency.metadata.identifiers import Identifier, parse_isbn, parse_issn
 from agency.metadata.extraction import Contributor, IdentifierText, RecordMetadata
 from agency.models import (
@@ -224,6 +227,7 @@ def _keep_existing(statement):
     """ON CONFLICT DO NOTHING: a title variant already learnt stays as it is."""
     return statement.on_conflict_do_nothing()
 _UPDATED_COLUMNS = [c.name for c in _RECORDS.columns if c.name != "doi_key"]
+_BY_KEY = itemgetter("doi_key")
 
 
 class MetadataWriter:
@@ -254,14 +258,15 @@ class MetadataWriter:
         # plain multi-row insert; the load's lease makes it the only writer of these tables, and the
         # upsert's WHERE still refuses to let an older version overwrite a newer one.
         connection = session.connection()
-        keys = [p.key for p in prepared]
-        _resolving_urls(connection, prepared)
+        wanted = KeyList.of(session, [p.key for p in prepared])  # the chunk's keys as one bound value
+        _resolving_urls(connection, prepared, wanted)
         stored = dict(connection.execute(select(_RECORDS.c.doi_key, _RECORDS.c.version)
-                                         .where(_RECORDS.c.doi_key.in_(keys))).all())
+                                         .select_from(wanted.table.source)
+                                         .join(_RECORDS, _RECORDS.c.doi_key == wanted.key), wanted.parameters).all())
         newer = {p.key: stored[p.key] for p in prepared if p.key in stored and stored[p.key] > p.row["version"]}
         fresh = [p for p in prepared if p.key not in newer]
         if fresh:
-            rows = sorted((p.row for p in fresh), key=lambda row: row["doi_key"])  # one lock order
+            rows = sorted((p.row for p in fresh), key=_BY_KEY)  # one lock order
             bulk_insert(connection, _RECORDS, rows, constants={"indexed_at": func.current_timestamp()},
                         on_conflict=_newer_or_equal_replaces)
             replaced = [p.key for p in fresh if p.key in stored]
@@ -283,20 +288,22 @@ class MetadataWriter:
         return results
 
 
-def _resolving_urls(connection, prepared: list[PreparedRecord]) -> None:
+def _resolving_urls(connection, prepared: list[PreparedRecord], wanted: KeyList) -> None:
     """Index the URL each DOI resolves to now, not the one its batch carried: a bulk URL update, a
     withdrawal or a reinstatement made after the deposit ran (but before this load) stays in force.
 
     Only DOIs the handle store holds are changed (a copy of batches/ loaded into an empty database keeps
     the batches' URLs). The URL values are read FOR SHARE on PostgreSQL, so a URL change committing
     meanwhile either lands before this read or waits for this chunk and then rewrites the index itself."""
-    keys = sorted(p.key for p in prepared)
-    held = set(connection.execute(select(Handle.key).where(Handle.key.in_(keys))).scalars())
+    held = set(connection.execute(select(Handle.key).select_from(wanted.table.source)
+                                  .join(Handle, Handle.key == wanted.key), wanted.parameters).scalars())
     if not held:
         return
-    urls = dict(connection.execute(select(HandleValue.handle_key, HandleValue.data)
-                                   .where(HandleValue.handle_key.in_(sorted(held)), HandleValue.idx == URL_INDEX)
-                                   .order_by(HandleValue.handle_key).with_for_update(read=True)).all())
+    # Only held DOIs have values (handle_values refers to handles), so the chunk's keys select the same rows.
+    urls = dict(connection.execute(select(HandleValue.handle_key, HandleValue.data).select_from(wanted.table.source)
+                                   .join(HandleValue, HandleValue.handle_key == wanted.key)
+                                   .where(HandleValue.idx == URL_INDEX).order_by(HandleValue.handle_key)
+                                   .with_for_update(read=True, of=HandleValue), wanted.parameters).all())
     for p in prepared:
         if p.key in held:
             p.row["url"] = value_text(urls.get(p.key))

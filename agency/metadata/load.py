@@ -92,8 +92,9 @@ def read_log(data: bytes) -> DepositLog:
     if local_name(root.tag) != "doi_batch_diagnostic":
         raise FolderProblem(f"log.xml is not a deposit log (root element <{local_name(root.tag)}>)")
     entries, submission_id, batch_id, refused = [], None, None, False
+    local = LOCAL_NAMES
     for child in root:
-        name = local_name(child.tag)
+        name = local[child.tag]
         if name == "record_diagnostic":
             status = child.get("status") or ""
             if status not in (SUCCESS, WARNING, FAILURE):
@@ -437,9 +438,19 @@ class MddbLoader:
         results: dict[int, IndexResult] = {}
         unlogged: list[tuple[int, str]] = []
         chunk: list[PreparedRecord] = []
+        limit = self.settings.mddb_chunk_records
         reader = BatchMetadataReader(folder.batch_path)
         source: LoadSource | None = None
-        for record in reader:
+        records = iter(reader)
+        while True:
+            try:
+                record = next(records, None)
+            except Exception:
+                if len(chunk) >= limit:  # what would have been written before reading on stays indexed
+                    self._write_chunk(lease, chunk, results)
+                raise
+            if record is None:
+                break
             if source is None:
                 source = LoadSource(folder.folder, folder.login, submission_id, reader.head.registrant)
             entry = entries[record.seq - 1] if record.seq <= len(entries) else None
@@ -456,10 +467,10 @@ class MddbLoader:
             else:
                 prepared = self._prepare(record, source, results)
                 if prepared is not None:
+                    if len(chunk) >= limit:  # a full chunk is written once a record follows it, so that the
+                        self._write_chunk(lease, chunk, results)  # last one commits with the load's record
+                        chunk = []
                     chunk.append(prepared)
-                if len(chunk) >= self.settings.mddb_chunk_records:
-                    self._write_chunk(lease, chunk, results)
-                    chunk = []
         for seq in range(reader.record_count + 1, len(entries) + 1):
             registered = entries[seq - 1].status in REGISTERED
             results[seq] = IndexResult(FAILURE, (

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from sqlalchemy import event
+
 from batchgen import Article, deposit_xml, many
-from mddb_pipeline import (ALICE, BOB, all_records, contributors, deposit, identifiers, loads, record, submission,
-                           table_snapshot)
+from mddb_pipeline import (ALICE, BOB, all_records, contributors, deposit, folder_of, identifiers, loads, record,
+                           submission, table_snapshot)
 
 
 def test_completed_deposit_is_indexed_with_its_fields(svc, client, alice):
@@ -136,3 +138,34 @@ def test_records_beyond_one_chunk_are_all_indexed(svc, client, alice):
     report = svc.mddb.run()
     assert report.loaded[0].indexed == 30
     assert len(all_records(svc)) == 30
+
+
+def _commits_of_a_load(svc) -> int:
+    commits = []
+    listener = lambda _connection: commits.append(1)  # noqa: E731
+    event.listen(svc.db.engine, "commit", listener)
+    try:
+        assert len(svc.mddb.run().loaded) == 1
+    finally:
+        event.remove(svc.db.engine, "commit", listener)
+    return len(commits)
+
+
+def test_the_last_whole_chunk_commits_with_the_load_record(svc, client, alice):
+    svc.mddb.settings = svc.settings.replace(mddb_chunk_records=5)
+    deposit(svc, client, deposit_xml(many("10.5555", 4)))
+    within_one_chunk = _commits_of_a_load(svc)
+    deposit(svc, client, deposit_xml(many("10.5555", 10, start=5)))
+    assert _commits_of_a_load(svc) == within_one_chunk + 1  # one chunk on its own, the other with the load
+    assert len(all_records(svc)) == 14
+
+
+def test_a_whole_chunk_read_before_the_batch_breaks_stays_indexed(svc, client, alice):
+    svc.mddb.settings = svc.settings.replace(mddb_chunk_records=5)
+    sid = deposit(svc, client, deposit_xml(many("10.5555", 6)))
+    batch = folder_of(svc, sid) / "batch.xml"
+    data = batch.read_bytes()
+    batch.write_bytes(data[:data.index(b"<journal_article", data.index(b"test.5</doi>"))])  # cut before record 6
+    report = svc.mddb.run()
+    assert "batch.xml cannot be read" in report.failed[0].error
+    assert len(all_records(svc)) == 5
