@@ -11,7 +11,7 @@ import contextlib
 import fcntl
 import logging
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 
 from alembic import command
 from alembic.config import Config
@@ -139,7 +139,8 @@ def downgrade(db: Database, revision: str) -> tuple[str, ...]:
     return _migrate(db, command.downgrade, revision)
 
 
-def _migrate(db: Database, step, revision: str) -> tuple[str, ...]:
+def _migrate(db: Database, step: Callable[[Config, str], None], revision: str) -> tuple[str, ...]:
+    """Run ``step`` (Alembic's upgrade or downgrade) to ``revision`` under the upgrade lock, in one transaction."""
     with _exclusive(db) as connection, _foreign_keys_off(connection):
         config = alembic_config(connection)
         if _predates_migrations(connection):
