@@ -643,9 +643,9 @@ def cmd_db(args) -> int:
             step = migrations.upgrade if args.action == "upgrade" else migrations.downgrade
             try:
                 reached = step(db, args.revision)
-            except migrations.ForeignKeysBroken as exc:
+            except migrations.MigrationRefused as exc:
                 print(f"agency: {exc}", file=sys.stderr)
-                return 1
+                return 2 if isinstance(exc, migrations.UnknownRevision) else 1
             head = " (head)" if set(reached) == set(migrations.head_revisions()) else ""
             print(f"database at {', '.join(reached) or 'base'}{head}")
             return 0

@@ -9,9 +9,9 @@ refused with a message naming ``agency db upgrade`` when it is behind.
 """
 
 from agency.migrations.schema_version import (
-    UPGRADE_COMMAND, ForeignKeysBroken, SchemaBehind, current_revisions, downgrade, head_revisions, history,
-    new_revision, prepare_schema, upgrade,
+    UPGRADE_COMMAND, ForeignKeysBroken, MigrationRefused, SchemaBehind, UnknownRevision, current_revisions,
+    downgrade, head_revisions, history, new_revision, prepare_schema, upgrade,
 )
 
-__all__ = ["UPGRADE_COMMAND", "ForeignKeysBroken", "SchemaBehind", "current_revisions", "downgrade", "head_revisions",
-           "history", "new_revision", "prepare_schema", "upgrade"]
+__all__ = ["UPGRADE_COMMAND", "ForeignKeysBroken", "MigrationRefused", "SchemaBehind", "UnknownRevision",
+           "current_revisions", "downgrade", "head_revisions", "history", "new_revision", "prepare_schema", "upgrade"]

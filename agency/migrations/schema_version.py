@@ -17,6 +17,7 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
+from alembic.util import CommandError
 from sqlalchemy import Connection, inspect, text
 
 from agency.db import Database
@@ -84,7 +85,15 @@ def _exclusive(db: Database) -> Iterator[Connection]:
                 fcntl.flock(lock_file, fcntl.LOCK_UN)
 
 
-class ForeignKeysBroken(RuntimeError):
+class MigrationRefused(RuntimeError):
+    """An upgrade or downgrade that was not carried out (nothing was changed); the message says why."""
+
+
+class UnknownRevision(MigrationRefused):
+    """The revision asked for is not one this version of agency ships."""
+
+
+class ForeignKeysBroken(MigrationRefused):
     """An upgrade would have left rows whose foreign key finds nothing: it was rolled back."""
 
 
@@ -148,7 +157,10 @@ def _migrate(db: Database, step: Callable[[Config, str], None], revision: str) -
             command.stamp(config, BASELINE)
             connection.commit()
         _begin(connection)
-        step(config, revision)
+        try:
+            step(config, revision)
+        except CommandError as exc:  # Alembic's word for a revision it cannot find or reach
+            raise UnknownRevision(f"{exc}: nothing was changed (`agency db history` lists the revisions)") from exc
         _check_foreign_keys(connection)
         connection.commit()
         return current_revisions(connection)

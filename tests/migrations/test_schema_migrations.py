@@ -268,3 +268,18 @@ def test_an_upgrade_that_would_leave_a_dangling_foreign_key_is_rolled_back_whole
     with db.engine.connect() as connection:
         assert migrations.current_revisions(connection) == (ROWID_REVISION,)
         assert _declarations(connection) == before
+
+
+def test_an_unknown_revision_is_refused_with_a_message_and_changes_nothing(db, database_url, tmp_path, monkeypatch,
+                                                                           capsys):
+    """`agency db upgrade/downgrade` with a revision this agency does not ship: a line saying so, exit 2, no
+    traceback, and the database stays where it was."""
+    migrations.upgrade(db, ROWID_REVISION)
+    monkeypatch.setenv("AGENCY_DATABASE_URL", database_url)
+    monkeypatch.setenv("AGENCY_DATA_DIR", str(tmp_path / "var"))
+    for action, revision in (("downgrade", "nonsense"), ("upgrade", "0999"), ("downgrade", "0999")):
+        assert main(["db", action, revision]) == 2
+        error = capsys.readouterr().err
+        assert f"'{revision}'" in error and "nothing was changed" in error and "Traceback" not in error
+        with db.engine.connect() as connection:
+            assert migrations.current_revisions(connection) == (ROWID_REVISION,)
