@@ -441,36 +441,32 @@ class MddbLoader:
         limit = self.settings.mddb_chunk_records
         reader = BatchMetadataReader(folder.batch_path)
         source: LoadSource | None = None
-        records = iter(reader)
-        while True:
-            try:
-                record = next(records, None)
-            except Exception:
-                if len(chunk) >= limit:  # what would have been written before reading on stays indexed
-                    self._write_chunk(lease, chunk, results)
-                raise
-            if record is None:
-                break
-            if source is None:
-                source = LoadSource(folder.folder, folder.login, submission_id, reader.head.registrant)
-            entry = entries[record.seq - 1] if record.seq <= len(entries) else None
-            if entry is None:
-                unlogged.append((record.seq, record.doi))
-                results[record.seq] = IndexResult(FAILURE, (
-                    "System error: the deposit log has no result for this record, so it was not indexed",))
-            elif entry.doi != record.doi:
-                results[record.seq] = IndexResult(FAILURE, (
-                    f"System error: the batch file does not match its deposit log (record {record.seq} is "
-                    f"{record.doi!r} in the batch, {entry.doi!r} in the log); not indexed",))
-            elif entry.status not in REGISTERED:
-                results[record.seq] = IndexResult(SKIPPED, ("Not indexed: the deposit of this record failed",))
-            else:
-                prepared = self._prepare(record, source, results)
-                if prepared is not None:
-                    if len(chunk) >= limit:  # a full chunk is written once a record follows it, so that the
-                        self._write_chunk(lease, chunk, results)  # last one commits with the load's record
-                        chunk = []
-                    chunk.append(prepared)
+        try:
+            for record in reader:
+                if source is None:
+                    source = LoadSource(folder.folder, folder.login, submission_id, reader.head.registrant)
+                entry = entries[record.seq - 1] if record.seq <= len(entries) else None
+                if entry is None:
+                    unlogged.append((record.seq, record.doi))
+                    results[record.seq] = IndexResult(FAILURE, (
+                        "System error: the deposit log has no result for this record, so it was not indexed",))
+                elif entry.doi != record.doi:
+                    results[record.seq] = IndexResult(FAILURE, (
+                        f"System error: the batch file does not match its deposit log (record {record.seq} is "
+                        f"{record.doi!r} in the batch, {entry.doi!r} in the log); not indexed",))
+                elif entry.status not in REGISTERED:
+                    results[record.seq] = IndexResult(SKIPPED, ("Not indexed: the deposit of this record failed",))
+                else:
+                    prepared = self._prepare(record, source, results)
+                    if prepared is not None:
+                        if len(chunk) >= limit:  # a full chunk is written once a record follows it, so that
+                            full, chunk = chunk, []  # the last one commits with the load's record
+                            self._write_chunk(lease, full, results)
+                        chunk.append(prepared)
+        except Exception:
+            if len(chunk) >= limit:  # read in full before the batch file broke: indexed, as it always was
+                self._write_chunk(lease, chunk, results)
+            raise
         for seq in range(reader.record_count + 1, len(entries) + 1):
             registered = entries[seq - 1].status in REGISTERED
             results[seq] = IndexResult(FAILURE, (
