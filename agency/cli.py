@@ -634,7 +634,8 @@ def cmd_db(args) -> int:
         path = migrations.new_revision(args.message)
         print(f"wrote {path}: check it, then commit it")
         return 0
-    db = open_database(load_settings().effective_database_url)
+    settings = load_settings()
+    db = open_database(settings.effective_database_url, settings.sqlite_cache_mib)
     try:
         if args.action in ("upgrade", "downgrade"):
             import logging

@@ -38,6 +38,9 @@ def setting(default: Any, doc: str, factory: Any = None) -> Any:
 class Settings:
     data_dir: Path = setting(Path("var"), "data folder: the SQLite database, the maildir, the demo password")
     database_url: str = setting("", "SQLAlchemy URL; empty: SQLite in the data folder")
+    sqlite_cache_mib: int = setting(64, "SQLite page cache of each database connection, MiB (a bound on its "
+                                        "memory): SQLite maps only a file's first 2 GiB, pages past that are read "
+                                        "into this cache (docs/scaling.md: 10,000,000 DOIs)")
     batch_dir: Path = setting(Path("batches"), "received files and their logs")
     schema_dir: Path = setting(None, "our XSDs (shipped in the package)", factory=lambda: _resource_dir("schemas"))
     template_dir: Path = setting(None, "Jinja2 templates (shipped in the package)",
@@ -290,7 +293,7 @@ RANGES: dict[str, tuple[float | None, float | None]] = {
     "handle_answer_cache_entries": (0, None), "handle_answer_cache_bytes": (0, None),
     "handle_workers": (1, None), "handle_udp_threads": (0, None), "handle_max_udp_waiting": (1, None),
     "handle_auth_failures": (1, None), "handle_auth_failures_per_key": (1, None),
-    "handle_auth_window_seconds": (1, None),
+    "handle_auth_window_seconds": (1, None), "sqlite_cache_mib": (1, 65536),
 }
 CHOICES: dict[str, tuple[str, ...]] = {"log_format": ("text", "json"),
                                       "log_level": ("DEBUG", "INFO", "WARNING", "ERROR")}

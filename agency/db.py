@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import weakref
 from contextlib import contextmanager
+from functools import partial
 from operator import itemgetter
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,7 +22,10 @@ from sqlalchemy.types import TypeEngine
 from sqlalchemy.orm import Session, sessionmaker
 
 
-def _sqlite_pragmas(dbapi_connection, _record) -> None:
+DEFAULT_SQLITE_CACHE_MIB = 64
+
+
+def _sqlite_pragmas(dbapi_connection, _record, cache_mib: int = DEFAULT_SQLITE_CACHE_MIB) -> None:
     # WAL lets the web threads read while the worker writes; FULL sync keeps
     # every committed submission across a crash; busy_timeout queues writers.
     cursor = dbapi_connection.cursor()
@@ -31,9 +35,11 @@ def _sqlite_pragmas(dbapi_connection, _record) -> None:
     cursor.execute("PRAGMA busy_timeout=30000")
     # Large indexes (a metadata index of millions of records) are read through the
     # OS page cache: memory-mapping avoids a system call per page, a bigger page
-    # cache keeps the hot index levels in the process.
+    # cache keeps the hot index levels in the process. Python's SQLite library maps at
+    # most the file's first 2 GiB whatever is asked; pages past that are read into the
+    # page cache, which is why its size is a setting (AGENCY_SQLITE_CACHE_MIB).
     cursor.execute("PRAGMA mmap_size=8589934592")  # address space only; pages come from the OS cache
-    cursor.execute("PRAGMA cache_size=-65536")
+    cursor.execute(f"PRAGMA cache_size=-{int(cache_mib) * 1024}")
     cursor.close()
 
 
@@ -49,13 +55,15 @@ def close_with_engine(engine: Engine, close: Callable[[], None]) -> None:
     event.listen(engine, "engine_disposed", on_dispose)
 
 
-def make_engine(url: str) -> Engine:
+def make_engine(url: str, sqlite_cache_mib: int = DEFAULT_SQLITE_CACHE_MIB) -> Engine:
+    """The engine for ``url``; on SQLite each connection gets the agency's pragmas, with a page cache of
+    ``sqlite_cache_mib`` MiB (a bound on each connection's memory)."""
     if url.startswith("sqlite"):
         path = url.split("///", 1)[-1]
         if path and path != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
         engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
-        event.listen(engine, "connect", _sqlite_pragmas)
+        event.listen(engine, "connect", partial(_sqlite_pragmas, cache_mib=sqlite_cache_mib))
         return engine
     return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=10)
 
@@ -81,8 +89,8 @@ class Database:
         models.Base.metadata.create_all(self.engine)
 
 
-def open_database(url: str) -> Database:
-    engine = make_engine(url)
+def open_database(url: str, sqlite_cache_mib: int = DEFAULT_SQLITE_CACHE_MIB) -> Database:
+    engine = make_engine(url, sqlite_cache_mib)
     return Database(engine=engine, sessions=sessionmaker(engine, expire_on_commit=False))
 
 

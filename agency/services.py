@@ -166,7 +166,7 @@ def _hand_over(worker: Worker, submission_id: int, records) -> None:
 def build_agency(settings: Settings) -> Agency:
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     settings.batch_dir.mkdir(parents=True, exist_ok=True)
-    db = open_database(settings.effective_database_url)
+    db = open_database(settings.effective_database_url, settings.sqlite_cache_mib)
     prepare_schema(db, auto_upgrade=settings.db_auto_upgrade or db.dialect == "sqlite")
     templates = make_environment(settings.template_dir)
     catalog = SchemaCatalog(settings.schema_dir)

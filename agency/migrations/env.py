@@ -38,7 +38,8 @@ connection = config.attributes.get("connection")
 if connection is not None:
     run_on(connection)
 else:
-    engine = make_engine(load_settings().effective_database_url)
+    settings = load_settings()
+    engine = make_engine(settings.effective_database_url, settings.sqlite_cache_mib)
     with engine.begin() as opened:
         run_on(opened)
     engine.dispose()

@@ -15,6 +15,8 @@ from agency.config import SettingError, describe_settings, load_settings, unknow
     ("AGENCY_CHUNK_RECORDS", "-5", "AGENCY_CHUNK_RECORDS must be at least 1; got -5"),
     ("AGENCY_MDDB_CHUNK_RECORDS", "0", "AGENCY_MDDB_CHUNK_RECORDS must be at least 1; got 0"),
     ("AGENCY_MDDB_HOUR", "25", "AGENCY_MDDB_HOUR must be 0 to 23; got 25"),
+    ("AGENCY_SQLITE_CACHE_MIB", "0", "AGENCY_SQLITE_CACHE_MIB must be 1 to 65536; got 0"),
+    ("AGENCY_SQLITE_CACHE_MIB", "100000", "AGENCY_SQLITE_CACHE_MIB must be 1 to 65536; got 100000"),
     ("AGENCY_LOG_FORMAT", "xml", "AGENCY_LOG_FORMAT must be one of text, json; got 'xml'"),
     ("AGENCY_DATABASE_URL", "postgres://agency@db/agency",
      "AGENCY_DATABASE_URL starts with postgres://, which SQLAlchemy does not take: write postgresql+psycopg://db/agency"),
