@@ -26,6 +26,7 @@ Then each size is measured in a fresh process (its peak RSS is its own):
 - ``GET /api/handles?prefix=10.5555`` paging (pageSize 1,000): the first pages, and five deep ones (median);
 - piped queries: bench/query.py's 10,000-line mix over the first prefix's journals (after 3,000 other lines), lines/s,
   and bench/query.py's floor of bare indexed look-ups;
+  ``AGENCY_SQLITE_CACHE_MIB`` in the environment reaches every process measured (the servers, this one)
 - the depositor report of 10.5555 (1,000,000 DOIs), rows/s (bench/depositor_report.py);
 - the metadata load of 100,000 records (bench/mddb.py's batches), records/s;
 - deposits through `agency serve`: a 10,000-record batch updating existing DOIs and one adding
@@ -516,10 +517,11 @@ def fill_postgres(agency: Agency, start: int, end: int, base: int, seed: int, ac
 
 
 def scale_settings(agency: Agency, work: Path, **extra):
-    """A kept PostgreSQL agency upgrades its schema, as a SQLite one does."""
+    """A kept PostgreSQL agency upgrades its schema, as a SQLite one does; the page cache is the environment's."""
     return load_settings(environ={}, data_dir=work / "var", batch_dir=work / "batches",
                          database_url=agency.url, run_worker=False, run_scheduler=False,
-                         password_time_cost=1, db_auto_upgrade=True, **extra)
+                         password_time_cost=1, db_auto_upgrade=True,
+                         sqlite_cache_mib=load_settings().sqlite_cache_mib, **extra)
 
 
 def build_one(agency: Agency, keep: Path, start: int, end: int, base: int, seed: int,
@@ -678,7 +680,7 @@ def measure_queries(agency: Agency, samples: list, out: dict) -> None:
     # The samples are this script's, not the service's: keep the garbage collector from walking
     # them over and over while it times the matcher (they cost it 10-15% of the run).
     settle_startup_heap()
-    db = open_database(agency.url)
+    db = open_database(agency.url, load_settings().sqlite_cache_mib)  # as the agency's own processes would
     try:
         warm_lines, _ = query_bench.query_lines(samples, 3_000, 3)  # a running service's cache is warm:
         query_bench.run_queries(db, warm_lines, 1000)               # other lines first, not measured
