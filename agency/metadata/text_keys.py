@@ -25,6 +25,10 @@ _ENTITY_TEXT = re.compile(r"&(?:[a-zA-Z][a-zA-Z0-9]{1,31}|#[0-9]{1,7}|#[xX][0-9a
 _SURNAME_MARKS = ("(", "[", ",", "&")  # only names holding one of these need cleaning
 
 MAX_KEY_LENGTH = 512
+# ASCII letters lower-cased, digits kept, every other byte a space: for ASCII text, _NOT_WORD's runs of
+# non-word characters (underscore included) become single spaces once the result is split and joined.
+_ASCII_KEY_BYTES = bytes(
+    (c | 0x20 if chr(c).isalpha() else c) if c < 128 and chr(c).isalnum() else 0x20 for c in range(256))
 
 
 def fold(text: str) -> str:
@@ -40,7 +44,10 @@ def text_key(text: str | None) -> str | None:
     """The comparable form of a title or name; None when nothing comparable is left."""
     if not text:
         return None
-    key = _NOT_WORD.sub(" ", fold(text)).strip()
+    if text.isascii():  # most metadata: one C pass does what fold and _NOT_WORD do (a third of the time)
+        key = b" ".join(text.encode("ascii").translate(_ASCII_KEY_BYTES).split()).decode("ascii")
+    else:
+        key = _NOT_WORD.sub(" ", fold(text)).strip()
     return key[:MAX_KEY_LENGTH] or None
 
 
