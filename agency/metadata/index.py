@@ -33,6 +33,7 @@ SKIPPED = "Skipped"  # not registered, so not indexed
 _REPEATED = 8192  # container titles, volumes, surnames and ISSNs repeat across a batch: computed once each
 _LIMITS = {"volume": 255, "issue": 255, "first_page": 255, "last_page": 255, "edition_number": 64,
            "component_number": 255, "publication_type": 64}
+_SHORTEST_LIMIT = min(_LIMITS.values())  # values no longer than this fit every column in _LIMITS
 
 
 @dataclass(frozen=True, slots=True)
@@ -149,16 +150,12 @@ def contributor_rows(key: str, record: RecordMetadata) -> tuple[list[dict], str 
     return rows, first_author
 
 
-def _is_author(contributor: Contributor) -> bool:
-    role = contributor.role
-    return contributor.kind == "person" and (role is None or role == "author" or "investigator" in role)
-
-
 def _first_author(contributors: list[Contributor]) -> Contributor | None:
     """The author deposited with sequence "first", else the first author listed (one pass)."""
     first_listed = None
     for contributor in contributors:
-        if _is_author(contributor):
+        role = contributor.role  # an author: a person whose role is none, "author" or an investigator's
+        if contributor.kind == "person" and (role is None or role == "author" or "investigator" in role):
             if contributor.sequence == "first":
                 return contributor
             if first_listed is None:
@@ -174,13 +171,20 @@ def prepare(record: RecordMetadata, source: LoadSource) -> PreparedRecord:
         warnings.append("Record has no title: searches by title will not find it")
     contributors, first_author = contributor_rows(key, record)
     identifiers = identifier_rows(key, record.identifiers, warnings) if record.identifiers else []
-    # The warnings come in this order: volume, issue, first page, type, last page, edition, component.
-    volume, issue = _fit("volume", record.volume, warnings), _fit("issue", record.issue, warnings)
-    first_page = _fit("first_page", record.first_page, warnings)
-    publication_type = _fit("publication_type", record.publication_type, warnings)
-    last_page = _fit("last_page", record.last_page, warnings)
-    edition_number = _fit("edition_number", record.edition_number, warnings)
-    component_number = _fit("component_number", record.component_number, warnings)
+    volume, issue, first_page, last_page = record.volume, record.issue, record.first_page, record.last_page
+    publication_type, edition_number = record.publication_type, record.edition_number
+    component_number = record.component_number
+    if not (len(volume or "") <= _SHORTEST_LIMIT and len(issue or "") <= _SHORTEST_LIMIT
+            and len(first_page or "") <= _SHORTEST_LIMIT and len(last_page or "") <= _SHORTEST_LIMIT
+            and len(publication_type or "") <= _SHORTEST_LIMIT and len(edition_number or "") <= _SHORTEST_LIMIT
+            and len(component_number or "") <= _SHORTEST_LIMIT):  # nearly always all fit: nothing to cut
+        # The warnings come in this order: volume, issue, first page, type, last page, edition, component.
+        volume, issue = _fit("volume", volume, warnings), _fit("issue", issue, warnings)
+        first_page = _fit("first_page", first_page, warnings)
+        publication_type = _fit("publication_type", publication_type, warnings)
+        last_page = _fit("last_page", last_page, warnings)
+        edition_number = _fit("edition_number", edition_number, warnings)
+        component_number = _fit("component_number", component_number, warnings)
     row = {
         "doi_key": key, "doi": record.doi, "prefix": doi_prefix(record.doi)[:64], "url": record.url,
         "content_type": record.content_type[:64], "body_type": record.body_type[:64],

@@ -19,6 +19,7 @@ _PAGE_PREFIX = re.compile(r"^[a-z]+(?=\d)")
 _PAGE_RANGE = re.compile(r"\s*[-\u2010-\u2015\u2212]\s*")
 _VOLUME_WORD = re.compile(r"^(?:vol(?:ume)?|no|nr|issue|iss|num(?:ber)?|v|n)\b\.?\s*", re.IGNORECASE)
 _LEADING_ARTICLE = re.compile(r"^(?:the|a|an) ")
+_ARTICLES = ("the ", "a ", "an ")  # what _LEADING_ARTICLE can match
 _YEAR = re.compile(r"(?<!\d)(\d{4})(?!\d)")
 _NOTE = re.compile(r"\([^()]*\)|\[[^\[\]]*\]")  # "(*package author*)", "[deceased]"
 _ENTITY_TEXT = re.compile(r"&(?:[a-zA-Z][a-zA-Z0-9]{1,31}|#[0-9]{1,7}|#[xX][0-9a-fA-F]{1,6});")
@@ -56,6 +57,8 @@ def title_key(text: str | None) -> str | None:
     key = text_key(text)
     if key is None:
         return None
+    if not key.startswith(_ARTICLES):  # most titles: no pattern search
+        return key
     return _LEADING_ARTICLE.sub("", key) or key
 
 
