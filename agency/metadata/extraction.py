@@ -101,6 +101,15 @@ class RecordMetadata:
     def expects_title(self) -> bool:
         return self.content_type in TITLED
 
+    def inherited(self, seq: int, doi: str, url: str | None, timestamp: str | None,
+                  content_type: str) -> "RecordMetadata":
+        """A record with what this one (its containers' context) gives it: the fields in their declared
+        order, by position (a third of the cost of passing them by name, once per record)."""
+        return RecordMetadata(seq, doi, url, timestamp, content_type, self.body_type, self.publication_type, None,
+                              self.journal_title, self.journal_abbrev, self.series_title, self.volume_title,
+                              self.volume, self.issue, None, None, self.edition_number, None, self.year,
+                              self.publisher, [], list(self.identifiers))
+
 
 @dataclass(slots=True)
 class BatchHead:
@@ -496,13 +505,7 @@ class BatchMetadataReader:
             email=_text(head, "depositor", "email_address"), registrant=_text(head, "registrant"))
 
     def _record(self, element, seq: int, doi: str, url: str | None, stamp: str | None) -> RecordMetadata:
-        base = self._base_for(element)
-        record = RecordMetadata(
-            seq=seq, doi=doi, url=url, timestamp=stamp or self.head.timestamp, content_type=_LOCAL[element.tag],
-            body_type=base.body_type, publication_type=base.publication_type, journal_title=base.journal_title,
-            journal_abbrev=base.journal_abbrev, series_title=base.series_title, volume_title=base.volume_title,
-            volume=base.volume, issue=base.issue, edition_number=base.edition_number, year=base.year,
-            publisher=base.publisher, identifiers=list(base.identifiers))
+        record = self._base_for(element).inherited(seq, doi, url, stamp or self.head.timestamp, _LOCAL[element.tag])
         _apply_own(element, record)
         if record.publication_type is None:
             top = _top_level(element)

@@ -69,7 +69,8 @@ class PreparedRecord:
 def journal_title_rows(prepared: Sequence[PreparedRecord]) -> list[dict]:
     """The distinct journal title variants of a chunk (a journal's articles repeat the same few)."""
     journals = {(p.row["journal_title_key"], p.row["journal_abbrev_key"],
-                 tuple(i["value"] for i in p.identifiers if i["kind"] == "issn"))
+                 (p.identifiers[0]["value"],) if len(p.identifiers) == 1 and p.identifiers[0]["kind"] == "issn"
+                 else tuple(i["value"] for i in p.identifiers if i["kind"] == "issn"))  # one ISSN: no generator
                 for p in prepared if p.row["body_type"] == "journal" and p.identifiers}
     pairs = {(issn, title) for full, abbrev, issns in journals for issn in issns for title in (full, abbrev) if title}
     return [{"issn": issn, "title_key": title} for issn, title in sorted(pairs)]
@@ -116,6 +117,12 @@ _version_of = lru_cache(maxsize=_REPEATED)(version_of)  # a batch's records shar
 
 def identifier_rows(key: str, identifiers: Sequence[IdentifierText], warnings: list[str]) -> list[dict]:
     """Canonical ISSN/ISBN rows; unparseable or wrong-check-digit values add a warning."""
+    if len(identifiers) == 1:  # most records: one ISSN, nothing to merge
+        identifier = identifiers[0]
+        parsed, warning = _parsed_identifier(identifier.kind, identifier.raw)
+        if warning:
+            warnings.append(warning)
+        return [] if parsed is None else [_identifier_row(key, identifier, parsed)]
     rows: dict[tuple[str, str], dict] = {}
     for identifier in identifiers:
         parsed, warning = _parsed_identifier(identifier.kind, identifier.raw)
@@ -123,11 +130,15 @@ def identifier_rows(key: str, identifiers: Sequence[IdentifierText], warnings: l
             warnings.append(warning)
         if parsed is None:
             continue
-        rows.setdefault((identifier.kind, parsed.canonical), {
-            "doi_key": key, "kind": identifier.kind, "value": parsed.canonical,
-            "media_type": (identifier.media_type or None) and identifier.media_type[:16],
-            "valid_check_digit": parsed.valid_check_digit, "raw": identifier.raw[:255]})
+        if (identifier.kind, parsed.canonical) not in rows:
+            rows[identifier.kind, parsed.canonical] = _identifier_row(key, identifier, parsed)
     return list(rows.values())
+
+
+def _identifier_row(key: str, identifier: IdentifierText, parsed: Identifier) -> dict:
+    return {"doi_key": key, "kind": identifier.kind, "value": parsed.canonical,
+            "media_type": (identifier.media_type or None) and identifier.media_type[:16],
+            "valid_check_digit": parsed.valid_check_digit, "raw": identifier.raw[:255]}
 
 
 def contributor_rows(key: str, record: RecordMetadata) -> tuple[list[dict], str | None]:

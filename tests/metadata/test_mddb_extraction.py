@@ -176,3 +176,21 @@ def test_common_records_read_in_one_pass_give_what_the_general_reading_gives(tmp
     general = [records(path) for path in paths]
     assert fast == general
     assert plain.count(True) >= 40 and plain.count(False) >= 8  # both ways were taken
+
+
+def test_a_record_inherits_every_context_field_by_name():
+    """``inherited`` passes fields by position: each must land in the field of its own name."""
+    import dataclasses
+
+    from agency.metadata.extraction import RecordMetadata
+
+    base = RecordMetadata(**{f.name: (f"base-{f.name}" if f.type != "int" else 7) for f in dataclasses.fields(
+        RecordMetadata) if f.name not in ("year", "seq", "contributors", "identifiers")}, seq=0, year=1999,
+                          contributors=["base-person"], identifiers=["base-issn"])
+    record = base.inherited(5, "10.5555/x", "https://x", "2024", "journal_article")
+    given = {"seq": 5, "doi": "10.5555/x", "url": "https://x", "timestamp": "2024", "content_type": "journal_article"}
+    own = {"title": None, "first_page": None, "last_page": None, "component_number": None, "contributors": []}
+    for f in dataclasses.fields(RecordMetadata):
+        expected = given.get(f.name, own.get(f.name, getattr(base, f.name)))
+        assert getattr(record, f.name) == expected, f.name
+    assert record.identifiers is not base.identifiers  # the record's own list: base's stays as it is
