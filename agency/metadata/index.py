@@ -33,6 +33,7 @@ SKIPPED = "Skipped"  # not registered, so not indexed
 _REPEATED = 8192  # container titles, volumes, surnames and ISSNs repeat across a batch: computed once each
 _LIMITS = {"volume": 255, "issue": 255, "first_page": 255, "last_page": 255, "edition_number": 64,
            "component_number": 255, "publication_type": 64}
+_SHORTEST_LIMIT = min(_LIMITS.values())  # values no longer than this fit every column in _LIMITS
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,7 +69,8 @@ class PreparedRecord:
 def journal_title_rows(prepared: Sequence[PreparedRecord]) -> list[dict]:
     """The distinct journal title variants of a chunk (a journal's articles repeat the same few)."""
     journals = {(p.row["journal_title_key"], p.row["journal_abbrev_key"],
-                 tuple(i["value"] for i in p.identifiers if i["kind"] == "issn"))
+                 (p.identifiers[0]["value"],) if len(p.identifiers) == 1 and p.identifiers[0]["kind"] == "issn"
+                 else tuple(i["value"] for i in p.identifiers if i["kind"] == "issn"))  # one ISSN: no generator
                 for p in prepared if p.row["body_type"] == "journal" and p.identifiers}
     pairs = {(issn, title) for full, abbrev, issns in journals for issn in issns for title in (full, abbrev) if title}
     return [{"issn": issn, "title_key": title} for issn, title in sorted(pairs)]
@@ -115,6 +117,12 @@ _version_of = lru_cache(maxsize=_REPEATED)(version_of)  # a batch's records shar
 
 def identifier_rows(key: str, identifiers: Sequence[IdentifierText], warnings: list[str]) -> list[dict]:
     """Canonical ISSN/ISBN rows; unparseable or wrong-check-digit values add a warning."""
+    if len(identifiers) == 1:  # most records: one ISSN, nothing to merge
+        identifier = identifiers[0]
+        parsed, warning = _parsed_identifier(identifier.kind, identifier.raw)
+        if warning:
+            warnings.append(warning)
+        return [] if parsed is None else [_identifier_row(key, identifier, parsed)]
     rows: dict[tuple[str, str], dict] = {}
     for identifier in identifiers:
         parsed, warning = _parsed_identifier(identifier.kind, identifier.raw)
@@ -122,11 +130,15 @@ def identifier_rows(key: str, identifiers: Sequence[IdentifierText], warnings: l
             warnings.append(warning)
         if parsed is None:
             continue
-        rows.setdefault((identifier.kind, parsed.canonical), {
-            "doi_key": key, "kind": identifier.kind, "value": parsed.canonical,
-            "media_type": (identifier.media_type or None) and identifier.media_type[:16],
-            "valid_check_digit": parsed.valid_check_digit, "raw": identifier.raw[:255]})
+        if (identifier.kind, parsed.canonical) not in rows:
+            rows[identifier.kind, parsed.canonical] = _identifier_row(key, identifier, parsed)
     return list(rows.values())
+
+
+def _identifier_row(key: str, identifier: IdentifierText, parsed: Identifier) -> dict:
+    return {"doi_key": key, "kind": identifier.kind, "value": parsed.canonical,
+            "media_type": (identifier.media_type or None) and identifier.media_type[:16],
+            "valid_check_digit": parsed.valid_check_digit, "raw": identifier.raw[:255]}
 
 
 def contributor_rows(key: str, record: RecordMetadata) -> tuple[list[dict], str | None]:
@@ -149,16 +161,12 @@ def contributor_rows(key: str, record: RecordMetadata) -> tuple[list[dict], str 
     return rows, first_author
 
 
-def _is_author(contributor: Contributor) -> bool:
-    role = contributor.role
-    return contributor.kind == "person" and (role is None or role == "author" or "investigator" in role)
-
-
 def _first_author(contributors: list[Contributor]) -> Contributor | None:
     """The author deposited with sequence "first", else the first author listed (one pass)."""
     first_listed = None
     for contributor in contributors:
-        if _is_author(contributor):
+        role = contributor.role  # an author: a person whose role is none, "author" or an investigator's
+        if contributor.kind == "person" and (role is None or role == "author" or "investigator" in role):
             if contributor.sequence == "first":
                 return contributor
             if first_listed is None:
@@ -174,13 +182,20 @@ def prepare(record: RecordMetadata, source: LoadSource) -> PreparedRecord:
         warnings.append("Record has no title: searches by title will not find it")
     contributors, first_author = contributor_rows(key, record)
     identifiers = identifier_rows(key, record.identifiers, warnings) if record.identifiers else []
-    # The warnings come in this order: volume, issue, first page, type, last page, edition, component.
-    volume, issue = _fit("volume", record.volume, warnings), _fit("issue", record.issue, warnings)
-    first_page = _fit("first_page", record.first_page, warnings)
-    publication_type = _fit("publication_type", record.publication_type, warnings)
-    last_page = _fit("last_page", record.last_page, warnings)
-    edition_number = _fit("edition_number", record.edition_number, warnings)
-    component_number = _fit("component_number", record.component_number, warnings)
+    volume, issue, first_page, last_page = record.volume, record.issue, record.first_page, record.last_page
+    publication_type, edition_number = record.publication_type, record.edition_number
+    component_number = record.component_number
+    if not (len(volume or "") <= _SHORTEST_LIMIT and len(issue or "") <= _SHORTEST_LIMIT
+            and len(first_page or "") <= _SHORTEST_LIMIT and len(last_page or "") <= _SHORTEST_LIMIT
+            and len(publication_type or "") <= _SHORTEST_LIMIT and len(edition_number or "") <= _SHORTEST_LIMIT
+            and len(component_number or "") <= _SHORTEST_LIMIT):  # nearly always all fit: nothing to cut
+        # The warnings come in this order: volume, issue, first page, type, last page, edition, component.
+        volume, issue = _fit("volume", volume, warnings), _fit("issue", issue, warnings)
+        first_page = _fit("first_page", first_page, warnings)
+        publication_type = _fit("publication_type", publication_type, warnings)
+        last_page = _fit("last_page", last_page, warnings)
+        edition_number = _fit("edition_number", edition_number, warnings)
+        component_number = _fit("component_number", component_number, warnings)
     row = {
         "doi_key": key, "doi": record.doi, "prefix": doi_prefix(record.doi)[:64], "url": record.url,
         "content_type": record.content_type[:64], "body_type": record.body_type[:64],

@@ -93,7 +93,7 @@ def read_log(data: bytes) -> DepositLog:
         raise FolderProblem(f"log.xml is not a deposit log (root element <{local_name(root.tag)}>)")
     entries, submission_id, batch_id, refused = [], None, None, False
     local = LOCAL_NAMES
-    for child in root:
+    for child in root[:]:
         name = local[child.tag]
         if name == "record_diagnostic":
             status = child.get("status") or ""
@@ -112,7 +112,7 @@ def read_log(data: bytes) -> DepositLog:
 def _entry(record_diagnostic, status: str) -> LogEntry:
     """The record's DOI and message (the first of each), read in one pass over its few children."""
     doi = message = None
-    for child in record_diagnostic:
+    for child in record_diagnostic[:]:
         name = LOCAL_NAMES[child.tag]
         if name == "doi":
             if doi is None:

@@ -19,12 +19,17 @@ _PAGE_PREFIX = re.compile(r"^[a-z]+(?=\d)")
 _PAGE_RANGE = re.compile(r"\s*[-\u2010-\u2015\u2212]\s*")
 _VOLUME_WORD = re.compile(r"^(?:vol(?:ume)?|no|nr|issue|iss|num(?:ber)?|v|n)\b\.?\s*", re.IGNORECASE)
 _LEADING_ARTICLE = re.compile(r"^(?:the|a|an) ")
+_ARTICLES = ("the ", "a ", "an ")  # what _LEADING_ARTICLE can match
 _YEAR = re.compile(r"(?<!\d)(\d{4})(?!\d)")
 _NOTE = re.compile(r"\([^()]*\)|\[[^\[\]]*\]")  # "(*package author*)", "[deceased]"
 _ENTITY_TEXT = re.compile(r"&(?:[a-zA-Z][a-zA-Z0-9]{1,31}|#[0-9]{1,7}|#[xX][0-9a-fA-F]{1,6});")
 _SURNAME_MARKS = ("(", "[", ",", "&")  # only names holding one of these need cleaning
 
 MAX_KEY_LENGTH = 512
+# ASCII letters lower-cased, digits kept, every other byte a space: for ASCII text, _NOT_WORD's runs of
+# non-word characters (underscore included) become single spaces once the result is split and joined.
+_ASCII_KEY_BYTES = bytes(
+    (c | 0x20 if chr(c).isalpha() else c) if c < 128 and chr(c).isalnum() else 0x20 for c in range(256))
 
 
 def fold(text: str) -> str:
@@ -40,7 +45,10 @@ def text_key(text: str | None) -> str | None:
     """The comparable form of a title or name; None when nothing comparable is left."""
     if not text:
         return None
-    key = _NOT_WORD.sub(" ", fold(text)).strip()
+    if text.isascii():  # most metadata: one C pass does what fold and _NOT_WORD do (a third of the time)
+        key = b" ".join(text.encode("ascii").translate(_ASCII_KEY_BYTES).split()).decode("ascii")
+    else:
+        key = _NOT_WORD.sub(" ", fold(text)).strip()
     return key[:MAX_KEY_LENGTH] or None
 
 
@@ -49,6 +57,8 @@ def title_key(text: str | None) -> str | None:
     key = text_key(text)
     if key is None:
         return None
+    if not key.startswith(_ARTICLES):  # most titles: no pattern search
+        return key
     return _LEADING_ARTICLE.sub("", key) or key
 
 

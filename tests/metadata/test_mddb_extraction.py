@@ -122,3 +122,75 @@ def test_corpus_spot_checks(name, doi, expected):
     _reader, records = read(corpus_dir("crossref-deposit") / name)
     [record] = [r for r in records if r.doi == doi]
     assert {key: getattr(record, key) for key in expected} == expected
+
+
+UNUSUAL_ARTICLES = [  # journal_article bodies (before doi_data) off the common shape, or at its edges
+    '<titles><title>Face <i>markup</i> and <sup>2</sup></title><subtitle>Sub</subtitle></titles>',
+    "<titles><title>  Spaces\n\t inside  </title><title>Second</title></titles><titles><title>X</title></titles>",
+    "<titles><original_language_title>Only original</original_language_title></titles><titles/>",
+    '<contributors><organization sequence="first" contributor_role="author">The <b>Org</b></organization>'
+    '<person_name sequence="additional"><surname>Two</surname><ORCID>https://orcid.org/0000-0002-1825-0097'
+    "</ORCID></person_name></contributors><contributors><person_name><surname>Ignored</surname></person_name>"
+    "</contributors>",
+    '<person_name contributor_role="author"><surname>Direct</surname></person_name>',
+    "<pages><first_page/><first_page>2</first_page><last_page>9</last_page><last_page>8</last_page></pages>",
+    "<pages><last_page>9</last_page></pages><pages><first_page>1</first_page></pages>",
+    '<publisher_item><item_number item_number_type="article_number"> e666 </item_number></publisher_item>',
+    '<pages><first_page>3</first_page></pages><publisher_item><item_number item_number_type="article_number">'
+    "e1</item_number></publisher_item>",
+    "<publication_date><month>5</month></publication_date>",
+    "<publication_date>2001-02</publication_date><publication_date><year>1999</year></publication_date>",
+    "<publication_date><month>5</month></publication_date><acceptance_date><year>2003</year></acceptance_date>",
+    '<issn media_type="print">0000-0019</issn>', "<isbn>978-3-16-148410-0</isbn>",
+    "<volume>9</volume>", "<edition_number>2</edition_number>", "<component_number>c1</component_number>",
+    "<publisher><publisher_name>P</publisher_name></publisher>",
+    "<!-- a comment --><?pi data?><titles><title>Commented<!-- x --> title</title></titles>",
+    "<crossmark><custom_metadata><program/></custom_metadata></crossmark><citation_list/>",
+]
+
+
+def test_common_records_read_in_one_pass_give_what_the_general_reading_gives(tmp_path, monkeypatch):
+    """Articles and their like take a one-pass reading; anything it does not cover goes the general way,
+    so every record (corpus files and shapes at the edges of the common one) comes out the same."""
+    import agency.metadata.extraction as extraction
+
+    articles = "".join(f'<journal_article publication_type="full_text">{body}{doi_data(f"10.5555/u.{n}")}'
+                       "</journal_article>" for n, body in enumerate(UNUSUAL_ARTICLES))
+    dated = journal("J", "1234-5679", "4", articles).replace(
+        "<journal_issue>", "<journal_issue><publication_date><year>2020</year></publication_date>", 1)
+    paths = [batch(tmp_path, journal("J", "1234-5679", "4", articles) + dated)]
+    paths += sorted(corpus_dir("crossref-deposit").glob("*.xml"))
+    plain = []
+    original = extraction._apply_plain
+    monkeypatch.setattr(extraction, "_apply_plain", lambda element, record: plain.append(
+        original(element, record)) or plain[-1])
+
+    def records(path) -> list:
+        try:
+            return list(BatchMetadataReader(path))
+        except Exception as exc:  # the corpus' refused files fail alike either way
+            return [type(exc).__name__]
+
+    fast = [records(path) for path in paths]
+    monkeypatch.setattr(extraction, "PLAIN_RECORDS", frozenset())
+    general = [records(path) for path in paths]
+    assert fast == general
+    assert plain.count(True) >= 40 and plain.count(False) >= 8  # both ways were taken
+
+
+def test_a_record_inherits_every_context_field_by_name():
+    """``inherited`` passes fields by position: each must land in the field of its own name."""
+    import dataclasses
+
+    from agency.metadata.extraction import RecordMetadata
+
+    base = RecordMetadata(**{f.name: (f"base-{f.name}" if f.type != "int" else 7) for f in dataclasses.fields(
+        RecordMetadata) if f.name not in ("year", "seq", "contributors", "identifiers")}, seq=0, year=1999,
+                          contributors=["base-person"], identifiers=["base-issn"])
+    record = base.inherited(5, "10.5555/x", "https://x", "2024", "journal_article")
+    given = {"seq": 5, "doi": "10.5555/x", "url": "https://x", "timestamp": "2024", "content_type": "journal_article"}
+    own = {"title": None, "first_page": None, "last_page": None, "component_number": None, "contributors": []}
+    for f in dataclasses.fields(RecordMetadata):
+        expected = given.get(f.name, own.get(f.name, getattr(base, f.name)))
+        assert getattr(record, f.name) == expected, f.name
+    assert record.identifiers is not base.identifiers  # the record's own list: base's stays as it is

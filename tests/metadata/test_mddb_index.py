@@ -66,6 +66,9 @@ def test_every_overlong_field_warns_once_in_a_fixed_order_after_title_and_identi
     for name in order:  # one field at a time: only its own warning
         assert prepare(article(2, "10.5555/one", **{name: fields[name]}), SOURCE).warnings == [
             cut[order.index(name)]]
+    at_limit = {name: "y" * limits[name] for name in order}  # as long as each column allows: kept whole
+    prepared = prepare(article(3, "10.5555/at-limit", **at_limit), SOURCE)
+    assert prepared.warnings == [] and all(prepared.row[name] == at_limit[name] for name in order)
 
 
 def test_a_record_the_database_refuses_fails_alone(svc):

@@ -74,3 +74,19 @@ def test_year_of():
 def test_fold_keeps_non_latin_letters():
     assert text_key("Журнал физики") == "журнал физики"
     assert fold("ÉCOLE") == "ecole"
+
+
+def test_ascii_text_keys_follow_the_general_rule_character_by_character():
+    """Plain ASCII takes a byte-table shortcut; it must give exactly what folding and the word pattern give."""
+    import random
+
+    from agency.metadata.text_keys import _NOT_WORD
+
+    def general(text: str) -> str | None:
+        return _NOT_WORD.sub(" ", fold(text)).strip()[:MAX_KEY_LENGTH] or None
+
+    every = "".join(map(chr, range(128)))
+    samples = [every, every[::-1], "_", "a_b", "A  B\x1c\x1fC", " " * 3, "x" * (MAX_KEY_LENGTH + 9), " y" * 400]
+    rnd = random.Random(18)
+    samples += ["".join(rnd.choice(every) for _ in range(rnd.randrange(1, 12))) for _ in range(20_000)]
+    assert [text_key(s) for s in samples] == [general(s) for s in samples]
