@@ -65,7 +65,23 @@ def make_engine(url: str, sqlite_cache_mib: int = DEFAULT_SQLITE_CACHE_MIB) -> E
         engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
         event.listen(engine, "connect", partial(_sqlite_pragmas, cache_mib=sqlite_cache_mib))
         return engine
-    return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=10)
+    engine = create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=10)
+    event.listen(engine, "connect", _postgresql_settings)
+    return engine
+
+
+def _postgresql_settings(dbapi_connection, _record) -> None:
+    """JIT off for the agency's sessions. PostgreSQL compiles a statement to machine code when its estimated
+    cost passes ``jit_above_cost``; the look-ups of piped queries join a list of keys whose cost the planner
+    overestimates as the tables grow, and at 10,000,000 DOIs spent 14.5 ms compiling a statement that ran in
+    0.6 ms (docs/scaling.md, session 8). Agency's statements are short look-ups and bounded pages."""
+    autocommit = dbapi_connection.autocommit
+    dbapi_connection.autocommit = True  # a SET outside any transaction: it lasts for the connection
+    try:
+        with dbapi_connection.cursor() as cursor:
+            cursor.execute("SET jit = off")
+    finally:
+        dbapi_connection.autocommit = autocommit
 
 
 @dataclass

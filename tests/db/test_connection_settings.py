@@ -1,5 +1,6 @@
-"""AGENCY_SQLITE_CACHE_MIB: every SQLite connection of an agency gets that page cache (the bound on its memory
-past the 2 GiB SQLite maps); PostgreSQL ignores it."""
+"""What every connection of an agency is set to: on SQLite the page cache of AGENCY_SQLITE_CACHE_MIB (the bound
+on its memory past the 2 GiB SQLite maps); on PostgreSQL JIT compilation off (it cost look-ups of piped queries
+14.5 ms of compiling for 0.6 ms of work at 10,000,000 DOIs)."""
 
 from __future__ import annotations
 
@@ -42,12 +43,20 @@ def test_every_connection_of_the_agency_gets_the_configured_cache(tmp_path):
         svc.db.engine.dispose()
 
 
-def test_postgresql_ignores_the_setting(database_url):
+def test_postgresql_connections_have_jit_off_and_ignore_the_cache_setting(database_url):
     if not database_url.startswith("postgresql"):
-        pytest.skip("PostgreSQL only: it has no per-connection page cache to set")
+        pytest.skip("PostgreSQL only: JIT is PostgreSQL's, and it has no per-connection page cache to set")
     db = open_database(database_url, sqlite_cache_mib=5)
     try:
-        with db.engine.connect() as connection:
-            assert connection.execute(text("SELECT 1")).scalar() == 1
+        first = db.engine.connect()
+        second = db.engine.connect()
+        try:
+            for connection in (first, second):
+                assert connection.execute(text("SHOW jit")).scalar() == "off"
+                connection.rollback()  # a SET inside a transaction would end with it: this one must not
+                assert connection.execute(text("SHOW jit")).scalar() == "off"
+        finally:
+            first.close()
+            second.close()
     finally:
         db.engine.dispose()
