@@ -107,6 +107,13 @@ class Agency:
                                                       guard=self.handle_key_guard).start()
         return self._handle_server
 
+    def fold_handle_counts(self) -> int:
+        """Fold every prefix's handle count rows into one (PostgreSQL's triggers add one per statement)."""
+        from agency.handles.counts import fold_counts
+
+        with self.db.transaction() as session:
+            return fold_counts(session)
+
     def finished_results(self, submission_id: int) -> list | None:
         """The results of a deposit the in-process worker just completed (once), else None:
         saves reading them back to answer a request that waited for them."""

@@ -9,13 +9,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from agency.accounts import PREFIX_PATTERN, AccountError
 from agency.admin.accounts import Change, account_by_login, audited_change
 from agency.admin.audit import Actor
-from agency.models import Account, Handle, Prefix
+from agency.handles.counts import prefix_count, prefix_counts
+from agency.models import Account, Prefix
 
 MAX_SERVICE_CHARS = 500
 
@@ -36,7 +37,7 @@ def normalized_prefix(prefix: str) -> str:
 
 
 def doi_count(session: Session, prefix: str) -> int:
-    return session.scalar(select(func.count()).select_from(Handle).where(Handle.prefix == prefix)) or 0
+    return prefix_count(session, prefix)
 
 
 def add(session: Session, actor: Actor, login: str, prefix: str, reason: str | None = None) -> Change:
@@ -69,7 +70,7 @@ def remove(session: Session, actor: Actor, prefix: str, reason: str | None = Non
 
 
 def list_prefixes(session: Session, login: str | None = None) -> list[PrefixSummary]:
-    counts = dict(session.execute(select(Handle.prefix, func.count()).group_by(Handle.prefix)).all())
+    counts = prefix_counts(session)
     query = select(Prefix.prefix, Account.login, Prefix.served_elsewhere).join(
         Account, Account.id == Prefix.account_id).order_by(Prefix.prefix)
     if login is not None:

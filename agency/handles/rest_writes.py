@@ -18,10 +18,11 @@ from dataclasses import dataclass
 from typing import Sequence
 from urllib.parse import unquote
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from agency.handles.admins import permission_for_value, permitted
+from agency.handles.counts import prefix_count
 from agency.handles.doi_syntax import doi_key
 from agency.handles.editing import PREFIX_NAMESPACE, EditError, HandleEditor, handle_prefix, handle_problem
 from agency.handles.protocol.directory import record_values
@@ -250,7 +251,7 @@ class RestWriter:
             return write_answer(NOT_RESPONSIBLE, message="That prefix doesn't live here.")
         record = self._values_of(PREFIX_NAMESPACE + prefix)
         self._require(PREFIX_NAMESPACE + prefix, record, LIST_HANDLES, "list the handles of this prefix")
-        total = self.session.scalar(select(func.count()).select_from(Handle).where(Handle.prefix == prefix))
+        total = prefix_count(self.session, prefix)
         size = min(page_size or MAX_PAGE_SIZE, MAX_PAGE_SIZE)
         query = page_of_prefix(prefix, (page or 0) * size, size)
         extra = {"prefix": prefix, "totalCount": str(total)}

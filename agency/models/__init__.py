@@ -5,7 +5,7 @@ from agency.models.accounts import Account, Prefix
 from agency.models.audit import AuditEvent
 from agency.models.callbacks import CallbackDelivery, CallbackTarget
 from agency.models.datacite import DataciteDoi, MetadataRelation
-from agency.models.handles import Handle, HandleChallenge, HandleValue
+from agency.models.handles import Handle, HandleChallenge, HandleCount, HandleValue
 from agency.models.metadata import (
     JobLock, JobRun, MddbLoad, MetadataContributor, MetadataIdentifier, MetadataLocator, MetadataRecord,
 )
@@ -28,6 +28,7 @@ __all__ = [
     "Prefix",
     "Handle",
     "HandleChallenge",
+    "HandleCount",
     "HandleValue",
     "JobLock",
     "JobRun",

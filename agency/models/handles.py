@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import Boolean, Float, ForeignKey, Index, Integer, LargeBinary, SmallInteger, String, Text, text
+from sqlalchemy import (
+    BigInteger, Boolean, Float, ForeignKey, Index, Integer, LargeBinary, SmallInteger, String, Text, text,
+)
 from sqlalchemy.orm import Mapped, mapped_column
 
 from agency.models.base import Base
@@ -39,6 +41,24 @@ class Handle(Base):
     interface: Mapped[str] = mapped_column(String(16), default="crossref", server_default="crossref")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class HandleCount(Base):
+    """A number of handles to add to a prefix's count: its count is the sum of its rows.
+
+    Kept by triggers on ``handles`` (migration 0016), never by the code that writes
+    handles, so no write path can miss one. On PostgreSQL every statement that adds
+    or removes handles adds a row per prefix (writers never wait on a shared
+    counter) and ``agency.handles.counts`` folds a prefix's rows into one; on SQLite
+    the trigger keeps one row per prefix. A schema made by ``create_all`` has no
+    triggers: agency's databases are made by the migrations.
+    """
+
+    __tablename__ = "handle_counts"
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer(), "sqlite"), primary_key=True)
+    prefix: Mapped[str] = mapped_column(String(64), index=True)
+    handles: Mapped[int] = mapped_column(BigInteger)
 
 
 class HandleValue(Base):

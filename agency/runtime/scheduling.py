@@ -47,6 +47,8 @@ log = logging.getLogger(__name__)
 MDDB_JOB = "mddb-load"
 MDDB_PROMPT_JOB = "mddb-prompt"  # newly completed deposits, every few seconds (shares the load's lease)
 MAIL_JOB = "mail-delivery"
+COUNT_FOLD_JOB = "handle-count-folding"
+COUNT_FOLD_SECONDS = 300  # every prefix's handle count rows folded into one this often (agency.handles.counts)
 ELECTION_JOB = "scheduler-election"
 SCHEDULER_LEASE = "scheduler"  # job_locks row: the one process whose scheduler runs the jobs
 
@@ -216,6 +218,13 @@ def run_mail_job(agency) -> None:
         log.exception("callback delivery run failed; the next run retries it")
 
 
+def run_count_fold_job(agency) -> None:
+    try:
+        agency.fold_handle_counts()
+    except Exception:
+        log.exception("folding the handle counts failed; the next run retries it")
+
+
 class _OverlapIsExpected(logging.Filter):
     """The prompt load runs every few seconds and a large batch's load outlasts that: APScheduler's
     warning that the next run was skipped because one is still running says nothing then."""
@@ -320,4 +329,7 @@ def build_scheduler(agency) -> BackgroundScheduler:
                                                                     timezone=timezone.utc),
                       args=[agency], id=MAIL_JOB, name="mail delivery", replace_existing=True,
                       next_run_time=now, **once)
+    scheduler.add_job(election.guard(run_count_fold_job), IntervalTrigger(seconds=COUNT_FOLD_SECONDS,
+                                                                          timezone=timezone.utc),
+                      args=[agency], id=COUNT_FOLD_JOB, name="handle count folding", replace_existing=True, **once)
     return scheduler

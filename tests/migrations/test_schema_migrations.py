@@ -7,7 +7,9 @@ from datetime import datetime, timezone
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import JSON, BigInteger, Boolean, DateTime, Integer, MetaData, String, Text, insert, inspect, select
+from sqlalchemy import (
+    JSON, BigInteger, Boolean, DateTime, Integer, MetaData, String, Text, insert, inspect, select, text,
+)
 
 from agency import migrations, models
 from agency.cli import main
@@ -228,7 +230,7 @@ def test_handle_tables_are_stored_in_key_order_on_sqlite(db, database_url, tmp_p
         before, rowid_tables = _snapshot(connection), _declarations(connection)
         assert "sqlite_autoindex_handles_1" in _look_up_plan(connection)
 
-    migrations.upgrade(db)
+    migrations.upgrade(db, "0015")
 
     with db.engine.connect() as connection:
         declared = _declarations(connection)
@@ -283,3 +285,39 @@ def test_an_unknown_revision_is_refused_with_a_message_and_changes_nothing(db, d
         assert f"'{revision}'" in error and "nothing was changed" in error and "Traceback" not in error
         with db.engine.connect() as connection:
             assert migrations.current_revisions(connection) == (ROWID_REVISION,)
+
+
+def _add_handles(connection, *names: str) -> None:
+    for name in names:
+        connection.execute(text(
+            "INSERT INTO handles (key, name, prefix, version, revision, account_id, submission_id, created_at, "
+            "updated_at) VALUES (:key, :name, :prefix, '1', 1, 1, 1, CURRENT_TIMESTAMP, CURRENT_TIMESTAMP)"),
+            {"key": name.lower(), "name": name, "prefix": name.split("/")[0]})
+
+
+def _kept_counts(connection) -> dict[str, int]:
+    return {prefix: int(n) for prefix, n in connection.execute(text(
+        "SELECT prefix, sum(handles) FROM handle_counts GROUP BY prefix"))}
+
+
+def test_handle_counts_are_filled_by_the_upgrade_kept_after_it_and_gone_with_a_downgrade(db):
+    """Migration 0016: the handles already there are counted once, later writes by the triggers; a downgrade
+    takes the table and its triggers away (a write afterwards does not reach for the missing table)."""
+    migrations.upgrade(db, "0015")
+    with db.engine.begin() as connection:
+        connection.execute(text("INSERT INTO accounts (login, email, password_hash, created_at) "
+                                "VALUES ('a', 'a@example.org', 'x', CURRENT_TIMESTAMP)"))
+        _add_handles(connection, "10.5555/A", "10.5555/B", "10.6666/C")
+    migrations.upgrade(db)
+    with db.engine.begin() as connection:
+        assert _kept_counts(connection) == {"10.5555": 2, "10.6666": 1}
+        _add_handles(connection, "10.6666/D", "10.7777/E")
+        connection.execute(text("DELETE FROM handles WHERE key = '10.5555/a'"))
+    with db.engine.begin() as connection:
+        assert _kept_counts(connection) == {"10.5555": 1, "10.6666": 2, "10.7777": 1}
+    migrations.downgrade(db, "0015")
+    with db.engine.begin() as connection:
+        assert "handle_counts" not in inspect(connection).get_table_names()
+        _add_handles(connection, "10.5555/F")
+        connection.execute(text("DELETE FROM handles WHERE key = '10.6666/c'"))
+        assert connection.scalar(text("SELECT count(*) FROM handles")) == 4
