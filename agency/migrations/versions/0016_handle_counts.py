@@ -72,13 +72,11 @@ POSTGRESQL_DOWN = (
     "DROP FUNCTION handle_counts_added()",
 )
 
-# The prefix's row made when missing, then changed; the index on prefix finds it.
-_SQLITE_ADD = """INSERT INTO handle_counts (prefix, handles) SELECT {row}.prefix, 0
-        WHERE NOT EXISTS (SELECT 1 FROM handle_counts WHERE prefix = {row}.prefix);
-    UPDATE handle_counts SET handles = handles + 1
-        WHERE id = (SELECT min(id) FROM handle_counts WHERE prefix = {row}.prefix);"""
-_SQLITE_TAKE = """UPDATE handle_counts SET handles = handles - 1
-        WHERE id = (SELECT min(id) FROM handle_counts WHERE prefix = {row}.prefix);"""
+# The prefix's row changed, or made when there was none (changes() in a trigger counts the rows of the trigger's
+# previous statement): one index seek per handle.
+_SQLITE_ADD = """UPDATE handle_counts SET handles = handles + 1 WHERE prefix = {row}.prefix;
+    INSERT INTO handle_counts (prefix, handles) SELECT {row}.prefix, 1 WHERE changes() = 0;"""
+_SQLITE_TAKE = "UPDATE handle_counts SET handles = handles - 1 WHERE prefix = {row}.prefix;"
 SQLITE_UP = (
     f"CREATE TRIGGER handles_counted_on_insert AFTER INSERT ON handles BEGIN\n    "
     f"{_SQLITE_ADD.format(row='NEW')}\nEND",
