@@ -341,6 +341,9 @@ def _apply_own(element, record: RecordMetadata) -> None:
 # path's last branch ("not in CONTEXT_TAGS") and none of its special cases.
 PLAIN_RECORDS = frozenset({"journal_article", "conference_paper", "content_item", "dataset", "posted_content",
                            "peer_review", "component"})
+# What _apply_plain reads of a record, in the order it unpacks them.
+_PLAIN_CHILDREN_READ = ("titles", "contributors", "publication_date", "pages", "publisher_item")
+_PLAIN_CHILDREN = frozenset(_PLAIN_CHILDREN_READ)
 # What _apply_any reads of such a record that _apply_plain does not: with any of these, the general path.
 _UNUSUAL_CHILDREN = frozenset({"issn", "isbn", "person_name", "volume", "edition_number", "publisher",
                                "component_number", *(_DATES[1:])})
@@ -350,38 +353,25 @@ def _apply_plain(element, record: RecordMetadata) -> bool:
     """The common record (titles, contributors, a publication date, pages, a publisher item, and what
     no field is read from) in one pass over its children, with what ``_apply_any`` gives it; False,
     the record untouched, when the record holds anything else ``_apply_any`` reads."""
-    titles = contributors = date = pages = item = None
+    found: dict[str, object] = {}  # the first child of each name _PLAIN_CHILDREN reads
     local = _LOCAL
     for child in element[:]:
         name = local[child.tag]
-        if name == "titles":
-            if titles is None:
-                titles = child
-        elif name == "contributors":
-            if contributors is None:
-                contributors = child
-        elif name == "publication_date":
-            if date is None:
-                date = child
-        elif name == "pages":
-            if pages is None:
-                pages = child
-        elif name == "publisher_item":
-            if item is None:
-                item = child
+        if name in _PLAIN_CHILDREN:
+            if name not in found:
+                found[name] = child
         elif name in _UNUSUAL_CHILDREN:
             return False
+    titles, contributors, date, pages, item = (found.get(name) for name in _PLAIN_CHILDREN_READ)
     if titles is not None:
         record.title = _text(titles, "title") or record.title
     if pages is not None:
-        first = last = None
+        bounds: dict[str, object] = {}
         for child in pages[:]:
             name = local[child.tag]
-            if name == "first_page":
-                if first is None:
-                    first = child
-            elif name == "last_page" and last is None:
-                last = child
+            if (name == "first_page" or name == "last_page") and name not in bounds:
+                bounds[name] = child
+        first, last = bounds.get("first_page"), bounds.get("last_page")
         record.first_page = _leaf_text(first) if first is not None else None
         record.last_page = _leaf_text(last) if last is not None else None
     if record.first_page is None and item is not None:
