@@ -12,7 +12,7 @@ from apscheduler.triggers.interval import IntervalTrigger
 
 from agency.metadata.index import MetadataWriter
 from agency.models import JobLock
-from agency.runtime.scheduling import (ELECTION_JOB, MAIL_JOB, MDDB_JOB, MDDB_PROMPT_JOB, JobLease, LeaseLost, build_scheduler, last_run, missed_since,
+from agency.runtime.scheduling import (COUNT_FOLD_JOB, ELECTION_JOB, MAIL_JOB, MDDB_JOB, MDDB_PROMPT_JOB, JobLease, LeaseLost, build_scheduler, last_run, missed_since,
                                mddb_trigger)
 from agency.services import build_agency
 from batchgen import deposit_xml, many
@@ -158,7 +158,7 @@ def test_missed_runs_are_recognized(settings):
 def test_scheduler_jobs_and_catch_up_after_a_restart(svc, client, alice):
     scheduler = build_scheduler(svc)  # never ran: the load is due at once
     jobs = {job.id: job for job in scheduler.get_jobs()}
-    assert set(jobs) == {MDDB_JOB, MDDB_PROMPT_JOB, MAIL_JOB, ELECTION_JOB}
+    assert set(jobs) == {MDDB_JOB, MDDB_PROMPT_JOB, MAIL_JOB, ELECTION_JOB, COUNT_FOLD_JOB}
     load_job = jobs[MDDB_JOB]
     assert load_job.coalesce is True and load_job.max_instances == 1
     assert load_job.misfire_grace_time == svc.settings.mddb_misfire_grace_seconds
