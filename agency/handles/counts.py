@@ -18,9 +18,12 @@ from agency.models import HandleCount
 FOLD_AT = 64  # count rows of one prefix a reader sums before it folds them
 
 # One statement takes the rows and puts back their sum: rows that concurrent writers add meanwhile are not
-# in its snapshot and stay. Prefixes whose sum is 0 (every handle deleted) keep no row.
-_FOLD = """WITH taken AS (DELETE FROM handle_counts WHERE prefix IN (
-    SELECT prefix FROM handle_counts {only} GROUP BY prefix HAVING count(*) > 1) RETURNING prefix, handles)
+# in its snapshot and stay; rows another fold holds are skipped, not waited for (no fold waits or deadlocks,
+# so a reader's fold cannot fail its request). Prefixes whose sum is 0 (every handle deleted) keep no row.
+_FOLD = """WITH taken AS (DELETE FROM handle_counts WHERE id IN (
+    SELECT id FROM handle_counts WHERE prefix IN (
+        SELECT prefix FROM handle_counts {only} GROUP BY prefix HAVING count(*) > 1)
+    FOR UPDATE SKIP LOCKED) RETURNING prefix, handles)
 INSERT INTO handle_counts (prefix, handles)
 SELECT prefix, sum(handles) FROM taken GROUP BY prefix HAVING sum(handles) <> 0"""
 

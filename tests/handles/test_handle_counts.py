@@ -126,3 +126,20 @@ def test_concurrent_writers_and_folding_never_wait_for_each_other(postgresql, al
     with postgresql.db.sessions() as session:
         assert prefix_count(session, "10.5555") == 4 == counted(session)["10.5555"]
         assert count_rows(session, "10.5555") == 2  # the fold's row, and the first writer's
+
+
+def test_two_folds_at_once_neither_waits_nor_loses_a_row(postgresql, alice):
+    """A fold skips the rows another (still open) fold holds: the reader's fold never fails its request on a
+    lock wait or a deadlock, and the skipped rows are folded later."""
+    with postgresql.db.transaction() as session:
+        for n in range(5):
+            session.execute(insert(Handle), [handle_row(f"10.5555/s.{n}")])
+    engine = postgresql.db.engine
+    with engine.connect() as first, engine.connect() as second:
+        assert fold_counts(Session(bind=first)) == 1  # holds the five rows, not committed
+        second.execute(text("SET lock_timeout = '2s'"))
+        assert fold_counts(Session(bind=second)) == 0  # skipped them
+        second.commit()
+        first.commit()
+    with postgresql.db.sessions() as session:
+        assert count_rows(session, "10.5555") == 1 and prefix_count(session, "10.5555") == 5
