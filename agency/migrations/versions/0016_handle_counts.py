@@ -32,22 +32,22 @@ branch_labels = None
 depends_on = None
 
 POSTGRESQL_UP = (
-    """CREATE FUNCTION handle_counts_added() RETURNS trigger LANGUAGE plpgsql AS $$
+    """CREATE OR REPLACE FUNCTION handle_counts_added() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
     INSERT INTO handle_counts (prefix, handles) SELECT prefix, count(*) FROM added GROUP BY prefix;
     RETURN NULL;
 END $$""",
-    """CREATE FUNCTION handle_counts_removed() RETURNS trigger LANGUAGE plpgsql AS $$
+    """CREATE OR REPLACE FUNCTION handle_counts_removed() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
     INSERT INTO handle_counts (prefix, handles) SELECT prefix, -count(*) FROM removed GROUP BY prefix;
     RETURN NULL;
 END $$""",
-    """CREATE FUNCTION handle_counts_moved() RETURNS trigger LANGUAGE plpgsql AS $$
+    """CREATE OR REPLACE FUNCTION handle_counts_moved() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
     INSERT INTO handle_counts (prefix, handles) VALUES (OLD.prefix, -1), (NEW.prefix, 1);
     RETURN NULL;
 END $$""",
-    """CREATE FUNCTION handle_counts_emptied() RETURNS trigger LANGUAGE plpgsql AS $$
+    """CREATE OR REPLACE FUNCTION handle_counts_emptied() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
     DELETE FROM handle_counts;
     RETURN NULL;
