@@ -795,8 +795,9 @@ def measure_one(agency: Agency, keep: Path, base: int, total: int, seed: int, se
     work.mkdir(parents=True, exist_ok=True)
     samples = pickle.loads((keep / f"run-samples-{base}-{seed}.pickle").read_bytes())
     out: dict = {"dois": total}
-    build_agency(scale_settings(agency, work)).db.engine.dispose()  # a kept agency's schema upgraded before any
-    # server starts: gunicorn's processes refuse a PostgreSQL schema that is behind
+    # A kept agency's schema is upgraded before any server starts: gunicorn's processes refuse a PostgreSQL
+    # schema that is behind.
+    build_agency(scale_settings(agency, work)).db.engine.dispose()
     steps = (("resolution and paging", lambda: measure_resolution(agency, work, total, base, seconds, out)),
              ("Handle protocol", lambda: measure_handle_protocol(agency, work, total, base, seconds / 2, out)),
              ("piped queries", lambda: measure_queries(agency, samples, out)),

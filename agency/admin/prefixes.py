@@ -36,10 +36,6 @@ def normalized_prefix(prefix: str) -> str:
     return prefix
 
 
-def doi_count(session: Session, prefix: str) -> int:
-    return prefix_count(session, prefix)
-
-
 def add(session: Session, actor: Actor, login: str, prefix: str, reason: str | None = None) -> Change:
     prefix = normalized_prefix(prefix)
     account = account_by_login(session, login)
@@ -59,7 +55,7 @@ def remove(session: Session, actor: Actor, prefix: str, reason: str | None = Non
     row = session.get(Prefix, prefix, with_for_update=True)
     if row is None:
         raise AccountError(f"prefix {prefix} is not served here")
-    count = doi_count(session, prefix)
+    count = prefix_count(session, prefix)
     if count:
         raise AccountError(f"prefix {prefix} still has {count} DOI(s): refused (transfer them to another "
                            "account, or export the prefix, first)")
