@@ -206,3 +206,58 @@ def test_a_key_that_finds_more_than_a_look_up_returns_never_answers_from_a_parti
     assert outcomes[1] == Found("10.5555/other")
     for outcome in (outcomes[0], outcomes[2]):
         assert isinstance(outcome, NoMatch) and "too many registered records share" in outcome.detail, outcome
+
+
+def _seeking_and_filtering(strategy_name: str):
+    strategy = next(s for s in FALLBACK_STRATEGIES if s.name == strategy_name)
+    assert strategy.seeks_rule_out
+    return strategy, replace(strategy, seeks_rule_out=False)
+
+
+def test_a_rule_out_sought_in_the_index_finds_what_the_filter_keeps(svc, database_url):
+    """PostgreSQL seeks the volume of an author + year + page look-up in the index, one branch of the
+    rule-out at a time; every kind of record volume (the line's, another, '', none) against every kind of
+    line volume (one, '', none) must give exactly the rows the one-condition statement gives."""
+    if database_url.startswith("sqlite"):
+        pytest.skip("SQLite tests the rule-out on the index entry with the one condition: nothing to compare")
+    index(svc, _same_citation(16, volume=lambda n: [None, "7", "8", "x"][n % 4]))
+    with svc.db.transaction() as session:  # the loader stores no empty volume; the rule-out still allows one
+        session.execute(text("UPDATE metadata_records SET volume_key = '' WHERE volume_key = 'x'"))
+    seeking, filtering = _seeking_and_filtering("author+year+page")
+    with svc.db.engine.connect() as connection:
+        author_year_page = _author_year_page(connection)
+        key_rows = [(*author_year_page, volume) for volume in ("7", "9", "", None)]
+        for row in key_rows:
+            sought = sorted(map(tuple, _lookup_rows(connection, seeking, [row])))
+            filtered = sorted(map(tuple, _lookup_rows(connection, filtering, [row])))
+            assert sought == filtered, row
+        counts = [len(_lookup_rows(connection, seeking, [row])) for row in key_rows]
+        both = sorted(map(tuple, _lookup_rows(connection, seeking, key_rows)))
+        assert both == sorted(map(tuple, _lookup_rows(connection, filtering, key_rows)))
+    # volume 7: its 4 and the 8 with none or ''; 9: those 8; '': all with '' or none (8); none: all 16
+    assert counts == [12, 8, 8, 16], counts
+
+
+def _author_year_page(connection) -> tuple:
+    """The keys the indexed records share (as the loader made them)."""
+    [row] = connection.execute(text("SELECT DISTINCT first_author_key, year, first_page_key FROM metadata_records"))
+    return tuple(row)
+
+
+def test_postgresql_seeks_the_volume_in_the_index_and_reads_no_row_it_rules_out(svc, database_url):
+    """The plan of the author + year + page look-up: the volume is an index condition of every branch
+    that has one, and no row is fetched only to be removed by a filter."""
+    if database_url.startswith("sqlite"):
+        pytest.skip("PostgreSQL's plan; SQLite's are checked by test_look_ups_probe_indexes_when_most_titles_...")
+    index(svc, _same_citation(300, volume=lambda n: str(n) if n else None))
+    with svc.db.engine.connect() as connection:
+        connection.execute(text("ANALYZE metadata_records"))
+        strategy, _ = _seeking_and_filtering("author+year+page")
+        keys, prepared = _lookup(strategy, connection.dialect)
+        parameters = prepared.parameters(keys.parameters([(*_author_year_page(connection), "999")] * 20))
+        plan = [row[0] for row in connection.exec_driver_sql(
+            "EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF) " + prepared.sql, parameters)]
+    shown = "\n".join(plan)
+    # Every branch but "no volume in the line" (which the planner may scan here: all 300 rows share its keys).
+    assert sum("Index Cond" in line and "volume_key" in line for line in plan) == 3, shown
+    assert "Rows Removed by Filter" not in shown, shown
