@@ -46,15 +46,26 @@ class ReportRow:
     last_submission_id: int
 
 
-def _statement(account_id: int, prefix: str, title: str | None):
+def _statement(account_id: int, prefix: str, title: str | None, dialect_name: str):
+    owned = (Handle.prefix == prefix, Handle.account_id == account_id)
+    if dialect_name == "postgresql":
+        # The prefix's handles in key order, planned on their own (a subquery with OFFSET is not merged into
+        # the joins): joined at once, PostgreSQL's cursor plan walked the whole primary key for the merge join
+        # with metadata_records and filtered the prefix out of every handle, 9,000,000 rows read and dropped
+        # at 10,000,000 DOIs (3.7 s of the query's 4.3 s), where the (prefix, key) index gives the same order.
+        handle = aliased(Handle, select(Handle).where(*owned).order_by(Handle.key).offset(0).subquery("owned"))
+        query = select(handle)
+    else:
+        handle = Handle
+        query = select(Handle).where(*owned)
     alias = aliased(HandleValue)
-    query = (select(Handle.name, MetadataRecord.title, MetadataRecord.journal_title, Handle.prefix, Handle.version,
-                    Handle.created_at, Handle.updated_at, alias.data, Withdrawal.active, Handle.submission_id)
-             .outerjoin(MetadataRecord, MetadataRecord.doi_key == Handle.key)
-             .outerjoin(alias, and_(alias.handle_key == Handle.key, alias.idx == ALIAS_INDEX))
-             .outerjoin(Withdrawal, and_(Withdrawal.handle_key == Handle.key, Withdrawal.active.is_(True)))
-             .where(Handle.prefix == prefix, Handle.account_id == account_id)
-             .order_by(Handle.key))
+    query = (query.with_only_columns(
+                handle.name, MetadataRecord.title, MetadataRecord.journal_title, handle.prefix, handle.version,
+                handle.created_at, handle.updated_at, alias.data, Withdrawal.active, handle.submission_id)
+             .outerjoin(MetadataRecord, MetadataRecord.doi_key == handle.key)
+             .outerjoin(alias, and_(alias.handle_key == handle.key, alias.idx == ALIAS_INDEX))
+             .outerjoin(Withdrawal, and_(Withdrawal.handle_key == handle.key, Withdrawal.active.is_(True)))
+             .order_by(handle.key))
     if title:
         wanted = title.lower()
         query = query.where(or_(*(func.lower(column).contains(wanted, autoescape=True)
@@ -73,7 +84,7 @@ def depositor_rows(db: Database, registrant: Registrant, prefix: str, title: str
 def _rows(db: Database, account_id: int, prefix: str, title: str | None) -> Iterator[ReportRow]:
     with db.sessions() as session:
         for (name, own_title, journal_title, owning, version, created, updated, alias_of, withdrawn,
-             submission_id) in session.execute(_statement(account_id, prefix, title)):
+             submission_id) in session.execute(_statement(account_id, prefix, title, db.engine.dialect.name)):
             state = "withdrawn" if withdrawn else "alias" if alias_of else "active"
             yield ReportRow(name, own_title or journal_title, owning, shown_version(version), created.isoformat(),
                             updated.isoformat(), state, value_text(alias_of), submission_id)
