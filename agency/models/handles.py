@@ -72,7 +72,12 @@ class HandleValue(Base):
     """
 
     __tablename__ = "handle_values"
-    __table_args__ = {"sqlite_with_rowid": False}  # as ``handles``: a handle's values are one range of one tree
+    __table_args__ = (
+        # The HS_ALIAS values (index 3, ``handles.store.ALIAS_INDEX``) alone: the depositor report joins them to
+        # a prefix's handles, which otherwise read every value of the agency to find the few aliases.
+        Index("ix_handle_values_alias", "handle_key", sqlite_where=text("idx = 3"), postgresql_where=text("idx = 3")),
+        {"sqlite_with_rowid": False},  # as ``handles``: a handle's values are one range of one tree
+    )
 
     handle_key: Mapped[str] = mapped_column(
         String(2048), ForeignKey("handles.key", ondelete="CASCADE"), primary_key=True

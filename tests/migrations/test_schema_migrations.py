@@ -321,3 +321,32 @@ def test_handle_counts_are_filled_by_the_upgrade_kept_after_it_and_gone_with_a_d
         _add_handles(connection, "10.5555/F")
         connection.execute(text("DELETE FROM handles WHERE key = '10.6666/c'"))
         assert connection.scalar(text("SELECT count(*) FROM handles")) == 4
+
+
+def _alias_index(connection) -> list[dict]:
+    return [i for i in inspect(connection).get_indexes("handle_values") if i["name"] == "ix_handle_values_alias"]
+
+
+def test_the_alias_index_holds_the_aliases_alone_and_goes_with_a_downgrade(db):
+    """Migration 0017: an index of the HS_ALIAS values (index 3) only, made over the values already there, and
+    the values all kept."""
+    migrations.upgrade(db, "0016")
+    with db.engine.begin() as connection:
+        connection.execute(text("INSERT INTO accounts (login, email, password_hash, created_at) "
+                                "VALUES ('a', 'a@example.org', 'x', CURRENT_TIMESTAMP)"))
+        _add_handles(connection, "10.5555/A", "10.5555/B")
+        for key, idx, data in (("10.5555/a", 1, b"https://example.org/a"), ("10.5555/b", 1, b"https://example.org/b"),
+                               ("10.5555/a", 3, b"10.5555/B")):
+            connection.execute(text("INSERT INTO handle_values (handle_key, idx, type, data, ttl, timestamp) "
+                                    "VALUES (:key, :idx, 'URL', :data, 86400, CURRENT_TIMESTAMP)"),
+                               {"key": key, "idx": idx, "data": data})
+    migrations.upgrade(db)
+    with db.engine.begin() as connection:
+        [index] = _alias_index(connection)
+        assert index["column_names"] == ["handle_key"]
+        where = index.get("dialect_options", {})
+        assert "idx = 3" in str(where.get("postgresql_where") or where.get("sqlite_where")), index
+        assert connection.scalar(text("SELECT count(*) FROM handle_values")) == 3
+    migrations.downgrade(db, "0016")
+    with db.engine.begin() as connection:
+        assert _alias_index(connection) == []
