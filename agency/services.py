@@ -107,12 +107,14 @@ class Agency:
                                                       guard=self.handle_key_guard).start()
         return self._handle_server
 
-    def fold_handle_counts(self) -> int:
-        """Fold every prefix's handle count rows into one (PostgreSQL's triggers add one per statement)."""
+    def fold_counts(self) -> int:
+        """Fold every prefix's handle count rows into one, and the metadata record count's (PostgreSQL's
+        triggers add a row per statement); the number of counts folded."""
         from agency.handles.counts import fold_counts
+        from agency.metadata.record_count import fold_record_counts
 
         with self.db.transaction() as session:
-            return fold_counts(session)
+            return fold_counts(session) + int(fold_record_counts(session))
 
     def finished_results(self, submission_id: int) -> list | None:
         """The results of a deposit the in-process worker just completed (once), else None:

@@ -44,8 +44,9 @@ from agency.metadata.extraction import BatchHead, BatchMetadataReader, RecordMet
 from agency.metadata.index import (
     SKIPPED, IndexResult, LoadSource, MetadataWriter, PreparedRecord, failure_reason, prepare,
 )
+from agency.metadata.record_count import indexed_records
 from agency.metadata.resources import ResourcePart, ResourcePartReader, is_resource_batch, write_parts
-from agency.models import Account, MddbLoad, MetadataRecord, Submission
+from agency.models import Account, MddbLoad, Submission
 from agency.models.submissions import COMPLETED
 from agency.models.submissions import REFUSED as REFUSED_SUBMISSION
 from agency.models.types import utcnow
@@ -296,7 +297,7 @@ class MddbLoader:
 
     def status(self) -> MddbStatus:
         with self.db.sessions() as session:
-            records = session.scalar(select(func.count()).select_from(MetadataRecord)) or 0
+            records = indexed_records(session)
             loads = dict(session.execute(select(MddbLoad.status, func.count()).group_by(MddbLoad.status)).all())
             failed = list(session.scalars(select(MddbLoad).where(MddbLoad.status == FAILED)
                                           .order_by(MddbLoad.folder)))

@@ -7,7 +7,8 @@ from agency.models.callbacks import CallbackDelivery, CallbackTarget
 from agency.models.datacite import DataciteDoi, MetadataRelation
 from agency.models.handles import Handle, HandleChallenge, HandleCount, HandleValue
 from agency.models.metadata import (
-    JobLock, JobRun, MddbLoad, MetadataContributor, MetadataIdentifier, MetadataLocator, MetadataRecord,
+    JobLock, JobRun, MddbLoad, MetadataContributor, MetadataCount, MetadataIdentifier, MetadataLocator,
+    MetadataRecord,
 )
 from agency.models.metadata import MetadataJournalTitle
 from agency.models.operators import Operator
@@ -34,6 +35,7 @@ __all__ = [
     "JobRun",
     "MddbLoad",
     "MetadataContributor",
+    "MetadataCount",
     "MetadataIdentifier",
     "MetadataJournalTitle",
     "MetadataLocator",

@@ -48,7 +48,7 @@ MDDB_JOB = "mddb-load"
 MDDB_PROMPT_JOB = "mddb-prompt"  # newly completed deposits, every few seconds (shares the load's lease)
 MAIL_JOB = "mail-delivery"
 COUNT_FOLD_JOB = "handle-count-folding"
-COUNT_FOLD_SECONDS = 300  # every prefix's handle count rows folded into one this often (agency.handles.counts)
+COUNT_FOLD_SECONDS = 300  # count rows folded into one this often (agency.handles.counts, agency.metadata.record_count)
 ELECTION_JOB = "scheduler-election"
 SCHEDULER_LEASE = "scheduler"  # job_locks row: the one process whose scheduler runs the jobs
 
@@ -220,9 +220,9 @@ def run_mail_job(agency) -> None:
 
 def run_count_fold_job(agency) -> None:
     try:
-        agency.fold_handle_counts()
+        agency.fold_counts()
     except Exception:
-        log.exception("folding the handle counts failed; the next run retries it")
+        log.exception("folding the handle and metadata record counts failed; the next run retries it")
 
 
 class _OverlapIsExpected(logging.Filter):
@@ -331,5 +331,5 @@ def build_scheduler(agency) -> BackgroundScheduler:
                       next_run_time=now, **once)
     scheduler.add_job(election.guard(run_count_fold_job), IntervalTrigger(seconds=COUNT_FOLD_SECONDS,
                                                                           timezone=timezone.utc),
-                      args=[agency], id=COUNT_FOLD_JOB, name="handle count folding", replace_existing=True, **once)
+                      args=[agency], id=COUNT_FOLD_JOB, name="handle and record count folding", replace_existing=True, **once)
     return scheduler

@@ -90,7 +90,7 @@ def test_the_scheduler_job_folds_every_prefix(svc, alice):
             for n in range(3):
                 session.execute(insert(Handle), [handle_row(f"{prefix}/f.{n}")])
         session.execute(delete(Handle).where(Handle.prefix == "10.6666"))
-    folded = svc.fold_handle_counts()
+    folded = svc.fold_counts()
     with svc.db.sessions() as session:
         rows = dict(session.execute(select(HandleCount.prefix, func.count()).group_by(HandleCount.prefix)).all())
         if svc.db.dialect == "postgresql":

@@ -8,7 +8,7 @@ import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import (
-    JSON, BigInteger, Boolean, DateTime, Integer, MetaData, String, Text, insert, inspect, select, text,
+    JSON, BigInteger, Boolean, DateTime, Integer, MetaData, String, Text, inspect, select, text,
 )
 
 from agency import migrations, models
@@ -350,3 +350,31 @@ def test_the_alias_index_holds_the_aliases_alone_and_goes_with_a_downgrade(db):
     migrations.downgrade(db, "0016")
     with db.engine.begin() as connection:
         assert _alias_index(connection) == []
+
+
+def _add_records(connection, *keys: str) -> None:
+    for key in keys:
+        connection.execute(text(
+            "INSERT INTO metadata_records (doi_key, doi, prefix, content_type, body_type, version, batch_folder, "
+            "depositor_login, indexed_at) VALUES (:key, :key, '10.5555', 'journal_article', 'journal', '1', 'f', 'a', "
+            "CURRENT_TIMESTAMP)"), {"key": key})
+
+
+def test_the_record_count_is_filled_by_the_upgrade_kept_after_it_and_gone_with_a_downgrade(db):
+    """Migration 0018: the records already indexed are counted once, later ones by the triggers; a downgrade
+    takes the table and its triggers away (a write afterwards does not reach for the missing table)."""
+    migrations.upgrade(db, "0017")
+    with db.engine.begin() as connection:
+        _add_records(connection, "10.5555/A", "10.5555/B")
+    migrations.upgrade(db)
+    with db.engine.begin() as connection:
+        _add_records(connection, "10.5555/C")
+        connection.execute(text("DELETE FROM metadata_records WHERE doi_key = '10.5555/A'"))
+    with db.engine.begin() as connection:
+        assert connection.scalar(text("SELECT sum(records) FROM metadata_counts")) == 2
+    migrations.downgrade(db, "0017")
+    with db.engine.begin() as connection:
+        assert "metadata_counts" not in inspect(connection).get_table_names()
+        _add_records(connection, "10.5555/D")
+        connection.execute(text("DELETE FROM metadata_records WHERE doi_key = '10.5555/B'"))
+        assert connection.scalar(text("SELECT count(*) FROM metadata_records")) == 2

@@ -1,0 +1,39 @@
+"""How many records the metadata database holds, read from the rows the triggers of migration 0018 keep.
+
+The count is the sum of ``metadata_counts``. On PostgreSQL every statement that adds
+or removes records adds a row, so the rows are folded back into one: by a reader that
+finds more than ``FOLD_AT`` of them, and every five minutes by the scheduler, with the
+handle counts (``agency.runtime.scheduling.COUNT_FOLD_JOB``). A count costs a few rows
+however many records there are.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import func, select, text
+from sqlalchemy.orm import Session
+
+from agency.models import MetadataCount
+
+FOLD_AT = 64  # rows a reader sums before it folds them
+
+# One statement takes the rows and puts back their sum: rows that a load adds meanwhile are not in its snapshot
+# and stay; rows another fold holds are skipped, not waited for, so a reader's fold never waits or deadlocks.
+_FOLD = """WITH taken AS (DELETE FROM metadata_counts WHERE id IN (
+    SELECT id FROM metadata_counts WHERE (SELECT count(*) FROM metadata_counts) > 1
+    FOR UPDATE SKIP LOCKED) RETURNING records)
+INSERT INTO metadata_counts (records) SELECT sum(records) FROM taken HAVING count(*) > 0"""
+
+
+def indexed_records(session: Session) -> int:
+    """The number of records in the metadata database, as of this transaction's view of the counts."""
+    total, rows = session.execute(select(func.coalesce(func.sum(MetadataCount.records), 0), func.count())).one()
+    if rows > FOLD_AT:
+        fold_record_counts(session)
+    return int(total)
+
+
+def fold_record_counts(session: Session) -> bool:
+    """Fold the count rows into one; whether there was anything to fold. Only PostgreSQL's triggers add rows."""
+    if session.get_bind().dialect.name != "postgresql":
+        return False
+    return session.execute(text(_FOLD)).rowcount > 0
