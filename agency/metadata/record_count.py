@@ -1,10 +1,13 @@
-"""How many records the metadata database holds, read from the rows the triggers of migration 0018 keep.
+"""How many records the metadata database holds.
 
-The count is the sum of ``metadata_counts``. On PostgreSQL every statement that adds
-or removes records adds a row, so the rows are folded back into one: by a reader that
-finds more than ``FOLD_AT`` of them, and every five minutes by the scheduler, with the
-handle counts (``agency.runtime.scheduling.COUNT_FOLD_JOB``). A count costs a few rows
-however many records there are.
+On PostgreSQL, the sum of the ``metadata_counts`` rows that the triggers of migration
+0018 add, one per statement that adds or removes records; the rows are folded back
+into one by a reader that finds more than ``FOLD_AT`` of them, and every five minutes
+by the scheduler with the handle counts (``agency.runtime.scheduling.COUNT_FOLD_JOB``).
+A count costs a few rows however many records there are (a count of the records took
+1.1-1.7 s at 10,000,000). On SQLite, ``count(*)``: it reads only the page headers of
+one index (57-158 ms at 10,000,000), where a row trigger would have cost each loaded
+record a statement journal (see the migration).
 """
 
 from __future__ import annotations
@@ -12,7 +15,7 @@ from __future__ import annotations
 from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session
 
-from agency.models import MetadataCount
+from agency.models import MetadataCount, MetadataRecord
 
 FOLD_AT = 64  # rows a reader sums before it folds them
 
@@ -25,7 +28,9 @@ INSERT INTO metadata_counts (records) SELECT sum(records) FROM taken HAVING coun
 
 
 def indexed_records(session: Session) -> int:
-    """The number of records in the metadata database, as of this transaction's view of the counts."""
+    """The number of records in the metadata database, as of this transaction's view."""
+    if session.get_bind().dialect.name != "postgresql":
+        return session.scalar(select(func.count()).select_from(MetadataRecord))
     total, rows = session.execute(select(func.coalesce(func.sum(MetadataCount.records), 0), func.count())).one()
     if rows > FOLD_AT:
         fold_record_counts(session)
@@ -33,7 +38,7 @@ def indexed_records(session: Session) -> int:
 
 
 def fold_record_counts(session: Session) -> bool:
-    """Fold the count rows into one; whether there was anything to fold. Only PostgreSQL's triggers add rows."""
+    """Fold the count rows into one; whether there was anything to fold. Only PostgreSQL keeps them."""
     if session.get_bind().dialect.name != "postgresql":
         return False
     return session.execute(text(_FOLD)).rowcount > 0

@@ -164,13 +164,12 @@ class MetadataJournalTitle(Base):
 
 
 class MetadataCount(Base):
-    """A number of records to add to the index's count: the count is the sum of the rows.
+    """A number of records to add to the metadata database's count (PostgreSQL): the count is the rows' sum.
 
-    Kept by triggers on ``metadata_records`` (migration 0018), as ``handle_counts`` is kept on
-    ``handles``: PostgreSQL adds a row per statement that adds or removes records and
-    ``agency.metadata.record_count`` folds them into one; SQLite's trigger keeps one row.
-    The staff console shows the number on every page load, and counting 10,000,000 records
-    took a second there.
+    Kept by statement-level triggers on ``metadata_records`` (migration 0018), as
+    ``handle_counts`` is kept on ``handles``, and folded by ``agency.metadata.record_count``.
+    The staff console shows the number on every page load; counting 10,000,000 records took
+    PostgreSQL over a second. Unused on SQLite, which counts a table from its pages' headers.
     """
 
     __tablename__ = "metadata_counts"
