@@ -315,12 +315,19 @@ def test_handle_counts_are_filled_by_the_upgrade_kept_after_it_and_gone_with_a_d
         connection.execute(text("DELETE FROM handles WHERE key = '10.5555/a'"))
     with db.engine.begin() as connection:
         assert _kept_counts(connection) == {"10.5555": 1, "10.6666": 2, "10.7777": 1}
-    migrations.downgrade(db, "0015")
+    _gone_after_downgrade(db, "0015", "handle_counts", lambda connection: _add_handles(connection, "10.5555/F"),
+                          "handles", "key = '10.6666/c'", rows=4)
+
+
+def _gone_after_downgrade(db, revision: str, counts: str, add, table: str, removed: str, rows: int) -> None:
+    """Downgraded to ``revision``, the ``counts`` table is gone, and adding to and deleting from ``table``
+    (whose triggers kept it) no longer reach for it."""
+    migrations.downgrade(db, revision)
     with db.engine.begin() as connection:
-        assert "handle_counts" not in inspect(connection).get_table_names()
-        _add_handles(connection, "10.5555/F")
-        connection.execute(text("DELETE FROM handles WHERE key = '10.6666/c'"))
-        assert connection.scalar(text("SELECT count(*) FROM handles")) == 4
+        assert counts not in inspect(connection).get_table_names()
+        add(connection)
+        connection.execute(text(f"DELETE FROM {table} WHERE {removed}"))
+        assert connection.scalar(text(f"SELECT count(*) FROM {table}")) == rows
 
 
 def _alias_index(connection) -> list[dict]:
@@ -373,9 +380,5 @@ def test_the_record_count_is_filled_by_the_upgrade_kept_after_it_and_gone_with_a
     with db.engine.begin() as connection:
         kept = connection.scalar(text("SELECT sum(records) FROM metadata_counts"))
         assert kept == (2 if db.dialect == "postgresql" else None)  # SQLite counts the records (no triggers)
-    migrations.downgrade(db, "0017")
-    with db.engine.begin() as connection:
-        assert "metadata_counts" not in inspect(connection).get_table_names()
-        _add_records(connection, "10.5555/D")
-        connection.execute(text("DELETE FROM metadata_records WHERE doi_key = '10.5555/B'"))
-        assert connection.scalar(text("SELECT count(*) FROM metadata_records")) == 2
+    _gone_after_downgrade(db, "0017", "metadata_counts", lambda connection: _add_records(connection, "10.5555/D"),
+                          "metadata_records", "doi_key = '10.5555/B'", rows=2)
