@@ -75,7 +75,8 @@ class HandleValue(Base):
     __table_args__ = (
         # The HS_ALIAS values (index 3, ``handles.store.ALIAS_INDEX``) alone: the depositor report joins them to
         # a prefix's handles, which otherwise read every value of the agency to find the few aliases.
-        Index("ix_handle_values_alias", "handle_key", sqlite_where=text("idx = 3"), postgresql_where=text("idx = 3")),
+        Index("ix_handle_values_alias", "handle_key",
+              sqlite_where=text("idx = 3"), postgresql_where=text("idx = 3")),
         {"sqlite_with_rowid": False},  # as ``handles``: a handle's values are one range of one tree
     )
 

@@ -331,5 +331,6 @@ def build_scheduler(agency) -> BackgroundScheduler:
                       next_run_time=now, **once)
     scheduler.add_job(election.guard(run_count_fold_job), IntervalTrigger(seconds=COUNT_FOLD_SECONDS,
                                                                           timezone=timezone.utc),
-                      args=[agency], id=COUNT_FOLD_JOB, name="handle and record count folding", replace_existing=True, **once)
+                      args=[agency], id=COUNT_FOLD_JOB, name="handle and record count folding",
+                      replace_existing=True, **once)
     return scheduler

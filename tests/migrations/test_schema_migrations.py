@@ -342,8 +342,8 @@ def test_the_alias_index_holds_the_aliases_alone_and_goes_with_a_downgrade(db):
         connection.execute(text("INSERT INTO accounts (login, email, password_hash, created_at) "
                                 "VALUES ('a', 'a@example.org', 'x', CURRENT_TIMESTAMP)"))
         _add_handles(connection, "10.5555/A", "10.5555/B")
-        for key, idx, data in (("10.5555/a", 1, b"https://example.org/a"), ("10.5555/b", 1, b"https://example.org/b"),
-                               ("10.5555/a", 3, b"10.5555/B")):
+        for key, idx, data in (("10.5555/a", 1, b"https://example.org/a"),
+                               ("10.5555/b", 1, b"https://example.org/b"), ("10.5555/a", 3, b"10.5555/B")):
             connection.execute(text("INSERT INTO handle_values (handle_key, idx, type, data, ttl, timestamp) "
                                     "VALUES (:key, :idx, 'URL', :data, 86400, CURRENT_TIMESTAMP)"),
                                {"key": key, "idx": idx, "data": data})
