@@ -15,9 +15,8 @@ from __future__ import annotations
 from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session
 
+from agency.handles.counts import FOLD_AT  # rows a reader sums before it folds them, as for handle counts
 from agency.models import MetadataCount, MetadataRecord
-
-FOLD_AT = 64  # rows a reader sums before it folds them
 
 # One statement takes the rows and puts back their sum: rows that a load adds meanwhile are not in its snapshot
 # and stay; rows another fold holds are skipped, not waited for, so a reader's fold never waits or deadlocks.
