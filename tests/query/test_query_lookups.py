@@ -261,3 +261,27 @@ def test_postgresql_seeks_the_volume_in_the_index_and_reads_no_row_it_rules_out(
     # Every branch but "no volume in the line" (which the planner may scan here: all 300 rows share its keys).
     assert sum("Index Cond" in line and "volume_key" in line for line in plan) == 3, shown
     assert "Rows Removed by Filter" not in shown, shown
+
+
+def test_hostile_volumes_in_the_sought_rule_out_travel_as_data(svc):
+    """The author + year + page look-up carries the line's volume into every branch of its rule-out (PostgreSQL
+    seeks each in the index): quotes, SQL, an empty-looking volume and a very long one are values, never
+    syntax; they find nothing, spoil no other line, and change nothing stored."""
+    records = _same_citation(5, volume=lambda n: str(n + 1))
+    index(svc, records)
+    hostile = ["1' OR '1'='1", "'); DELETE FROM metadata_records; --", "\\", "%", "V" * 3000, "\u0000x", "null"]
+    every = sorted(r.doi for r in records)
+    for volume in hostile:  # a volume that keeps no letter or digit is no volume: nothing is ruled out
+        line = f"|Some Journal|Smith|{volume}||5|2001|||"
+        kept = QueryKeys.of(parse_line(1, line).query).volumes
+        assert _rows_for(svc, "author+year+page", line) == ([] if kept else every), volume
+    assert _rows_for(svc, "author+year+page", "|Some Journal|Smith|3||5|2001|||") == ["10.5555/same.2"]
+    good = "|Journal 2|Smith|3||5|2001||good|"
+    lines = [good] + [f"|Journal 2|Smith|{volume}||5|2001||k|" for volume in hostile] + [good]
+    outcomes = svc.queries.matcher.answer([parse_line(i, line) for i, line in enumerate(lines, 1)])
+    assert outcomes[0] == outcomes[-1] == Found("10.5555/same.2")
+    for volume, outcome in zip(hostile, outcomes[1:-1]):
+        kept = QueryKeys.of(parse_line(1, f"|Journal 2|Smith|{volume}||5|2001||k|").query).volumes
+        assert isinstance(outcome, NoMatch) if kept else outcome == Found("10.5555/same.2"), (volume, outcome)
+    with svc.db.engine.connect() as connection:
+        assert connection.execute(text("SELECT count(*) FROM metadata_records")).scalar() == 5
