@@ -4,7 +4,9 @@ Whole path: POST a generated batch to a running `agency serve` (started here),
 wait until the log is written and every handle committed, records/s.
 Floor, measured in the same run on the same kind of database: bare lxml parse
 + XSD validation + field extraction + one bulk insert of the same rows into the
-same handles table.
+same handles table. A second floor also writes every row the path must keep per
+record (URL value, record result, citation key) and a log line: the distance to it
+is agency's own work (checks, chunks, bookkeeping), the rest is storage.
 
     python bench/deposit.py                       # 10,000 records, SQLite
     python bench/deposit.py --database-url postgresql+psycopg://postgres@127.0.0.1:5432/test
@@ -30,7 +32,7 @@ from pathlib import Path
 
 import requests
 from lxml import etree
-from sqlalchemy import insert
+from sqlalchemy import func, insert
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -38,6 +40,7 @@ sys.path.insert(0, str(ROOT / "tests" / "e2e"))
 sys.path.insert(0, str(ROOT / "bench"))
 
 from agency.models.base import Base  # noqa: E402
+from agency.db import bulk_insert  # noqa: E402
 from agency.handles.doi_syntax import doi_key  # noqa: E402
 from agency.handles.store import version_of  # noqa: E402
 from agency.models import Handle  # noqa: E402
@@ -51,33 +54,96 @@ from scratch import scratch_database  # noqa: E402
 NAMESPACE = "http://www.crossref.org/schema/5.3.0"
 
 
-def floor(batch: Path, url: str) -> float:
-    """Seconds for parse + validate + extract + one bulk insert."""
+def scratch_engine(url: str):
+    """An engine on ``url`` with every table and one account (id 1) with one submission (id 1)."""
     from agency.db import make_engine
-
-    import agency.models  # noqa: F401  (every table, so foreign keys resolve)
-    from agency.models import Account
+    from agency.models import Account, Submission  # every table, so foreign keys resolve
 
     engine = make_engine(url)
     Base.metadata.create_all(engine)
+    now = utcnow()
     with engine.begin() as conn:
         conn.execute(insert(Account.__table__).values(id=1, login="floor", email="f@example.org", password_hash="x",
-                                                      created_at=utcnow()))
-    schema = SchemaCatalog(ROOT / "schemas").schema_for(NAMESPACE)
-    start = time.perf_counter()
+                                                      created_at=now))
+        conn.execute(insert(Submission.__table__).values(id=1, account_id=1, kind="deposit", operation="doMDUpload",
+                                                         status="processing", received_at=now))
+    return engine
+
+
+def deposit_schema() -> etree.XMLSchema:
+    """The compiled schema, outside the floors' timing (a running service has compiled it already)."""
+    return SchemaCatalog(ROOT / "schemas").schema_for(NAMESPACE)
+
+
+def valid_tree(batch: Path, schema: etree.XMLSchema) -> etree._ElementTree:
+    """The batch parsed whole by the hardened parser and validated by libxml2 (the floors' first step)."""
     with open(batch, "rb") as fh:
         tree = etree.parse(fh, hardened_parser())
     assert schema.validate(tree)
+    return tree
+
+
+def handle_row(doi: str, now) -> dict:
+    return {"key": doi_key(doi), "name": doi, "prefix": "10.5555", "version": version_of("20240101000000"),
+            "revision": 1, "account_id": 1, "submission_id": 1, "created_at": now, "updated_at": now}
+
+
+def floor(batch: Path, url: str) -> float:
+    """Seconds for parse + validate + extract + one bulk insert."""
+    engine, schema = scratch_engine(url), deposit_schema()
+    start = time.perf_counter()
+    tree = valid_tree(batch, schema)
     ns = {"c": NAMESPACE}
     now = utcnow()
     rows = []
     for doi_data in tree.iterfind(".//c:doi_data", ns):
-        doi = doi_data.findtext("c:doi", namespaces=ns)
-        rows.append({"key": doi_key(doi), "name": doi, "prefix": "10.5555", "version": version_of("20240101000000"),
-                     "revision": 1, "account_id": 1, "submission_id": 1, "created_at": now, "updated_at": now,
-                     "url": doi_data.findtext("c:resource", namespaces=ns)})
+        rows.append(handle_row(doi_data.findtext("c:doi", namespaces=ns), now))
+        doi_data.findtext("c:resource", namespaces=ns)  # extracted, as the path does, though this floor stores none
     with engine.begin() as conn:
-        conn.execute(insert(Handle.__table__), [{k: v for k, v in r.items() if k != "url"} for r in rows])
+        conn.execute(insert(Handle.__table__), rows)
+    elapsed = time.perf_counter() - start
+    engine.dispose()
+    return elapsed
+
+
+def stored_floor(batch: Path, url: str, log: Path) -> float:
+    """Seconds for the same parse + validate, an extraction of what the path stores, and one bulk insert
+    into each table a registered record writes (its handle, URL value, result and citation key), plus
+    its line in a log file: what the path must keep, with none of its checks, chunks or bookkeeping."""
+    from agency.models import CitationKey, HandleValue, RecordResult
+
+    engine, schema = scratch_engine(url), deposit_schema()
+    start = time.perf_counter()
+    tree = valid_tree(batch, schema)
+    ns = {"c": NAMESPACE}
+    now = utcnow()
+    handles, values, results, citations = [], [], [], []
+    for journal in tree.iterfind(".//c:journal", ns):
+        issn = journal.findtext("c:journal_metadata/c:issn", namespaces=ns)
+        volume = journal.findtext("c:journal_issue/c:journal_volume/c:volume", namespaces=ns)
+        issue = journal.findtext("c:journal_issue/c:issue", namespaces=ns)
+        for article in journal.iterfind("c:journal_article", ns):
+            row = handle_row(article.findtext("c:doi_data/c:doi", namespaces=ns), now)
+            handles.append(row)
+            values.append({"handle_key": row["key"],
+                           "data": article.findtext("c:doi_data/c:resource", namespaces=ns).encode()})
+            results.append({"seq": len(handles), "doi": row["name"]})
+            page = article.findtext("c:pages/c:first_page", namespaces=ns)
+            year = article.findtext("c:publication_date/c:year", namespaces=ns)
+            citations.append({"doi_key": row["key"], "key": f"{issn}|{volume}|{issue}|{page}|{year}",
+                              "doi": row["name"]})
+    with engine.begin() as conn:  # the handles as the floor above; the rest as the worker writes them
+        conn.execute(insert(Handle.__table__), handles)
+        bulk_insert(conn, HandleValue.__table__, values,
+                    constants={"idx": 1, "type": "URL", "ttl": 86400, "timestamp": func.current_timestamp()})
+        bulk_insert(conn, RecordResult.__table__, results, constants={
+            "submission_id": 1, "status": "Success", "message": "Successfully added", "outcome": "added"})
+        bulk_insert(conn, CitationKey.__table__, citations)
+    with open(log, "w", encoding="utf-8") as fh:
+        fh.writelines(f'<record_diagnostic status="Success"><doi>{r["doi"]}</doi>'
+                      f"<msg>Successfully added</msg></record_diagnostic>\n" for r in results)
+        fh.flush()
+        os.fsync(fh.fileno())
     elapsed = time.perf_counter() - start
     engine.dispose()
     return elapsed
@@ -131,13 +197,16 @@ def run(records: int, base_url: str | None) -> float:
         write_batch(batch, records)
         size = batch.stat().st_size / 1e6
         with scratch_database(base_url, folder / "floor.db") as floor_url, \
+                scratch_database(base_url, folder / "stored.db") as stored_url, \
                 scratch_database(base_url, folder / "path.db") as path_url:
             floor_s = floor(batch, floor_url)
             path_s, rss = whole_path(batch, records, path_url, folder)
+            stored_s = stored_floor(batch, stored_url, folder / "floor-log.xml")
     kind = "PostgreSQL" if base_url else "SQLite"
     print(f"{kind:10} {records:>7} records ({size:.0f} MB): whole path {records / path_s:8.0f} rec/s "
           f"({path_s:.2f} s), floor {records / floor_s:8.0f} rec/s ({floor_s:.2f} s), "
-          f"ratio {floor_s / path_s:.0%}, server peak RSS {rss:.0f} MB", flush=True)
+          f"ratio {floor_s / path_s:.0%}; floor writing every stored row {records / stored_s:8.0f} rec/s "
+          f"({stored_s:.2f} s), ratio {stored_s / path_s:.0%}; server peak RSS {rss:.0f} MB", flush=True)
     return path_s
 
 
